@@ -1,0 +1,77 @@
+"""Log-space reductions over particles: the one home of these in the library.
+
+Every function here reduces over the particle axis, which is dimension 0 of a ``[S, B]``
+tensor (``S`` particles for each of ``B`` data points). Nothing is ever reduced across the
+batch, and no raw log-weight is exponentiated.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+
+def logmeanexp(a: Tensor, dim: int = 0) -> Tensor:
+    """``log (1/S) Σ_s exp(a_s)`` along ``dim``: the importance-weighted bound ``L̂`` for
+    ``a = ℓ``. ``[S, B] → [B]``."""
+    return torch.logsumexp(a, dim=dim) - math.log(a.shape[dim])
+
+
+def normalized_weights(log_weight: Tensor, beta: float | Tensor = 1.0) -> Tensor:
+    """Self-normalised weights ``w̄_s(β) = softmax_s(β ℓ_s)``.
+
+    ``log_weight`` is ``[S, B]``; ``beta`` a scalar or a ``[K, 1, 1]`` tensor, giving ``[S, B]``
+    or ``[K, S, B]``. The softmax is over the particle axis (``-2``).
+    """
+    return torch.softmax(beta * log_weight, dim=-2)
+
+
+def effective_sample_size(log_weight: Tensor) -> Tensor:
+    """Kish's effective sample size ``1 / Σ_s w̄_s²`` of the importance weights, ``[S, B] → [B]``.
+
+    Computed as ``exp(2 logsumexp ℓ − logsumexp 2ℓ)``, which never exponentiates a raw ``ℓ``.
+    """
+    return torch.exp(2 * torch.logsumexp(log_weight, 0) - torch.logsumexp(2 * log_weight, 0))
+
+
+def leave_one_out_logsumexp(a: Tensor) -> Tensor:
+    """``log Σ_{t≠s} exp(a_t)`` for every ``s``, ``[S, B] → [S, B]``, in ``O(S·B)`` memory.
+
+    For ``s`` other than the arg-max ``m`` the sum contains ``exp(a_m − a_m) = 1``, so
+    ``Σ_t exp(a_t − a_m) − exp(a_s − a_m) ≥ 1`` loses no precision. For ``s = m`` that subtraction
+    could cancel catastrophically, so that one entry is a log-sum-exp with ``a_m`` masked out.
+    Needs ``S ≥ 2``.
+    """
+    if a.shape[0] < 2:
+        raise ValueError(f"a leave-one-out sum needs at least 2 particles, got {a.shape[0]}")
+    a_max, arg_max = a.max(dim=0, keepdim=True)
+    shifted = torch.exp(a - a_max)
+    others = torch.log(shifted.sum(0, keepdim=True) - shifted) + a_max
+    is_max = torch.zeros_like(a, dtype=torch.bool).scatter_(0, arg_max, True)
+    without_max = torch.logsumexp(a.masked_fill(is_max, -math.inf), dim=0, keepdim=True)
+    return torch.where(is_max, without_max.expand_as(a), others)
+
+
+class WeightedMean(NamedTuple):
+    """A self-normalised mean ``Σ_s softmax(a)_s v_s`` kept with its normaliser ``log Σ_s e^{a_s}``,
+    so that partial results over chunks of particles can be merged exactly (see :func:`merge`)."""
+
+    log_norm: Tensor
+    mean: Tensor
+
+
+def weighted_mean(log_unnormalized: Tensor, values: Tensor, dim: int = 0) -> WeightedMean:
+    """``(logsumexp a, Σ softmax(a) v)`` along ``dim`` for log-weights ``a`` and values ``v``."""
+    log_norm = torch.logsumexp(log_unnormalized, dim=dim)
+    weights = torch.exp(log_unnormalized - log_norm.unsqueeze(dim))
+    return WeightedMean(log_norm, (weights * values).sum(dim))
+
+
+def merge(a: WeightedMean, b: WeightedMean) -> WeightedMean:
+    """Combine two chunks' :class:`WeightedMean` into that of their union, exactly."""
+    log_norm = torch.logaddexp(a.log_norm, b.log_norm)
+    mean = a.mean * torch.exp(a.log_norm - log_norm) + b.mean * torch.exp(b.log_norm - log_norm)
+    return WeightedMean(log_norm, mean)

@@ -1,0 +1,84 @@
+"""Partitions ``0 = β_0 < β_1 < … < β_K = 1`` of the unit interval for thermodynamic integration.
+
+A partition is a 1-D float64 tensor of ``K + 1`` points. Fixed schedules (MATH.md, "Schedules"):
+
+- ``linear``: ``β_k = k / K``;
+- ``log``: ``β_0 = 0`` and ``β_1 … β_K`` log-spaced from ``beta1`` to 1, i.e.
+  ``β_k = beta1^((K − k) / (K − 1))``;
+- for ``K = 1`` every schedule gives ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+SCHEDULES = ("log", "linear")
+
+
+def partition(
+    K: int | Sequence[float] | Tensor,
+    schedule: str = "log",
+    beta1: float = 0.1,
+) -> Tensor:
+    """The ``K + 1`` points of a partition, as a float64 tensor ``[K + 1]``.
+
+    ``K`` is either the number of intervals (then ``schedule`` and ``beta1`` say where the points
+    go) or a user-given sequence of points, which is validated and returned as it is.
+
+    >>> partition(3, "linear")
+    tensor([0.0000, 0.3333, 0.6667, 1.0000], dtype=torch.float64)
+
+    Raises ``ValueError`` naming the problem for ``K < 1``, an unknown schedule, ``beta1`` outside
+    ``(0, 1)``, or a sequence that does not rise strictly from 0 to 1.
+    """
+    if not isinstance(K, int | float) or isinstance(K, bool):
+        return validate(K)
+    if K != int(K) or K < 1:
+        raise ValueError(f"K (the number of intervals) must be an integer ≥ 1, got {K!r}")
+    K = int(K)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}")
+    if not (isinstance(beta1, int | float) and 0.0 < beta1 < 1.0):
+        raise ValueError(f"beta1 must lie strictly between 0 and 1, got {beta1!r}")
+    if K == 1:
+        return torch.tensor([0.0, 1.0], dtype=torch.float64)
+    if schedule == "linear":
+        return torch.linspace(0.0, 1.0, K + 1, dtype=torch.float64)
+    exponents = torch.linspace(math.log10(beta1), 0.0, K, dtype=torch.float64)
+    points = torch.cat([torch.zeros(1, dtype=torch.float64), 10.0**exponents])
+    points[-1] = 1.0
+    return points
+
+
+def validate(points: Sequence[float] | Tensor) -> Tensor:
+    """Check a user-given partition and return it as a float64 tensor ``[K + 1]``.
+
+    Valid: one dimension, at least two points, finite, first point 0, last point 1, strictly
+    increasing. Anything else raises ``ValueError`` naming the offending value.
+    """
+    try:
+        beta = torch.as_tensor(points, dtype=torch.float64).detach().cpu()
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ValueError(f"a partition must be a sequence of numbers, got {points!r}") from error
+    if beta.dim() != 1 or beta.numel() < 2:
+        raise ValueError(
+            f"a partition must be a 1-D sequence of at least 2 points, got shape {list(beta.shape)}"
+        )
+    if not torch.isfinite(beta).all():
+        raise ValueError(f"a partition must be finite, got {beta.tolist()}")
+    if beta[0] != 0.0:
+        raise ValueError(f"a partition must start at 0, got first point {beta[0].item()}")
+    if beta[-1] != 1.0:
+        raise ValueError(f"a partition must end at 1, got last point {beta[-1].item()}")
+    steps = beta[1:] - beta[:-1]
+    if (steps <= 0).any():
+        k = int(torch.nonzero(steps <= 0)[0])
+        raise ValueError(
+            "a partition must be strictly increasing, got "
+            f"β_{k} = {beta[k].item()} followed by β_{k + 1} = {beta[k + 1].item()}"
+        )
+    return beta.clone()
