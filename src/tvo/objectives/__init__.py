@@ -1,0 +1,45 @@
+"""Objectives, one module per family; each has a pure function and a model-level class."""
+
+from tvo.objectives.base import Objective, Output, Terms
+from tvo.objectives.elbo import ELBO, VAE, elbo, vae
+from tvo.objectives.iwae import IWAE, VIMCO, Reinforce, iwae, reinforce, vimco
+from tvo.objectives.tvo import TVO, TVOTerms, integration_weights, tvo
+from tvo.objectives.wake_sleep import RWS, InferenceCompilation, WakeSleep, rws, sleep_phi
+
+OBJECTIVES = {
+    "tvo": TVO,
+    "elbo": ELBO,
+    "vae": VAE,
+    "iwae": IWAE,
+    "reinforce": Reinforce,
+    "vimco": VIMCO,
+    "rws": RWS,
+    "ws": WakeSleep,
+    "ic": InferenceCompilation,
+}
+
+__all__ = [
+    "ELBO",
+    "IWAE",
+    "OBJECTIVES",
+    "RWS",
+    "TVO",
+    "VAE",
+    "VIMCO",
+    "InferenceCompilation",
+    "Objective",
+    "Output",
+    "Reinforce",
+    "TVOTerms",
+    "Terms",
+    "WakeSleep",
+    "elbo",
+    "integration_weights",
+    "iwae",
+    "reinforce",
+    "rws",
+    "sleep_phi",
+    "tvo",
+    "vae",
+    "vimco",
+]

@@ -1,0 +1,38 @@
+"""Shared helpers for the statistical tests.
+
+A Monte Carlo test compares the mean of ``R`` independent draws of an estimator with an exact
+answer: each component must lie within ``z`` standard errors plus a small allowance for the
+estimator's known bias (self-normalised estimators are biased at ``O(1/S)``). Each test also runs
+a wrong estimator through the same check and requires it to fail, so the check can fail.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def flat_grad(scalar: torch.Tensor, params) -> torch.Tensor:
+    """The gradient of ``scalar`` w.r.t. ``params``, flattened into one vector."""
+    grads = torch.autograd.grad(scalar, list(params), allow_unused=True)
+    return torch.cat(
+        [torch.zeros_like(p).flatten() if g is None else g.flatten() for g, p in zip(grads, params)]
+    )
+
+
+def deviation(draws: torch.Tensor, exact: torch.Tensor, atol: float) -> float:
+    """The largest ``|mean − exact| / (SE + atol)`` over components; ``draws`` is ``[R, P]``."""
+    mean = draws.mean(0)
+    standard_error = draws.std(0) / draws.shape[0] ** 0.5
+    return ((mean - exact).abs() / (standard_error + atol)).max().item()
+
+
+def assert_unbiased(draws, exact, atol: float, z: float = 4.0) -> None:
+    """Mean of ``draws`` within ``z`` standard errors (+ ``atol``) of ``exact``, per component."""
+    score = deviation(draws, exact, atol)
+    assert score < z, f"estimator mean is {score:.1f} (SE + atol) from the exact answer (limit {z})"
+
+
+def assert_biased(draws, exact, atol: float, z: float = 4.0) -> None:
+    """The negative control: a wrong estimator must fail :func:`assert_unbiased`."""
+    score = deviation(draws, exact, atol)
+    assert score > z, f"the check could not tell a wrong estimator apart ({score:.1f} ≤ {z})"
