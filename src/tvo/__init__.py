@@ -1,0 +1,57 @@
+"""tvo: the thermodynamic variational objective and its family for deep generative models.
+
+The public API, by name:
+
+- partitions: :func:`partition`;
+- objectives (call as ``objective(model, x, num_particles)``): :class:`TVO`, :class:`ELBO`,
+  :class:`VAE`, :class:`IWAE`, :class:`Reinforce`, :class:`VIMCO`, :class:`RWS`,
+  :class:`WakeSleep`, :class:`InferenceCompilation`;
+- pure functions on ``[S, B]`` log-weights: :mod:`tvo.functional`;
+- models: :class:`Model` (the convenience base class) and :mod:`tvo.models`;
+- evaluation: :func:`estimate` and the exact answers in :mod:`tvo.evaluate`.
+"""
+
+from tvo import functional
+from tvo.evaluate import Evaluation, estimate, exact_log_marginal, exact_tvo
+from tvo.models import GenerativeModel, Model
+from tvo.objectives import (
+    ELBO,
+    IWAE,
+    OBJECTIVES,
+    RWS,
+    TVO,
+    VAE,
+    VIMCO,
+    InferenceCompilation,
+    Objective,
+    Output,
+    Reinforce,
+    WakeSleep,
+)
+from tvo.partitions import partition
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ELBO",
+    "IWAE",
+    "OBJECTIVES",
+    "RWS",
+    "TVO",
+    "VAE",
+    "VIMCO",
+    "Evaluation",
+    "GenerativeModel",
+    "InferenceCompilation",
+    "Model",
+    "Objective",
+    "Output",
+    "Reinforce",
+    "WakeSleep",
+    "__version__",
+    "estimate",
+    "exact_log_marginal",
+    "exact_tvo",
+    "functional",
+    "partition",
+]

@@ -1,0 +1,96 @@
+"""The model protocol: what an objective needs from a generative model and its inference network.
+
+A model is a ``torch.nn.Module`` holding both ``p_θ(x, z) = p_θ(z) p_θ(x | z)`` and
+``q_φ(z | x)``, with four methods. ``x`` is ``[B, D]``; a latent value ``z`` is whatever the
+model likes (a tensor, a tuple of tensors for layered latents) with leading dims ``[*, B]``:
+``[S, B]`` for particles, ``[N]`` for ``N`` model samples. Log-densities come back with exactly
+those leading dims.
+
+- ``sample_guide(x, num_particles, reparameterize=False) → (z, log_q)``: ``S`` particles from
+  ``q(z | x)``, ``z`` ``[S, B, …]`` and ``log q(z | x)`` ``[S, B]`` (differentiable in φ); ``z`` is
+  detached unless ``reparameterize``.
+- ``log_guide(x, z) → log q(z | x)``.
+- ``log_joint(x, z) → log p(x, z)`` (differentiable in θ).
+- ``sample(num_samples) → (z, x)``: exact joint samples from the model, ``[N, …]`` and ``[N, D]``.
+- ``has_rsample``: whether ``reparameterize=True`` is possible (continuous latents).
+
+:class:`Model` implements all four from three ``torch.distributions`` objects, which is the
+quickest way to bring your own model.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Distribution
+
+
+@runtime_checkable
+class GenerativeModel(Protocol):
+    """The protocol every objective relies on (see the module docstring)."""
+
+    has_rsample: bool
+
+    def sample_guide(
+        self, x: Tensor, num_particles: int, reparameterize: bool = False
+    ) -> tuple[Any, Tensor]: ...
+
+    def log_guide(self, x: Tensor, z: Any) -> Tensor: ...
+
+    def log_joint(self, x: Tensor, z: Any) -> Tensor: ...
+
+    def sample(self, num_samples: int) -> tuple[Any, Tensor]: ...
+
+
+class Model(nn.Module):
+    """A model given by three distributions; subclasses implement:
+
+    - ``prior()``: ``p(z)``, event shape = one latent (e.g. ``Independent(Bernoulli(...), 1)``);
+    - ``likelihood(z)``: ``p(x | z)``, batch shape = ``z``'s leading dims, event shape = one ``x``;
+    - ``guide(x)``: ``q(z | x)`` with batch shape ``[B]``, event shape = one latent;
+
+    and set ``has_rsample = True`` if ``guide(x).rsample`` exists (continuous latents).
+    Optionally ``enumerate_latents()`` returns every value of a discrete latent, ``[N, …]``,
+    for the exact answers of :mod:`tvo.evaluate`.
+    """
+
+    has_rsample: bool = False
+
+    def prior(self) -> Distribution:
+        raise NotImplementedError
+
+    def likelihood(self, z: Tensor) -> Distribution:
+        raise NotImplementedError
+
+    def guide(self, x: Tensor) -> Distribution:
+        raise NotImplementedError
+
+    def enumerate_latents(self) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} cannot enumerate its latents")
+
+    def sample_guide(
+        self, x: Tensor, num_particles: int, reparameterize: bool = False
+    ) -> tuple[Tensor, Tensor]:
+        q = self.guide(x)
+        if reparameterize:
+            if not self.has_rsample:
+                raise ValueError(
+                    f"{type(self).__name__} has no reparameterisable latents (has_rsample=False)"
+                )
+            z = q.rsample((num_particles,))
+        else:
+            z = q.sample((num_particles,))
+        return z, q.log_prob(z)
+
+    def log_guide(self, x: Tensor, z: Tensor) -> Tensor:
+        return self.guide(x).log_prob(z)
+
+    def log_joint(self, x: Tensor, z: Tensor) -> Tensor:
+        return self.prior().log_prob(z) + self.likelihood(z).log_prob(x)
+
+    @torch.no_grad()
+    def sample(self, num_samples: int) -> tuple[Tensor, Tensor]:
+        z = self.prior().sample((num_samples,))
+        return z, self.likelihood(z).sample()

@@ -1,0 +1,130 @@
+"""Small models with exact answers, for tests and examples.
+
+- :class:`DiscreteToy`: a one-layer sigmoid belief network with a few binary latents and binary
+  pixels; ``z`` and ``x`` can both be enumerated, so ``log p(x)``, ``g(β)``, the bounds and every
+  gradient are exact sums.
+- :class:`LinearGaussian`: ``z ~ N(0, I)``, ``x | z ~ N(W z + b, σ² I)``, with a Gaussian guide;
+  the marginal, the posterior, the ELBO and ``KL(p(z|x) ‖ q)`` are closed forms.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Bernoulli, Independent, MultivariateNormal, Normal
+
+from tvo.models.base import Model
+
+
+def _parameter(generator: torch.Generator, *shape: int, scale: float = 1.0) -> nn.Parameter:
+    return nn.Parameter(scale * torch.randn(*shape, generator=generator))
+
+
+def binary_grid(n: int) -> Tensor:
+    """Every vector in ``{0, 1}^n``, ``[2^n, n]``, in lexicographic order."""
+    return torch.tensor(list(itertools.product((0.0, 1.0), repeat=n)))
+
+
+class DiscreteToy(Model):
+    """``z ∈ {0,1}^d ~ Bernoulli(σ(a))``, ``x ∈ {0,1}^D | z ~ Bernoulli(σ(W z + b))``,
+    ``q(z | x) = Bernoulli(σ(A x + c))``, all factorised. Parameters drawn from ``seed``."""
+
+    has_rsample = False
+
+    def __init__(self, num_latents: int = 3, num_observed: int = 4, seed: int = 0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.num_latents, self.num_observed = num_latents, num_observed
+        self.prior_logits = _parameter(g, num_latents)
+        self.decoder_weight = _parameter(g, num_observed, num_latents, scale=2.0)
+        self.decoder_bias = _parameter(g, num_observed)
+        self.encoder_weight = _parameter(g, num_latents, num_observed)
+        self.encoder_bias = _parameter(g, num_latents)
+
+    def prior(self):
+        return Independent(Bernoulli(logits=self.prior_logits), 1)
+
+    def likelihood(self, z):
+        return Independent(Bernoulli(logits=z @ self.decoder_weight.T + self.decoder_bias), 1)
+
+    def guide(self, x):
+        return Independent(Bernoulli(logits=x @ self.encoder_weight.T + self.encoder_bias), 1)
+
+    def enumerate_latents(self) -> Tensor:
+        return binary_grid(self.num_latents).to(self.prior_logits)
+
+    def enumerate_observations(self) -> Tensor:
+        """Every ``x``, ``[2^D, D]``."""
+        return binary_grid(self.num_observed).to(self.prior_logits)
+
+
+class LinearGaussian(Model):
+    """``z ~ N(0, I_d)``, ``x | z ~ N(W z + b, σ² I_D)``, ``q(z | x) = N(A x + c, diag(s²))``.
+
+    θ = (W, b, log σ), φ = (A, c, log s). Closed forms: :meth:`marginal`, :meth:`posterior`,
+    :meth:`exact_elbo`, :meth:`exact_kl_posterior_guide`, all differentiable.
+    """
+
+    has_rsample = True
+
+    def __init__(self, latent_dim: int = 2, obs_dim: int = 3, seed: int = 0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.latent_dim, self.obs_dim = latent_dim, obs_dim
+        self.weight = _parameter(g, obs_dim, latent_dim)
+        self.bias = _parameter(g, obs_dim)
+        self.log_sigma = nn.Parameter(torch.tensor(-0.5))
+        self.encoder_weight = _parameter(g, latent_dim, obs_dim, scale=0.3)
+        self.encoder_bias = _parameter(g, latent_dim, scale=0.3)
+        self.encoder_log_scale = nn.Parameter(torch.full((latent_dim,), -0.5))
+        self.register_buffer("zeros", torch.zeros(latent_dim))
+
+    def prior(self):
+        return Independent(Normal(self.zeros, torch.ones_like(self.zeros)), 1)
+
+    def likelihood(self, z):
+        return Independent(Normal(z @ self.weight.T + self.bias, self.log_sigma.exp()), 1)
+
+    def guide(self, x):
+        loc = x @ self.encoder_weight.T + self.encoder_bias
+        return Independent(Normal(loc, self.encoder_log_scale.exp().expand_as(loc)), 1)
+
+    def marginal(self) -> MultivariateNormal:
+        """``p(x) = N(b, W Wᵀ + σ² I)``."""
+        eye = torch.eye(self.obs_dim, dtype=self.weight.dtype, device=self.weight.device)
+        covariance = self.weight @ self.weight.T + self.log_sigma.exp() ** 2 * eye
+        return MultivariateNormal(self.bias, covariance)
+
+    def posterior(self, x: Tensor) -> MultivariateNormal:
+        """``p(z | x) = N(Σ Wᵀ (x − b) / σ², Σ)`` with ``Σ = (I + Wᵀ W / σ²)⁻¹``, batch ``[B]``."""
+        precision_noise = self.log_sigma.exp() ** -2
+        eye = torch.eye(self.latent_dim, dtype=self.weight.dtype, device=self.weight.device)
+        covariance = torch.linalg.inv(eye + precision_noise * self.weight.T @ self.weight)
+        mean = precision_noise * (x - self.bias) @ self.weight @ covariance
+        return MultivariateNormal(mean, covariance)
+
+    def exact_elbo(self, x: Tensor) -> Tensor:
+        """``E_q[log p(x, z) − log q(z | x)]`` in closed form, ``[B]``."""
+        q = self.guide(x)
+        mean, var = q.mean, q.variance  # [B, d]
+        sigma2 = self.log_sigma.exp() ** 2
+        residual = x - mean @ self.weight.T - self.bias
+        trace_likelihood = (var * (self.weight**2).sum(0)).sum(-1)  # tr(W diag(var) Wᵀ)
+        expected_log_likelihood = -0.5 * (
+            self.obs_dim * torch.log(2 * torch.pi * sigma2)
+            + ((residual**2).sum(-1) + trace_likelihood) / sigma2
+        )
+        expected_log_prior = -0.5 * (
+            self.latent_dim * torch.log(torch.tensor(2 * torch.pi, dtype=x.dtype))
+            + (mean**2).sum(-1)
+            + var.sum(-1)
+        )
+        return expected_log_likelihood + expected_log_prior + q.entropy()
+
+    def exact_kl_posterior_guide(self, x: Tensor) -> Tensor:
+        """``KL(p(z | x) ‖ q(z | x))``, ``[B]``: what wake-φ and sleep-φ descend."""
+        q = self.guide(x)
+        q_full = MultivariateNormal(q.mean, scale_tril=torch.diag_embed(q.stddev))
+        return torch.distributions.kl_divergence(self.posterior(x), q_full)
