@@ -75,8 +75,12 @@ def estimate(
 
 def exact_log_weights(model, x: Tensor) -> tuple[Tensor, Tensor]:
     """``log p(x, z)`` and ``log q(z | x)`` for every latent value, each ``[N, B]``."""
-    z = model.enumerate_latents()
-    z = z.unsqueeze(1).expand(z.shape[0], x.shape[0], *z.shape[1:])
+    z = model.enumerate_latents()  # a tensor [N, …] or a tuple of them (layered latents)
+
+    def beside_batch(v: Tensor) -> Tensor:
+        return v.unsqueeze(1).expand(v.shape[0], x.shape[0], *v.shape[1:])
+
+    z = tuple(map(beside_batch, z)) if isinstance(z, tuple) else beside_batch(z)
     return model.log_joint(x, z), model.log_guide(x, z)
 
 

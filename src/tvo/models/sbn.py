@@ -1,0 +1,136 @@
+"""Sigmoid belief networks: the discrete models of the TVO paper (and of VIMCO and REBAR).
+
+Generative model with ``L`` stochastic layers of binary units, top layer ``z_L``:
+
+    p(z_L) = Bernoulli(σ(a)),   p(z_{l−1} | z_l) = Bernoulli(σ(f_l(±z_l))),
+    p(x | z_1) = Bernoulli(σ(f_0(±z_1)))
+
+where ``±z = 2z − 1`` maps binary inputs to ±1 and ``f`` is affine (``linear_L``) or, for
+``non_linear``, two tanh layers of 200 units then affine. The inference network mirrors it from
+the pixels up: ``q(z_1 | x) q(z_2 | z_1) … q(z_L | z_{L−1})`` with the same kind of maps.
+The output bias starts at ``logit(mean pixel)``, the mean clamped to ``[1e-4, 1 − 1e-4]``.
+
+Latents are a tuple ``(z_1, …, z_L)``, each ``[*, B, units]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Bernoulli, Independent
+
+
+def output_bias(data_mean: Tensor | None, pixels: int) -> Tensor:
+    """``logit(clamp(mean, 1e-4, 1 − 1e-4))``, ``[pixels]``; zeros without a mean."""
+    if data_mean is None:
+        return torch.zeros(pixels)
+    mean = torch.as_tensor(data_mean, dtype=torch.float32).flatten()
+    if mean.numel() != pixels:
+        raise ValueError(f"data_mean has {mean.numel()} values but the model has {pixels} pixels")
+    return torch.logit(mean.clamp(1e-4, 1 - 1e-4))
+
+
+def mlp(sizes: Sequence[int]) -> nn.Sequential:
+    """Affine maps between ``sizes``, with tanh between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(nn.Tanh())
+    return nn.Sequential(*layers)
+
+
+def bernoulli(logits: Tensor) -> Independent:
+    return Independent(Bernoulli(logits=logits), 1)
+
+
+def signed(z: Tensor) -> Tensor:
+    """Binary ``{0, 1}`` to ``{−1, +1}``."""
+    return 2 * z - 1
+
+
+class SBN(nn.Module):
+    """A sigmoid belief network with its mirrored inference network.
+
+    Args:
+        latents: units per stochastic layer, bottom (next to the pixels) first, e.g.
+            ``(200, 200, 200)`` for ``linear_3``.
+        pixels: number of observed binary units.
+        hidden: tanh units between consecutive stochastic layers (``()`` for affine maps;
+            ``(200, 200)`` for ``non_linear``).
+        data_mean: mean training image, to initialise the output bias.
+    """
+
+    has_rsample = False
+
+    def __init__(
+        self,
+        latents: Sequence[int] = (200,),
+        pixels: int = 784,
+        hidden: Sequence[int] = (),
+        data_mean: Tensor | None = None,
+    ):
+        super().__init__()
+        if not latents or any(int(n) < 1 for n in latents) or pixels < 1:
+            raise ValueError(f"an SBN needs ≥ 1 layer of ≥ 1 units, got latents={latents!r}")
+        self.latents, self.pixels, self.hidden = tuple(latents), pixels, tuple(hidden)
+        below = (pixels, *self.latents[:-1])  # what each layer generates
+        self.prior_logits = nn.Parameter(torch.zeros(self.latents[-1]))
+        self.decoders = nn.ModuleList(
+            mlp((n, *self.hidden, m)) for n, m in zip(self.latents, below)
+        )
+        self.encoders = nn.ModuleList(
+            mlp((m, *self.hidden, n)) for n, m in zip(self.latents, below)
+        )
+        with torch.no_grad():
+            self.decoders[0][-1].bias.copy_(output_bias(data_mean, pixels))
+
+    def _guide_layers(self, x: Tensor, z: Sequence[Tensor]):
+        """``q(z_l | z_{l−1})`` for each layer, given the layers below (``z_0 = x``)."""
+        inputs = (x, *z[:-1])
+        return [bernoulli(enc(signed(v))) for enc, v in zip(self.encoders, inputs)]
+
+    def sample_guide(self, x: Tensor, num_particles: int, reparameterize: bool = False):
+        if reparameterize:
+            raise ValueError("SBN has binary latents: they cannot be reparameterised")
+        z, log_q = [], 0.0
+        below = signed(x)
+        for depth, encoder in enumerate(self.encoders):
+            q = bernoulli(encoder(below))
+            sample = q.sample((num_particles,) if depth == 0 else ())
+            log_q = log_q + q.log_prob(sample)
+            z.append(sample)
+            below = signed(sample)
+        return tuple(z), log_q
+
+    def log_guide(self, x: Tensor, z: Sequence[Tensor]) -> Tensor:
+        return sum(q.log_prob(v) for q, v in zip(self._guide_layers(x, z), z))
+
+    def log_joint(self, x: Tensor, z: Sequence[Tensor]) -> Tensor:
+        log_p = bernoulli(self.prior_logits).log_prob(z[-1])
+        below = (x, *z[:-1])
+        for decoder, above, target in zip(self.decoders, z, below):
+            log_p = log_p + bernoulli(decoder(signed(above))).log_prob(target)
+        return log_p
+
+    @torch.no_grad()
+    def sample(self, num_samples: int):
+        z = [bernoulli(self.prior_logits).sample((num_samples,))]
+        for decoder in reversed(self.decoders[1:]):
+            z.insert(0, bernoulli(decoder(signed(z[0]))).sample())
+        x = bernoulli(self.decoders[0](signed(z[0]))).sample()
+        return tuple(z), x
+
+    def enumerate_latents(self) -> tuple[Tensor, ...]:
+        """Every joint value of all layers, as a tuple of ``[N, units]`` (tiny networks only)."""
+        total = sum(self.latents)
+        if total > 20:
+            raise ValueError(f"enumerating {total} binary latents (2^{total} values) is too many")
+        grid = (torch.arange(2**total).unsqueeze(1) >> torch.arange(total - 1, -1, -1)) & 1
+        grid = grid.to(self.prior_logits)
+        return tuple(torch.split(grid, self.latents, dim=1))
+
+    def extra_repr(self) -> str:
+        return f"latents={self.latents}, pixels={self.pixels}, hidden={self.hidden}"

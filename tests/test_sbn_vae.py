@@ -1,0 +1,125 @@
+"""The paper's models: normalisation by enumeration, architecture, initialisation."""
+
+import pytest
+import torch
+
+import tvo
+from tvo.evaluate import exact_log_weights
+from tvo.models import MODELS, SBN, GaussianVAE, create
+from tvo.models.toy import binary_grid
+
+from conftest import flat_grad
+
+TINY_SBNS = {
+    "linear_2": lambda: SBN((2, 3), pixels=4),
+    "non_linear": lambda: SBN((3,), pixels=4, hidden=(5, 5)),
+}
+
+
+@pytest.mark.parametrize("make", TINY_SBNS.values(), ids=TINY_SBNS.keys())
+def test_tiny_sbn_is_normalised(make):
+    torch.manual_seed(0)
+    model = make().double()
+    for p in model.parameters():  # away from the zero initialisation
+        torch.nn.init.normal_(p)
+    xs = binary_grid(4).double()  # every x
+    log_p, log_q = exact_log_weights(model, xs)  # [2^latents, 16]
+    torch.testing.assert_close(torch.logsumexp(log_q, 0), torch.zeros(16, dtype=torch.float64))
+    total = torch.logsumexp(log_p.flatten(), 0)
+    torch.testing.assert_close(total, torch.zeros((), dtype=torch.float64))
+
+
+def test_sbn_maps_binary_inputs_to_plus_minus_one():
+    torch.manual_seed(1)
+    model = SBN((3,), pixels=4)
+    for p in model.parameters():
+        torch.nn.init.normal_(p)
+    x = torch.tensor([[1.0, 0.0, 1.0, 1.0]])
+    z = (torch.tensor([[[0.0, 1.0, 1.0]]]),)
+    decoder, encoder = model.decoders[0][0], model.encoders[0][0]
+    sz, sx = 2 * z[0] - 1, 2 * x - 1
+    expected_p = torch.distributions.Bernoulli(logits=model.prior_logits).log_prob(z[0]).sum(
+        -1
+    ) + torch.distributions.Bernoulli(logits=sz @ decoder.weight.T + decoder.bias).log_prob(x).sum(
+        -1
+    )
+    expected_q = (
+        torch.distributions.Bernoulli(logits=sx @ encoder.weight.T + encoder.bias)
+        .log_prob(z[0])
+        .sum(-1)
+    )
+    torch.testing.assert_close(model.log_joint(x, z), expected_p)
+    torch.testing.assert_close(model.log_guide(x, z), expected_q)
+
+
+def test_sbn_particles_and_samples():
+    model = SBN((6, 5, 4), pixels=7)
+    x = torch.bernoulli(torch.full((3, 7), 0.3))
+    z, log_q = model.sample_guide(x, 11)
+    assert [v.shape for v in z] == [(11, 3, 6), (11, 3, 5), (11, 3, 4)]
+    torch.testing.assert_close(log_q, model.log_guide(x, z))
+    assert model.log_joint(x, z).shape == (11, 3)
+    z_model, x_model = model.sample(9)
+    assert [v.shape for v in z_model] == [(9, 6), (9, 5), (9, 4)] and x_model.shape == (9, 7)
+    assert set(x_model.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_output_bias_starts_at_the_clamped_logit_of_the_data_mean():
+    mean = torch.tensor([0.0, 0.5, 0.9, 1.0])
+    expected = torch.logit(torch.tensor([1e-4, 0.5, 0.9, 1 - 1e-4]))
+    assert torch.allclose(SBN((3,), 4, data_mean=mean).decoders[0][-1].bias, expected)
+    assert torch.allclose(GaussianVAE(2, 4, (5,), data_mean=mean).decoder[-1].bias, expected)
+    with pytest.raises(ValueError, match="data_mean has 3 values but the model has 4 pixels"):
+        SBN((3,), 4, data_mean=torch.zeros(3))
+
+
+def layer_shapes(module):
+    return [(m.in_features, m.out_features) for m in module if isinstance(m, torch.nn.Linear)]
+
+
+def test_named_models_have_the_papers_architecture():
+    linear_3 = create("linear_3")
+    assert [layer_shapes(d) for d in linear_3.decoders] == [
+        [(200, 784)],
+        [(200, 200)],
+        [(200, 200)],
+    ]
+    assert [layer_shapes(e) for e in linear_3.encoders] == [
+        [(784, 200)],
+        [(200, 200)],
+        [(200, 200)],
+    ]
+    non_linear = create("non_linear")
+    assert layer_shapes(non_linear.decoders[0]) == [(200, 200), (200, 200), (200, 784)]
+    assert layer_shapes(non_linear.encoders[0]) == [(784, 200), (200, 200), (200, 200)]
+    assert sum(isinstance(m, torch.nn.Tanh) for m in non_linear.decoders[0]) == 2
+    gaussian = create("gaussian")
+    assert layer_shapes(gaussian.encoder) == [(784, 200), (200, 200), (200, 100)]
+    assert layer_shapes(gaussian.decoder) == [(50, 200), (200, 200), (200, 784)]
+    assert gaussian.has_rsample and not linear_3.has_rsample
+    assert [len(create(f"linear_{k}").latents) for k in (1, 2, 3)] == [1, 2, 3]
+
+
+def test_unknown_model_name():
+    with pytest.raises(ValueError, match="unknown model 'linear_4': expected one of linear_1"):
+        create("linear_4")
+
+
+OBJECTIVES = [tvo.TVO(K=3), tvo.ELBO(), tvo.Reinforce(), tvo.VIMCO(), tvo.RWS(), tvo.WakeSleep(),
+              tvo.InferenceCompilation(), tvo.VAE(), tvo.IWAE()]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("objective", OBJECTIVES, ids=repr)
+def test_every_model_with_every_objective_that_applies(name, objective):
+    torch.manual_seed(0)
+    pixels = 784 if name in ("linear_1", "linear_2", "linear_3", "non_linear", "gaussian") else 4
+    model = create(name, pixels=pixels)
+    x = torch.bernoulli(torch.full((3, pixels), 0.3))
+    if objective.reparameterized and not model.has_rsample:
+        with pytest.raises(ValueError, match="pathwise"):
+            objective(model, x, 4)
+        return
+    out = objective(model, x, 4)
+    grad = flat_grad(out.loss, list(model.parameters()))
+    assert torch.isfinite(out.loss) and torch.isfinite(grad).all() and grad.abs().max() > 0
