@@ -22,4 +22,17 @@ if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
     "$VENV/bin/python" -m pip install --quiet torch==2.13.0
 fi
 "$VENV/bin/python" -m pip install --quiet -e '.[dev]'
+
+# Fashion-MNIST ships as Debian's dataset-fashion-mnist; install it where we can (root with
+# apt-get), and otherwise say how: only that dataset needs it.
+FASHION=/usr/share/datasets/fashion-mnist
+if [ ! -d "$FASHION" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "setup: installing Debian's dataset-fashion-mnist"
+        (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 \
+            || echo "setup: could not install dataset-fashion-mnist (only fashion-mnist needs it)"
+    else
+        echo "setup: for fashion-mnist, install Debian's dataset-fashion-mnist (or pass --root)"
+    fi
+fi
 "$VENV/bin/python" -c 'import torch, tvo; print(f"setup: tvo {tvo.__version__}, torch {torch.__version__}")'
