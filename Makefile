@@ -11,7 +11,7 @@ $(PY): pyproject.toml scripts/setup.sh
 setup: $(PY)
 
 demo: $(PY)
-	$(PY) examples/quickstart.py
+	$(PY) examples/mnist_sbn.py
 
 lint: $(PY)
 	$(PY) -m ruff check src tests examples

