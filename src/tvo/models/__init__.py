@@ -26,6 +26,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "linear_gaussian": lambda pixels, data_mean: LinearGaussian(latent_dim=2, obs_dim=pixels),
 }
 
+CONTINUOUS = ("gaussian", "linear_gaussian")  # the models with reparameterisable latents
+
 
 def create(name: str, pixels: int = 784, data_mean=None) -> nn.Module:
     """The model called ``name`` for ``pixels``-dimensional data, its output bias set from
@@ -36,6 +38,7 @@ def create(name: str, pixels: int = 784, data_mean=None) -> nn.Module:
 
 
 __all__ = [
+    "CONTINUOUS",
     "MODELS",
     "SBN",
     "DiscreteToy",

@@ -14,6 +14,8 @@ those leading dims.
 - ``sample(num_samples) → (z, x)``: exact joint samples from the model, ``[N, …]`` and ``[N, D]``.
 - ``has_rsample``: whether ``reparameterize=True`` is possible (continuous latents).
 
+Optional: ``decode(z) → E[x | z]``, used by ``tvo plot`` to draw reconstructions.
+
 :class:`Model` implements all four from three ``torch.distributions`` objects, which is the
 quickest way to bring your own model.
 """
@@ -89,6 +91,11 @@ class Model(nn.Module):
 
     def log_joint(self, x: Tensor, z: Tensor) -> Tensor:
         return self.prior().log_prob(z) + self.likelihood(z).log_prob(x)
+
+    @torch.no_grad()
+    def decode(self, z: Tensor) -> Tensor:
+        """``E[x | z]``."""
+        return self.likelihood(z).mean
 
     @torch.no_grad()
     def sample(self, num_samples: int) -> tuple[Tensor, Tensor]:

@@ -123,6 +123,11 @@ class SBN(nn.Module):
         x = bernoulli(self.decoders[0](signed(z[0]))).sample()
         return tuple(z), x
 
+    @torch.no_grad()
+    def decode(self, z) -> Tensor:
+        """``E[x | z] = σ(f_0(±z_1))``, ``[*, pixels]``: for reconstructions."""
+        return torch.sigmoid(self.decoders[0](signed(z[0])))
+
     def enumerate_latents(self) -> tuple[Tensor, ...]:
         """Every joint value of all layers, as a tuple of ``[N, units]`` (tiny networks only)."""
         total = sum(self.latents)

@@ -1,0 +1,181 @@
+"""A training run's settings: defaults, the paper's presets, a TOML file, then flags.
+
+Everything a run needs to be reproduced is in :class:`TrainConfig`; the run folder stores it
+resolved (``config.json``). :func:`validate` checks it before any work starts and raises
+:class:`ConfigError` naming the bad value and what would be valid.
+
+Presets (the paper's settings; a preset fills in values, a config file or a flag overrides):
+
+- ``sbn``: ``linear_1`` on ``binarized-mnist``, TVO with K = 2, batch 24, Adam 3·10⁻⁴, S = 10
+  with β1 = 0.2 (the paper's choices of β1 by S: 0.05 at S = 5, 0.2 at S = 10, 0.3 at S = 50).
+- ``continuous``: ``gaussian`` on ``mnist`` (dynamic binarisation), TVO with K = 5 on the log
+  schedule, β1 = 0.02, batch 1000 (as in the paper), Adam 10⁻³, S = 10.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from tvo.models import CONTINUOUS, MODELS
+from tvo.objectives import OBJECTIVES
+from tvo.objectives.tvo import INTEGRATIONS
+from tvo.partitions import SCHEDULES
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message names it and what would be valid."""
+
+
+@dataclass
+class TrainConfig:
+    model: str = "linear_1"
+    objective: str = "tvo"
+    data: str = "binarized-mnist"
+    data_root: str | None = None
+    particles: int = 10
+    partitions: int = 5
+    schedule: str = "log"
+    beta1: float = 0.1
+    integration: str = "left"
+    batch_size: int = 24
+    lr: float = 3e-4
+    steps: int | None = 10_000
+    epochs: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    eval_every: int = 2_000
+    eval_particles: int = 1_000
+    eval_images: int = 1_000
+    eval_split: str = "valid"
+    log_every: int = 100
+    checkpoint_every: int = 5_000
+    nonfinite: str = "skip"
+    preset: str | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+BETA1_BY_PARTICLES = {5: 0.05, 10: 0.2, 50: 0.3}
+
+PRESETS: dict[str, dict] = {
+    "sbn": {"model": "linear_1", "data": "binarized-mnist", "objective": "tvo", "partitions": 2,
+            "schedule": "log", "batch_size": 24, "lr": 3e-4, "particles": 10, "beta1": 0.2},
+    "continuous": {"model": "gaussian", "data": "mnist", "objective": "tvo", "partitions": 5,
+                   "schedule": "log", "beta1": 0.02, "batch_size": 1000, "lr": 1e-3,
+                   "particles": 10},
+}  # fmt: skip
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+DEVICES = ("auto", "cpu", "cuda")
+NONFINITE = ("skip", "stop")
+EVAL_SPLITS = ("train", "valid", "test")
+
+
+def read_toml(path: str | Path) -> dict:
+    """The settings in a TOML file (flat keys, the names of :class:`TrainConfig`)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            settings = tomllib.load(handle)
+    except FileNotFoundError as error:
+        raise ConfigError(f"config file {path}: no such file") from error
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as error:
+        raise ConfigError(f"config file {path} is not valid TOML: {error}") from error
+    unknown = sorted(set(settings) - set(FIELDS))
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown setting {', '.join(map(repr, unknown))}; "
+            f"valid: {', '.join(sorted(FIELDS))}"
+        )
+    return settings
+
+
+def resolve(preset: str | None = None, file: str | Path | None = None, **flags) -> TrainConfig:
+    """Defaults, then the preset, then the file, then the flags that were given (not ``None``).
+
+    With the ``sbn`` preset and no β1 given, β1 follows the paper's choice for the chosen S.
+    """
+    settings: dict = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}: expected one of {', '.join(PRESETS)}")
+        settings.update(PRESETS[preset], preset=preset)
+    from_file = read_toml(file) if file is not None else {}
+    settings.update(from_file)
+    given = {k: v for k, v in flags.items() if v is not None}
+    settings.update(given)
+    explicit = {**from_file, **given}
+    if explicit.get("epochs") is not None and "steps" not in explicit:
+        settings["steps"] = None  # epochs given: the default step count no longer applies
+    if preset == "sbn" and "beta1" not in from_file and "beta1" not in given:
+        settings["beta1"] = BETA1_BY_PARTICLES.get(settings.get("particles", 10), 0.2)
+    config = TrainConfig(**{k: v for k, v in settings.items() if k in FIELDS})
+    validate(config)
+    return config
+
+
+def _check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ConfigError(f"unknown {name} {value!r}: expected one of {', '.join(choices)}")
+
+
+def _check_number(name: str, value, low, kind=int, high=None, open_low=False) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (kind is float or float(value).is_integer())
+    ok = ok and (value > low if open_low else value >= low) and (high is None or value < high)
+    if not ok:
+        bound = f"> {low}" if open_low else f"≥ {low}"
+        upper = f" and < {high}" if high is not None else ""
+        what = "an integer" if kind is int else "a number"
+        raise ConfigError(f"{name} must be {what} {bound}{upper}, got {value!r}")
+
+
+def validate(config: TrainConfig) -> None:
+    """Raise :class:`ConfigError` for any setting that cannot work."""
+    _check_choice("model", config.model, MODELS)
+    _check_choice("objective", config.objective, OBJECTIVES)
+    _check_choice("schedule", config.schedule, SCHEDULES)
+    _check_choice("integration", config.integration, INTEGRATIONS)
+    _check_choice("device", config.device, DEVICES)
+    _check_choice("nonfinite policy", config.nonfinite, NONFINITE)
+    _check_choice("eval split", config.eval_split, EVAL_SPLITS)
+    min_particles = OBJECTIVES[config.objective].min_particles
+    _check_number("particles (S)", config.particles, min_particles)
+    _check_number("partitions (K)", config.partitions, 1)
+    _check_number("beta1", config.beta1, 0.0, float, high=1.0, open_low=True)
+    _check_number("batch size", config.batch_size, 1)
+    _check_number("learning rate", config.lr, 0.0, float, open_low=True)
+    for name in ("eval_every", "eval_particles", "eval_images", "log_every", "checkpoint_every"):
+        _check_number(name.replace("_", " "), getattr(config, name), 1)
+    _check_number("seed", config.seed, 0)
+    if (config.steps is None) == (config.epochs is None):
+        raise ConfigError("give exactly one of steps and epochs")
+    if config.steps is not None:
+        _check_number("steps", config.steps, 1)
+    else:
+        _check_number("epochs", config.epochs, 0.0, float, open_low=True)
+    reparameterized = OBJECTIVES[config.objective].reparameterized
+    if reparameterized and config.model not in CONTINUOUS:
+        raise ConfigError(
+            f"objective {config.objective!r} is pathwise (reparameterised), but model "
+            f"{config.model!r} has discrete latents; use tvo, elbo, reinforce, vimco, rws, ws or ic"
+        )
+
+
+def save(config: TrainConfig) -> str:
+    return json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n"
+
+
+def load(text: str) -> TrainConfig:
+    return TrainConfig(**json.loads(text))

@@ -1,0 +1,216 @@
+"""The run folder, read and written here only.
+
+    RUN_DIR/
+      config.json                  the resolved TrainConfig: enough to reproduce the run
+      metrics.csv                  one row per log step; evaluation columns filled at eval steps
+      checkpoints/step-NNNNNNNNN.pt the last two: model, optimiser, partition, RNG states
+      events/                      TensorBoard event files
+      summary.json                 the final metrics, written when training ends
+      plots/                       written by ``tvo plot``
+
+Every file is written atomically (temporary file, fsync, rename), so a killed process leaves
+the previous version, never half a file. A checkpoint that fails to load is reported and the
+previous one is used.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import shutil
+import warnings
+from pathlib import Path
+
+import torch
+
+from tvo.config import TrainConfig
+from tvo.config import load as load_config
+from tvo.config import save as save_config
+from tvo.files import write_atomic
+
+METRICS = ("step", "seconds", "train_objective", "skipped", "split", "log_px", "kl", "elbo")
+KEEP_CHECKPOINTS = 2
+RUN_FILES = ("config.json", "metrics.csv", "summary.json", "checkpoints", "events", "plots")
+
+
+class RunError(ValueError):
+    """A run folder that cannot be used as asked; the message says why and what to do."""
+
+
+def write_text(path: Path, text: str) -> None:
+    write_atomic(path, lambda tmp: tmp.write_text(text))
+
+
+class Run:
+    """A run folder. Create one with :meth:`create`, open an existing one with :meth:`open`."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    # --- creating and opening ---------------------------------------------------------------
+
+    @staticmethod
+    def is_run(path: str | Path) -> bool:
+        return (Path(path) / "config.json").is_file()
+
+    @classmethod
+    def create(cls, path: str | Path, config: TrainConfig, overwrite: bool = False) -> Run:
+        """A new run at ``path``. An existing run there needs ``overwrite`` (its run files are
+        then removed); a non-empty folder that is not a run is refused."""
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise RunError(f"--out {path} is a file, not a folder")
+        if cls.is_run(path) and not overwrite:
+            raise RunError(
+                f"{path} already holds a run; pass --resume {path} to continue it or "
+                "--overwrite to replace it"
+            )
+        if path.is_dir() and any(path.iterdir()) and not cls.is_run(path):
+            raise RunError(f"{path} is a folder that is not empty and is not a run; choose another")
+        if overwrite:
+            for name in RUN_FILES:
+                target = path / name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                elif target.exists():
+                    target.unlink()
+        path.mkdir(parents=True, exist_ok=True)
+        run = cls(path)
+        write_text(run.path / "config.json", save_config(config))
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> Run:
+        path = Path(path)
+        if not path.is_dir():
+            raise RunError(f"{path}: no such run folder")
+        if not cls.is_run(path):
+            raise RunError(f"{path} is not a run folder (it has no config.json)")
+        run = cls(path)
+        run.config  # noqa: B018 (reads and checks config.json now)
+        return run
+
+    @property
+    def config(self) -> TrainConfig:
+        file = self.path / "config.json"
+        try:
+            return load_config(file.read_text())
+        except (ValueError, TypeError) as error:
+            raise RunError(f"{file} is corrupt ({error}); it was not changed") from error
+
+    # --- metrics --------------------------------------------------------------------------------
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / "metrics.csv"
+
+    def read_metrics(self) -> list[dict]:
+        """The rows of ``metrics.csv``, numbers parsed (empty cells as ``None``)."""
+        if not self.metrics_file.is_file():
+            return []
+        try:
+            with open(self.metrics_file, newline="") as handle:
+                reader = csv.DictReader(handle)
+                if reader.fieldnames is not None and tuple(reader.fieldnames) != METRICS:
+                    raise ValueError(f"unexpected columns {reader.fieldnames}")
+                return [_parse_row(row) for row in reader]
+        except (ValueError, csv.Error) as error:
+            raise RunError(
+                f"{self.metrics_file} is corrupt ({error}); it was not changed"
+            ) from error
+
+    def append_metrics(self, rows: list[dict]) -> None:
+        """Append rows (a header first if the file is new); flushed at once."""
+        new = not self.metrics_file.is_file()
+        with open(self.metrics_file, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=METRICS)
+            if new:
+                writer.writeheader()
+            writer.writerows({k: _cell(row.get(k)) for k in METRICS} for row in rows)
+            handle.flush()
+
+    def truncate_metrics(self, step: int) -> None:
+        """Keep only the rows up to ``step`` (rows a killed run wrote after its checkpoint)."""
+        rows = [row for row in self.read_metrics() if row["step"] <= step]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=METRICS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: _cell(row.get(k)) for k in METRICS} for row in rows)
+        write_text(self.metrics_file, buffer.getvalue())
+
+    # --- checkpoints ----------------------------------------------------------------------------
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    def checkpoints(self) -> list[Path]:
+        """Checkpoint files, oldest first."""
+        if not self.checkpoint_dir.is_dir():
+            return []
+        return sorted(self.checkpoint_dir.glob("step-*.pt"))
+
+    def save_checkpoint(self, state: dict) -> Path:
+        """Write ``state`` (with its ``step``) atomically; keep the last two checkpoints."""
+        path = self.checkpoint_dir / f"step-{state['step']:09d}.pt"
+        write_atomic(path, lambda tmp: torch.save(state, tmp))
+        for old in self.checkpoints()[:-KEEP_CHECKPOINTS]:
+            old.unlink()
+        return path
+
+    def load_checkpoint(self, map_location=None) -> dict | None:
+        """The newest checkpoint that loads; a corrupt one is reported and skipped."""
+        for path in reversed(self.checkpoints()):
+            try:
+                state = torch.load(path, map_location=map_location, weights_only=False)
+                if not isinstance(state, dict) or "step" not in state:
+                    raise ValueError("not a tvo checkpoint")
+                return state
+            except Exception as error:  # any failure to read means this one is unusable
+                warnings.warn(
+                    f"checkpoint {path} is corrupt ({type(error).__name__}: {error}); "
+                    "using the one before it",
+                    stacklevel=2,
+                )
+        return None
+
+    # --- summary --------------------------------------------------------------------------------
+
+    def write_summary(self, summary: dict) -> None:
+        write_text(self.path / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+    def read_summary(self) -> dict:
+        file = self.path / "summary.json"
+        return json.loads(file.read_text()) if file.is_file() else {}
+
+    def label(self) -> str:
+        """``objective S=… K=…``: how plots and tables name the run."""
+        config = self.config
+        k = f" K={config.partitions}" if config.objective == "tvo" else ""
+        return f"{config.objective} S={config.particles}{k}"
+
+
+def _cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else repr(round(value, 6))
+    return value
+
+
+def _parse_row(row: dict) -> dict:
+    parsed = {}
+    for key, value in row.items():
+        if key is None or value is None:
+            raise ValueError("a row has the wrong number of cells")
+        if value == "":
+            parsed[key] = None
+        elif key in ("step", "skipped"):
+            parsed[key] = int(value)
+        elif key == "split":
+            parsed[key] = value
+        else:
+            parsed[key] = float(value)
+    return parsed

@@ -1,0 +1,269 @@
+"""The training loop: one optimiser over all parameters, checkpoints, and exact resume.
+
+Randomness comes from two generators, both saved in every checkpoint: torch's global generator
+(the particles, inside the objective) and the run's own ``data`` generator (batch indices and
+dynamic binarisation). A run resumed from a checkpoint therefore continues with exactly the draws
+the uninterrupted run would have made: on the CPU it ends with the same parameters, bit for bit.
+
+A step whose loss or gradient is not finite is never applied: with ``nonfinite = "skip"`` it is
+counted (column ``skipped`` of the metrics), with ``"stop"`` training stops with a message
+naming the step.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+from tvo.config import ConfigError, TrainConfig
+from tvo.data import Dataset
+from tvo.data import load as load_data
+from tvo.evaluate import estimate
+from tvo.models import create as create_model
+from tvo.objectives import OBJECTIVES, TVO
+from tvo.runs import Run
+
+
+class NonFiniteError(RuntimeError):
+    """Training stopped at a step whose loss or gradient was not finite."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def build_objective(config: TrainConfig):
+    if config.objective == "tvo":
+        return TVO(config.partitions, config.schedule, config.beta1, config.integration)
+    return OBJECTIVES[config.objective]()
+
+
+def total_steps(config: TrainConfig, dataset: Dataset) -> int:
+    if config.steps is not None:
+        return config.steps
+    return max(1, math.ceil(config.epochs * len(dataset.train) / config.batch_size))
+
+
+@dataclass
+class Setup:
+    """Everything a run needs, built from its config."""
+
+    dataset: Dataset
+    model: torch.nn.Module
+    objective: object
+    optimiser: torch.optim.Optimizer
+    device: torch.device
+
+
+def setup(config: TrainConfig, device: torch.device | None = None) -> Setup:
+    """Load the data and build the model, objective and optimiser. Raises ``DataError`` or
+    ``ConfigError`` for settings that cannot work, before any training."""
+    device = device or resolve_device(config.device)
+    dataset = load_data(config.data, config.data_root)
+    if config.batch_size > len(dataset.train):
+        raise ConfigError(
+            f"batch size {config.batch_size} is larger than the {len(dataset.train)} training "
+            f"images of {config.data}"
+        )
+    torch.manual_seed(config.seed)
+    model = create_model(config.model, pixels=dataset.pixels, data_mean=dataset.data_mean)
+    model = model.to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
+    return Setup(dataset.to(device), model, build_objective(config), optimiser, device)
+
+
+def evaluate_during_training(config: TrainConfig, s: Setup) -> dict:
+    images = s.dataset.split(config.eval_split)[: config.eval_images]
+    if s.dataset.dynamic:
+        images = torch.bernoulli(images)
+    result = estimate(s.model, images, config.eval_particles, chunk_size=500)
+    return {
+        "split": config.eval_split,
+        "log_px": result.log_px.mean().item(),
+        "kl": result.kl.mean().item(),
+        "elbo": result.elbo.mean().item(),
+    }
+
+
+@dataclass
+class Progress:
+    """What the loop carries between steps, all of it saved in checkpoints."""
+
+    step: int = 0
+    seconds: float = 0.0
+    skipped: int = 0
+    total: float = 0.0  # sum of the training estimate since the last log row
+    count: int = 0
+    last_eval: dict | None = None
+
+
+def checkpoint_state(s: Setup, progress: Progress, data_rng: torch.Generator) -> dict:
+    state = {
+        **progress.__dict__,
+        "model": s.model.state_dict(),
+        "optimiser": s.optimiser.state_dict(),
+        "partition": getattr(s.objective, "partition", None),
+        "torch_rng": torch.get_rng_state(),
+        "data_rng": data_rng.get_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore(s: Setup, state: dict, data_rng: torch.Generator) -> Progress:
+    s.model.load_state_dict(state["model"])
+    s.optimiser.load_state_dict(state["optimiser"])
+    if state.get("partition") is not None and hasattr(s.objective, "partition"):
+        s.objective.partition = state["partition"].cpu()
+    torch.set_rng_state(state["torch_rng"].cpu())
+    data_rng.set_state(state["data_rng"].cpu())
+    if "cuda_rng" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda_rng"]])
+    return Progress(**{k: state[k] for k in Progress.__dataclass_fields__})
+
+
+def grads_finite(parameters) -> bool:
+    norms = [p.grad.detach().norm() for p in parameters if p.grad is not None]
+    return bool(torch.isfinite(torch.stack(norms)).all()) if norms else True
+
+
+class StopRequest:
+    """SIGINT and SIGTERM set a flag that the loop reads after finishing the current step, so
+    a stopped run always ends with a consistent checkpoint."""
+
+    def __init__(self):
+        self.signal: int | None = None
+        self._previous: dict = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signal is not None:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def train(run: Run, quiet: bool = False, stop_after: int | None = None, prepared=None) -> dict:
+    """Train (or resume) the run in ``run`` to its configured number of steps.
+
+    ``stop_after`` ends after that step as an interruption would, checkpoint included;
+    ``prepared`` is a :class:`Setup` to use instead of building one from the config.
+    Returns the summary; ``summary.json`` is written when the last step is done.
+    """
+    config = run.config
+    s = prepared or setup(config)
+    steps = total_steps(config, s.dataset)
+    data_rng = torch.Generator(device=s.device).manual_seed(config.seed)
+    state = run.load_checkpoint(map_location=s.device)
+    progress = restore(s, state, data_rng) if state is not None else Progress()
+    if run.metrics_file.exists():
+        run.truncate_metrics(progress.step)  # rows written after the checkpoint are redone
+
+    from torch.utils.tensorboard import SummaryWriter  # imported here: slow to import
+
+    writer = SummaryWriter(str(run.path / "events"), purge_step=progress.step + 1)
+    parameters = list(s.model.parameters())
+    n_train = len(s.dataset.train)
+    rows: list[dict] = []
+    clock = time.perf_counter() - progress.seconds
+    bar = tqdm(total=steps, initial=progress.step, disable=quiet, desc=run.label(),
+               mininterval=0.5, dynamic_ncols=True)  # fmt: skip
+    with StopRequest() as stop:
+        try:
+            while progress.step < steps:
+                step = progress.step = progress.step + 1
+                index = torch.randint(n_train, (config.batch_size,), generator=data_rng,
+                                      device=s.device)  # fmt: skip
+                x = s.dataset.batch("train", index, generator=data_rng)
+                output = s.objective(s.model, x, config.particles)
+                s.optimiser.zero_grad(set_to_none=True)
+                output.loss.backward()
+                if torch.isfinite(output.loss) and grads_finite(parameters):
+                    s.optimiser.step()
+                    progress.total += output.estimate.detach().mean().item()
+                    progress.count += 1
+                elif config.nonfinite == "stop":
+                    raise NonFiniteError(
+                        f"step {step}: the loss or a gradient is not finite; the step was not "
+                        f"applied and training stopped (the last checkpoint is in {run.path})"
+                    )
+                else:
+                    progress.skipped += 1
+                bar.update()
+                if step % config.log_every == 0 or step % config.eval_every == 0 or step == steps:
+                    rows.append(log_row(config, s, progress, step, steps, clock, writer))
+                    report(bar, rows[-1], progress, steps, config.eval_split, quiet)
+                interrupted = stop.signal is not None or step == stop_after
+                if step % config.checkpoint_every == 0 or step == steps or interrupted:
+                    run.append_metrics(rows)
+                    rows = []
+                    progress.seconds = time.perf_counter() - clock
+                    run.save_checkpoint(checkpoint_state(s, progress, data_rng))
+                if interrupted:
+                    break
+        finally:
+            bar.close()
+            writer.close()
+            if rows:
+                run.append_metrics(rows)  # rows since the last checkpoint: dropped on resume
+    if stop.signal is not None:
+        print(f"stopped at step {progress.step} of {steps}; checkpoint saved. Continue with: "
+              f"tvo train --resume {run.path}", flush=True)  # fmt: skip
+    summary = {"steps": progress.step, "total_steps": steps,
+               "seconds": round(time.perf_counter() - clock, 1), "skipped": progress.skipped,
+               **(progress.last_eval or {})}  # fmt: skip
+    if progress.step == steps:
+        run.write_summary(summary)
+    return summary
+
+
+def log_row(config, s, progress: Progress, step, steps, clock, writer) -> dict:
+    """One metrics row; evaluates the model at evaluation steps."""
+    mean = progress.total / progress.count if progress.count else None
+    row = {"step": step, "seconds": time.perf_counter() - clock, "train_objective": mean,
+           "skipped": progress.skipped}  # fmt: skip
+    progress.total, progress.count = 0.0, 0
+    if step % config.eval_every == 0 or step == steps:
+        progress.last_eval = evaluate_during_training(config, s)
+        row.update(progress.last_eval)
+    log_scalars(writer, row)
+    return row
+
+
+def report(bar, row: dict, progress: Progress, steps: int, split: str, quiet: bool) -> None:
+    """The progress bar's latest values; with ``quiet``, one printed line per evaluation."""
+    objective, log_px = _fmt(row["train_objective"]), _fmt((progress.last_eval or {}).get("log_px"))
+    bar.set_postfix(objective=objective, log_px=log_px)
+    if quiet and "log_px" in row:
+        print(f"step {row['step']}/{steps}: objective {objective}, {split} log p(x) {log_px}",
+              flush=True)  # fmt: skip
+
+
+def log_scalars(writer, row: dict) -> None:
+    for key in ("train_objective", "log_px", "kl", "elbo"):
+        if row.get(key) is not None:
+            writer.add_scalar(key, row[key], row["step"])
+    writer.add_scalar("skipped", row["skipped"], row["step"])
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
