@@ -1,0 +1,303 @@
+"""The ``tvo`` command: ``train``, ``eval``, ``compare``, ``plot`` and ``data``.
+
+A thin shell over the library. Bad input (an unknown name, a value out of range, a folder that
+is not a run, a run that exists) is reported in one line with exit status 2 before any work
+starts, and nothing already written is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from tvo import config as config_module
+from tvo.config import PRESETS, ConfigError, TrainConfig
+from tvo.data import DATASETS, DataError
+from tvo.evaluate import estimate
+from tvo.models import MODELS
+from tvo.objectives import OBJECTIVES
+from tvo.partitions import partition
+from tvo.runs import Run, RunError
+
+DEFAULTS = TrainConfig()
+
+
+class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def add_train(sub) -> None:
+    description = (
+        "Train a model with an objective; every setting is saved in the run folder. "
+        "Precedence: defaults < --preset < --config < flags."
+    )
+    p = sub.add_parser(  # defaults are None so that a preset or file can fill them: say them here
+        "train", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="train a model (or resume a run)", description=description,
+    )  # fmt: skip
+    d = DEFAULTS
+    p.add_argument("--model", help=f"one of: {', '.join(MODELS)} (default: {d.model})")
+    p.add_argument("--objective", help=f"one of: {', '.join(OBJECTIVES)} (default: {d.objective})")
+    p.add_argument(
+        "-S", "--particles", type=int, help=f"particles per data point (default: {d.particles})"
+    )
+    p.add_argument(
+        "-K", "--partitions", type=int, help=f"TVO intervals K (default: {d.partitions})"
+    )
+    p.add_argument(
+        "--beta1", type=float, help=f"first point of the log schedule (default: {d.beta1})"
+    )
+    p.add_argument("--schedule", help=f"log or linear (default: {d.schedule})")
+    p.add_argument(
+        "--integration", help=f"TVO Riemann sum: left, right, trapz (default: {d.integration})"
+    )
+    p.add_argument("--data", help=f"{', '.join(DATASETS)} or a .npz/.npy path (default: {d.data})")
+    p.add_argument("--data-root", help="local files of the dataset (see tvo.data.load)")
+    p.add_argument("--batch-size", type=int, help=f"data points per step (default: {d.batch_size})")
+    p.add_argument("--lr", type=float, help=f"Adam learning rate (default: {d.lr})")
+    p.add_argument("--steps", type=int, help=f"training steps (default: {d.steps})")
+    p.add_argument("--epochs", type=float, help="training epochs, instead of --steps")
+    p.add_argument("--seed", type=int, help=f"random seed (default: {d.seed})")
+    p.add_argument("--device", help=f"auto, cpu or cuda (default: {d.device})")
+    p.add_argument(
+        "--eval-every", type=int, help=f"steps between evaluations (default: {d.eval_every})"
+    )
+    p.add_argument(
+        "--eval-particles", type=int,
+        help=f"particles per image at evaluations (default: {d.eval_particles})",
+    )  # fmt: skip
+    p.add_argument(
+        "--eval-images", type=int,
+        help=f"images evaluated, the first of the split (default: {d.eval_images})",
+    )  # fmt: skip
+    p.add_argument("--eval-split", help=f"train, valid or test (default: {d.eval_split})")
+    p.add_argument(
+        "--log-every", type=int, help=f"steps between metrics rows (default: {d.log_every})"
+    )
+    p.add_argument("--checkpoint-every", type=int,
+                   help=f"steps between checkpoints (default: {d.checkpoint_every})")  # fmt: skip
+    p.add_argument(
+        "--nonfinite", help=f"a non-finite step: skip (and count) or stop (default: {d.nonfinite})"
+    )
+    p.add_argument("--config", help="a TOML file of settings (names as in config.json)")
+    p.add_argument("--preset", help=f"the paper's settings: {', '.join(PRESETS)}")
+    p.add_argument("--out", type=Path, help="run folder (default runs/OBJECTIVE-MODEL-TIME)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its last checkpoint")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar; a line per evaluation")
+
+
+FLAG_FIELDS = ("model", "objective", "particles", "partitions", "beta1", "schedule",
+               "integration", "data", "data_root", "batch_size", "lr", "steps", "epochs", "seed",
+               "device", "eval_every", "eval_particles", "eval_images", "eval_split",
+               "log_every", "checkpoint_every", "nonfinite")  # fmt: skip
+
+
+def cmd_train(args) -> int:
+    from tvo.train import setup, train
+
+    flags = {name: getattr(args, name) for name in FLAG_FIELDS}
+    if args.resume is not None:
+        given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None]
+        given += [f"--{k}" for k in ("config", "preset", "out") if getattr(args, k) is not None]
+        if given or args.overwrite:
+            raise ConfigError(f"--resume continues a run with its own settings; drop {given}")
+        run = Run.open(args.resume)
+        config = run.config
+        prepared = setup(config)
+    else:
+        config = config_module.resolve(args.preset, args.config, **flags)
+        prepared = setup(config)  # loads the data: errors stop here, before the run exists
+        out = args.out or Path("runs") / time.strftime(
+            f"{config.objective}-{config.model}-%Y%m%d-%H%M%S"
+        )
+        run = Run.create(out, config, overwrite=args.overwrite)
+    print(f"run {run.path}: {run.label()}, {config.model} on {config.data}, "
+          f"device {prepared.device}", flush=True)  # fmt: skip
+    summary = train(run, quiet=args.quiet, prepared=prepared)
+    if summary["steps"] == summary["total_steps"]:
+        values = ", ".join(
+            f"{k} {summary[k]:.2f}" for k in ("log_px", "kl", "elbo") if k in summary
+        )
+        print(f"done: {summary['steps']} steps in {summary['seconds']:.0f} s; "
+              f"{summary.get('split', 'eval')} {values}")  # fmt: skip
+        print(f"run folder {run.path}: tvo eval {run.path} ; tvo plot {run.path}")
+    return 0
+
+
+def add_eval(sub) -> None:
+    p = sub.add_parser("eval", formatter_class=Formatter, help="evaluate a run's model",
+                       description="log p̂(x), KL̂(q‖p), ELBO and the TVO bounds at the run's "
+                       "partition, with many particles per image.")  # fmt: skip
+    p.add_argument("run", type=Path, metavar="RUN_DIR")
+    p.add_argument("--split", default="test", help="train, valid or test")
+    p.add_argument("--particles", type=int, default=5000, help="particles per image")
+    p.add_argument("--limit", type=int, help="evaluate the first N images only")
+    p.add_argument("--chunk-size", type=int, default=500, help="particles drawn at a time")
+    p.add_argument("--seed", type=int, default=0, help="seed of the particles (and binarisation)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run_partition(config: TrainConfig, state: dict) -> torch.Tensor:
+    saved = state.get("partition")
+    if saved is not None:
+        return saved
+    return partition(config.partitions, config.schedule, config.beta1)
+
+
+def load_trained(run: Run):
+    """The run's data, model (last checkpoint) and partition."""
+    from tvo.train import setup
+
+    config = run.config
+    prepared = setup(config)
+    state = run.load_checkpoint(map_location=prepared.device)
+    if state is None:
+        raise RunError(f"{run.path} has no checkpoint yet: nothing to evaluate")
+    prepared.model.load_state_dict(state["model"])
+    prepared.model.eval()
+    return prepared, run_partition(config, state), state["step"]
+
+
+def cmd_eval(args) -> int:
+    run = Run.open(args.run)
+    for name in ("particles", "chunk_size"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(args, name)}")
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit must be ≥ 1, got {args.limit}")
+    config_module._check_choice("split", args.split, config_module.EVAL_SPLITS)
+    prepared, beta, step = load_trained(run)
+    images = prepared.dataset.split(args.split)[: args.limit]
+    torch.manual_seed(args.seed)
+    if prepared.dataset.dynamic:
+        images = torch.bernoulli(images)
+    start = time.perf_counter()
+    result = estimate(prepared.model, images, args.particles, partition=beta,
+                      chunk_size=args.chunk_size)  # fmt: skip
+    values = {k: v.mean().item() for k, v in result._asdict().items()}
+    seconds = round(time.perf_counter() - start, 2)
+    report = {**values, "num_images": len(images), "particles": args.particles,
+              "split": args.split, "step": step, "seconds": seconds}  # fmt: skip
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{run.path} at step {step}: {args.split}, {len(images)} images, "
+              f"{args.particles} particles each ({report['seconds']} s)")  # fmt: skip
+        names = {"log_px": "log p(x)", "kl": "KL(q||p)", "elbo": "ELBO",
+                 "tvo_lower": "TVO lower", "tvo_upper": "TVO upper"}  # fmt: skip
+        for key, name in names.items():
+            print(f"  {name:>10}  {values[key]:10.3f}")
+    return 0
+
+
+def add_compare(sub) -> None:
+    p = sub.add_parser("compare", formatter_class=Formatter, help="a table of runs",
+                       description="Each run's settings and its latest evaluation.")  # fmt: skip
+    p.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR")
+
+
+def cmd_compare(args) -> int:
+    runs = [Run.open(path) for path in args.runs]
+    header = ("run", "model", "objective", "S", "K", "beta1", "steps", "log_px", "kl", "elbo")
+    table = [header]
+    for run in runs:
+        c, rows = run.config, run.read_metrics()
+        last = next((r for r in reversed(rows) if r.get("log_px") is not None), {})
+        done = rows[-1]["step"] if rows else 0
+        total = c.steps if c.steps is not None else f"{c.epochs} ep"
+        k = str(c.partitions) if c.objective == "tvo" else "-"
+        beta1 = f"{c.beta1:g}" if c.objective == "tvo" and c.schedule == "log" else "-"
+        values = [_num(last.get(key)) for key in ("log_px", "kl", "elbo")]
+        settings = [c.model, c.objective, str(c.particles), k, beta1, f"{done}/{total}"]
+        table.append((str(run.path), *settings, *values))
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(cell.rjust(w) if i else cell.ljust(w)
+                        for i, (cell, w) in enumerate(zip(row, widths))))  # fmt: skip
+    return 0
+
+
+def _num(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def add_plot(sub) -> None:
+    p = sub.add_parser("plot", formatter_class=Formatter, help="PNG figures of runs",
+                       description="Learning curves of all runs (log p̂(x) and KL against step), "
+                       "and per run: samples and reconstructions, and the TVO integrand with the "
+                       "rectangles of the run's partition.")  # fmt: skip
+    p.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", type=Path, help="folder for the PNGs (default: RUN_DIR/plots of the "
+                   "first run)")  # fmt: skip
+    p.add_argument("--images", type=int, default=100, help="test images for the integrand")
+    p.add_argument("--particles", type=int, default=1000, help="particles for the integrand")
+
+
+def cmd_plot(args) -> int:
+    from tvo import plots
+
+    runs = [Run.open(path) for path in args.runs]
+    out = args.out or runs[0].path / "plots"
+    written = [plots.learning_curves([(r.label(), r.read_metrics()) for r in runs],
+                                     out / "learning_curves.png")]  # fmt: skip
+    for i, run in enumerate(runs):
+        prepared, beta, _ = load_trained(run)
+        prefix = "" if len(runs) == 1 else f"{i + 1}-{run.path.name}-"
+        torch.manual_seed(0)
+        test = prepared.dataset.test[: args.images]
+        if prepared.dataset.dynamic:
+            test = torch.bernoulli(test)
+        written.append(
+            plots.samples_and_reconstructions(prepared.model, test, out / f"{prefix}samples.png")
+        )
+        written.append(plots.integrand(prepared.model, test, beta, out / f"{prefix}integrand.png",
+                                       num_particles=args.particles))  # fmt: skip
+    for path in written:
+        print(path)
+    return 0
+
+
+def add_data(sub) -> None:
+    p = sub.add_parser("data", formatter_class=Formatter, help="prepare and describe a dataset")
+    p.add_argument("name", help=f"{', '.join(DATASETS)}, or a .npz/.npy path")
+    p.add_argument("--root", help="local files of the dataset")
+
+
+def cmd_data(args) -> int:
+    from tvo.data.__main__ import main as data_main
+
+    return data_main([args.name] + (["--root", args.root] if args.root else []))
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="tvo", description="Train and evaluate deep generative "
+                                  "models with the thermodynamic variational objective and its "
+                                  "family.", formatter_class=Formatter)  # fmt: skip
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (add_train, add_eval, add_compare, add_plot, add_data):
+        add(sub)
+    return top
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "compare": cmd_compare, "plot": cmd_plot,
+            "data": cmd_data}  # fmt: skip
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ConfigError, DataError, RunError) as error:  # the user's input, not a bug
+        print(f"tvo {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""The ``tvo`` command end to end on a tiny dataset, resume equivalence, and bad input."""
+
+import hashlib
+import json
+
+import matplotlib.image
+import numpy as np
+import pytest
+import torch
+
+from tvo.cli import main
+from tvo.runs import Run
+from tvo.train import setup, train
+
+FAST = ["--steps", "40", "--eval-every", "20", "--eval-images", "8", "--eval-particles", "20",
+        "--log-every", "10", "--checkpoint-every", "20", "--batch-size", "8",
+        "--quiet"]  # fmt: skip
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    """64 training, 16 validation and 16 test images of 4×4 binary pixels."""
+    rng = np.random.default_rng(0)
+    prototypes = rng.random((4, 16)) < 0.5
+    images = prototypes[rng.integers(0, 4, 96)] ^ (rng.random((96, 16)) < 0.1)
+    path = tmp_path / "tiny.npz"
+    images = images.astype(np.float32)
+    np.savez(path, train=images[:64], valid=images[64:80], test=images[80:])
+    return str(path)
+
+
+def tree_digest(folder):
+    """A digest of every file's name and bytes below ``folder``."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(folder)).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_train_eval_compare_plot(tiny_data, tmp_path, capsys):
+    run_a, run_b = tmp_path / "a", tmp_path / "b"
+    assert main(["train", "--data", tiny_data, "--out", str(run_a), *FAST]) == 0
+    assert main(["train", "--data", tiny_data, "--out", str(run_b), "--objective", "vimco",
+                 "-S", "5", *FAST]) == 0  # fmt: skip
+    for run in (run_a, run_b):
+        assert {p.name for p in run.iterdir()} >= {"config.json", "metrics.csv", "summary.json",
+                                                   "checkpoints", "events"}  # fmt: skip
+        assert any((run / "events").iterdir())
+    config = json.loads((run_a / "config.json").read_text())
+    assert config["data"] == tiny_data and config["particles"] == 10 and config["seed"] == 0
+    capsys.readouterr()
+
+    assert main(["eval", str(run_a), "--json", "--particles", "300", "--limit", "10"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) >= {"log_px", "kl", "elbo", "tvo_lower", "tvo_upper", "num_images",
+                           "particles"}  # fmt: skip
+    assert result["num_images"] == 10 and result["particles"] == 300
+    assert result["elbo"] <= result["tvo_lower"] <= result["log_px"] <= result["tvo_upper"]
+    assert result["kl"] >= 0
+
+    assert main(["compare", str(run_a), str(run_b)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 3 and "tvo" in table[1] and "vimco" in table[2] and "40/40" in table[1]
+
+    out = tmp_path / "plots"
+    assert main(["plot", str(run_a), str(run_b), "--out", str(out), "--images", "8",
+                 "--particles", "50"]) == 0  # fmt: skip
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == ["1-a-integrand.png", "1-a-samples.png", "2-b-integrand.png",
+                    "2-b-samples.png", "learning_curves.png"]  # fmt: skip
+    for png in out.glob("*.png"):
+        image = matplotlib.image.imread(png)
+        assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0
+
+
+def test_interrupted_and_resumed_run_ends_exactly_as_an_uninterrupted_one(tiny_data, tmp_path):
+    args = ["--data", tiny_data, *FAST, "--steps", "60"]
+    assert main(["train", "--out", str(tmp_path / "straight"), *args]) == 0
+    straight = Run.open(tmp_path / "straight")
+
+    # The same settings, interrupted after step 33 (between checkpoints and log rows) ...
+    resumed = Run.create(tmp_path / "resumed", straight.config)
+    summary = train(resumed, quiet=True, stop_after=33)
+    assert summary["steps"] == 33 and not (resumed.path / "summary.json").exists()
+    assert resumed.load_checkpoint()["step"] == 33
+    # ... then resumed from the command line, with a fresh model, optimiser and generators.
+    torch.manual_seed(12345)
+    assert main(["train", "--resume", str(resumed.path), "--quiet"]) == 0
+
+    final = {run: run.load_checkpoint() for run in (straight, resumed)}
+    assert final[straight]["step"] == final[resumed]["step"] == 60
+    for name, tensor in final[straight]["model"].items():
+        assert torch.equal(tensor, final[resumed]["model"][name]), name
+
+    def without_time(run):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in run.read_metrics()]
+
+    assert without_time(resumed) == without_time(straight)
+    assert [row["step"] for row in resumed.read_metrics()] == list(range(10, 61, 10))
+
+
+def test_rows_written_after_the_last_checkpoint_are_not_duplicated(tiny_data, tmp_path):
+    run = Run.create(tmp_path / "r", setup_config(tiny_data), overwrite=False)
+    train(run, quiet=True, stop_after=33)
+    # A killed process may have logged rows after its last checkpoint (step 33): simulate one.
+    run.append_metrics([{"step": 40, "seconds": 1.0, "train_objective": -1.0, "skipped": 0}])
+    train(run, quiet=True)
+    steps = [row["step"] for row in run.read_metrics()]
+    assert steps == sorted(set(steps)) == list(range(10, 61, 10))
+
+
+def setup_config(tiny_data):
+    from tvo.config import resolve
+
+    return resolve(data=tiny_data, steps=60, eval_every=20, eval_images=8, eval_particles=20,
+                   log_every=10, checkpoint_every=20, batch_size=8)  # fmt: skip
+
+
+def test_config_precedence_and_presets(tmp_path):
+    from tvo.config import resolve
+
+    file = tmp_path / "run.toml"
+    file.write_text('objective = "vimco"\nparticles = 50\nlr = 0.01\n')
+    config = resolve("sbn", file, lr=0.002)
+    assert (config.objective, config.particles, config.lr) == ("vimco", 50, 0.002)
+    assert config.batch_size == 24 and config.beta1 == 0.3  # the paper's β1 for S = 50
+    assert resolve("sbn", particles=5).beta1 == 0.05
+    continuous = resolve("continuous")
+    assert (continuous.model, continuous.batch_size, continuous.lr, continuous.partitions) == (
+        "gaussian", 1000, 1e-3, 5)  # fmt: skip
+    assert resolve(epochs=2.0).steps is None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "linear_9"], "unknown model 'linear_9'"),
+        (["--objective", "elbow"], "unknown objective 'elbow'"),
+        (["--data", "cifar"], "unknown dataset 'cifar'"),
+        (["-S", "0"], "particles (S) must be an integer ≥ 2, got 0"),
+        (["-K", "0"], "partitions (K) must be an integer ≥ 1, got 0"),
+        (["--beta1", "1.5"], "beta1 must be a number > 0.0 and < 1.0, got 1.5"),
+        (["--batch-size", "100"], "batch size 100 is larger than the 64 training images"),
+        (["--objective", "vae"], "objective 'vae' is pathwise (reparameterised), but model "
+                                 "'linear_1' has discrete latents"),
+        (["--steps", "10", "--epochs", "1"], "give exactly one of steps and epochs"),
+        (["--preset", "huge"], "unknown preset 'huge'"),
+        (["--config", "MISSING"], "missing.toml: no such file"),
+        (["--config", "BAD"], "is not valid TOML"),
+        (["--config", "UNKNOWN"], "unknown setting 'partitons'"),
+    ],
+)  # fmt: skip
+def test_bad_train_input_exits_2_before_any_work(args, message, tiny_data, tmp_path, capsys):
+    (tmp_path / "bad.toml").write_text("objective = [unclosed\n")
+    (tmp_path / "unknown.toml").write_text("partitons = 3\n")
+    paths = {"MISSING": "missing.toml", "BAD": "bad.toml", "UNKNOWN": "unknown.toml"}
+    args = [str(tmp_path / paths[a]) if a in paths else a for a in args]
+    out = tmp_path / "run"
+    data = [] if "--data" in args else ["--data", tiny_data]
+    assert main(["train", "--out", str(out), *data, *args]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("tvo train: error: ") and message in error
+    assert not out.exists()
+
+
+def test_existing_runs_are_never_touched_by_bad_input(tiny_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data", tiny_data, "--out", str(run), *FAST]) == 0
+    before = tree_digest(run)
+    cases = [
+        (["train", "--data", tiny_data, "--out", str(run), *FAST], "already holds a run"),
+        (["train", "--data", tiny_data, "--out", str(run), "-S", "0"], "particles (S)"),
+        (["train", "--resume", str(run), "-S", "5"], "--resume continues a run with its own"),
+        (["train", "--resume", str(tmp_path)], "is not a run folder"),
+        (["train", "--resume", str(tmp_path / "nowhere")], "no such run folder"),
+        (["eval", str(tmp_path)], "is not a run folder"),
+        (["eval", str(run), "--particles", "0"], "--particles must be ≥ 1, got 0"),
+        (["eval", str(run), "--split", "dev"], "unknown split 'dev'"),
+    ]
+    for args, message in cases:
+        assert main(args) == 2, args
+        assert message in capsys.readouterr().err, args
+    assert tree_digest(run) == before
+    # --overwrite replaces it.
+    assert main(["train", "--data", tiny_data, "--out", str(run), *FAST, "--steps", "20",
+                 "--overwrite"]) == 0  # fmt: skip
+    assert json.loads((run / "summary.json").read_text())["steps"] == 20
+
+
+def test_a_folder_that_is_not_a_run_is_refused(tiny_data, tmp_path, capsys):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("precious")
+    assert main(["train", "--data", tiny_data, "--out", str(folder), *FAST]) == 2
+    assert "not empty and is not a run" in capsys.readouterr().err
+    assert (folder / "thesis.tex").read_text() == "precious"
+
+
+def test_help_describes_every_flag_with_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--model", "--objective", "--particles", "--partitions", "--beta1", "--schedule",
+                 "--integration", "--data", "--batch-size", "--lr", "--steps", "--epochs",
+                 "--seed", "--device", "--out", "--eval-every", "--eval-particles", "--config",
+                 "--preset", "--resume", "--quiet"):  # fmt: skip
+        assert flag in text
+    assert "(default: linear_1)" in text and "particles per data point (default: 10)" in text
+    assert "(default: None)" not in text
+
+
+def test_setup_uses_the_datas_size(tiny_data):
+    from tvo.config import resolve
+
+    prepared = setup(resolve(data=tiny_data, batch_size=8))
+    assert prepared.dataset.pixels == 16 and prepared.model.pixels == 16
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_a_signal_stops_with_a_checkpoint_and_says_how_to_resume(signal_name, tiny_data, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "tvo.cli", "train", "--data", tiny_data, "--out", str(run),
+               "--steps", "1000000", "--batch-size", "8", "--eval-every", "100000",
+               "--checkpoint-every", "50", "--quiet"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(run.glob("checkpoints/*.pt")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the first checkpoint means the loop, and its handlers, are running
+    os.kill(process.pid, getattr(signal, signal_name))
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert f"Continue with: tvo train --resume {run}" in out
+    state = Run.open(run).load_checkpoint()
+    assert 0 < state["step"] < 1_000_000
+    assert all(row["step"] <= state["step"] for row in Run.open(run).read_metrics())
