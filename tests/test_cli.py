@@ -4,7 +4,6 @@ import hashlib
 import json
 
 import matplotlib.image
-import numpy as np
 import pytest
 import torch
 
@@ -15,18 +14,6 @@ from tvo.train import setup, train
 FAST = ["--steps", "40", "--eval-every", "20", "--eval-images", "8", "--eval-particles", "20",
         "--log-every", "10", "--checkpoint-every", "20", "--batch-size", "8",
         "--quiet"]  # fmt: skip
-
-
-@pytest.fixture
-def tiny_data(tmp_path):
-    """64 training, 16 validation and 16 test images of 4×4 binary pixels."""
-    rng = np.random.default_rng(0)
-    prototypes = rng.random((4, 16)) < 0.5
-    images = prototypes[rng.integers(0, 4, 96)] ^ (rng.random((96, 16)) < 0.1)
-    path = tmp_path / "tiny.npz"
-    images = images.astype(np.float32)
-    np.savez(path, train=images[:64], valid=images[64:80], test=images[80:])
-    return str(path)
 
 
 def tree_digest(folder):

@@ -291,12 +291,23 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "compare": cmd_compare, "plot"
 
 
 def main(argv=None) -> int:
+    from tvo.train import NonFiniteError
+
     args = parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except (ConfigError, DataError, RunError) as error:  # the user's input, not a bug
         print(f"tvo {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except NonFiniteError as error:
+        print(f"tvo {args.command}: stopped: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # disk full, read-only folder: what was written before is intact
+        where = f" {error.filename}" if error.filename else ""
+        reason = error.strerror or error
+        print(f"tvo {args.command}: error: could not write{where}: {reason}; files written "
+              "before are intact", file=sys.stderr)  # fmt: skip
+        return 1
 
 
 if __name__ == "__main__":

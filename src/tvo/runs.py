@@ -9,8 +9,9 @@
       plots/                       written by ``tvo plot``
 
 Every file is written atomically (temporary file, fsync, rename), so a killed process leaves
-the previous version, never half a file. A checkpoint that fails to load is reported and the
-previous one is used.
+the previous version, never half a file. At a checkpoint the metrics are written first and the
+checkpoint second: a kill between the two leaves metrics ahead of the last checkpoint, and a
+resume drops those rows. A checkpoint that fails to load is reported and the one before it used.
 """
 
 from __future__ import annotations
@@ -122,18 +123,16 @@ class Run:
             ) from error
 
     def append_metrics(self, rows: list[dict]) -> None:
-        """Append rows (a header first if the file is new); flushed at once."""
-        new = not self.metrics_file.is_file()
-        with open(self.metrics_file, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=METRICS)
-            if new:
-                writer.writeheader()
-            writer.writerows({k: _cell(row.get(k)) for k in METRICS} for row in rows)
-            handle.flush()
+        """Add rows: the whole file is rewritten atomically, so a kill never leaves half a row.
+        (Rows come in batches at checkpoints, so the rewrite costs little.)"""
+        if rows:
+            self._write_metrics(self.read_metrics() + rows)
 
     def truncate_metrics(self, step: int) -> None:
         """Keep only the rows up to ``step`` (rows a killed run wrote after its checkpoint)."""
-        rows = [row for row in self.read_metrics() if row["step"] <= step]
+        self._write_metrics([row for row in self.read_metrics() if row["step"] <= step])
+
+    def _write_metrics(self, rows: list[dict]) -> None:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=METRICS, lineterminator="\n")
         writer.writeheader()

@@ -29,6 +29,17 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 
 
+def check_sizes(model: str, **sizes) -> None:
+    """Raise ``ValueError`` naming any size that is not a positive integer (or a sequence of them,
+    for names ending in ``s``)."""
+    for name, value in sizes.items():
+        values = list(value) if isinstance(value, list | tuple) else [value]
+        ok = all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values)
+        if not ok or (isinstance(value, list | tuple) and name == "latents" and not values):
+            what = "positive integers" if isinstance(value, list | tuple) else "a positive integer"
+            raise ValueError(f"{model}: {name} must be {what}, got {value!r}")
+
+
 @runtime_checkable
 class GenerativeModel(Protocol):
     """The protocol every objective relies on (see the module docstring)."""

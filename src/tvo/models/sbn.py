@@ -21,6 +21,8 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Independent
 
+from tvo.models.base import check_sizes
+
 
 def output_bias(data_mean: Tensor | None, pixels: int) -> Tensor:
     """``logit(clamp(mean, 1e-4, 1 − 1e-4))``, ``[pixels]``; zeros without a mean."""
@@ -73,8 +75,7 @@ class SBN(nn.Module):
         data_mean: Tensor | None = None,
     ):
         super().__init__()
-        if not latents or any(int(n) < 1 for n in latents) or pixels < 1:
-            raise ValueError(f"an SBN needs ≥ 1 layer of ≥ 1 units, got latents={latents!r}")
+        check_sizes("SBN", latents=tuple(latents), pixels=pixels, hidden=tuple(hidden))
         self.latents, self.pixels, self.hidden = tuple(latents), pixels, tuple(hidden)
         below = (pixels, *self.latents[:-1])  # what each layer generates
         self.prior_logits = nn.Parameter(torch.zeros(self.latents[-1]))

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Independent, MultivariateNormal, Normal
 
-from tvo.models.base import Model
+from tvo.models.base import Model, check_sizes
 
 
 def _parameter(generator: torch.Generator, *shape: int, scale: float = 1.0) -> nn.Parameter:
@@ -35,6 +35,7 @@ class DiscreteToy(Model):
 
     def __init__(self, num_latents: int = 3, num_observed: int = 4, seed: int = 0):
         super().__init__()
+        check_sizes("DiscreteToy", num_latents=num_latents, num_observed=num_observed)
         g = torch.Generator().manual_seed(seed)
         self.num_latents, self.num_observed = num_latents, num_observed
         self.prior_logits = _parameter(g, num_latents)
@@ -71,6 +72,7 @@ class LinearGaussian(Model):
 
     def __init__(self, latent_dim: int = 2, obs_dim: int = 3, seed: int = 0):
         super().__init__()
+        check_sizes("LinearGaussian", latent_dim=latent_dim, obs_dim=obs_dim)
         g = torch.Generator().manual_seed(seed)
         self.latent_dim, self.obs_dim = latent_dim, obs_dim
         self.weight = _parameter(g, obs_dim, latent_dim)

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Independent, Normal
 
-from tvo.models.base import Model
+from tvo.models.base import Model, check_sizes
 from tvo.models.sbn import bernoulli, mlp, output_bias
 
 
@@ -32,8 +32,7 @@ class GaussianVAE(Model):
         data_mean: Tensor | None = None,
     ):
         super().__init__()
-        if latents < 1 or pixels < 1:
-            raise ValueError(f"latents and pixels must be ≥ 1, got {latents} and {pixels}")
+        check_sizes("GaussianVAE", latents=latents, pixels=pixels, hidden=tuple(hidden))
         self.latents, self.pixels, self.hidden = latents, pixels, tuple(hidden)
         self.encoder = mlp((pixels, *self.hidden, 2 * latents))  # tanh hidden, affine output
         self.decoder = mlp((latents, *self.hidden, pixels))
