@@ -14,8 +14,8 @@ demo: $(PY)
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash scripts/demo.sh
 
 lint: $(PY)
-	$(PY) -m ruff check src tests examples
-	$(PY) -m ruff format --check src tests examples
+	$(PY) -m ruff check src tests examples benchmarks
+	$(PY) -m ruff format --check src tests examples benchmarks
 
 test: $(PY) lint
 	$(PY) -m pytest -q

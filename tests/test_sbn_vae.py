@@ -123,3 +123,19 @@ def test_every_model_with_every_objective_that_applies(name, objective):
     out = objective(model, x, 4)
     grad = flat_grad(out.loss, list(model.parameters()))
     assert torch.isfinite(out.loss) and torch.isfinite(grad).all() and grad.abs().max() > 0
+
+
+@pytest.mark.parametrize("hidden", [(), (5, 5)])
+def test_sbn_likelihood_without_gradients_equals_the_direct_form(hidden):
+    torch.manual_seed(3)
+    model = SBN((6,), pixels=9, hidden=hidden).double()
+    for p in model.parameters():
+        torch.nn.init.normal_(p)
+    x = torch.bernoulli(torch.full((4, 9), 0.4, dtype=torch.float64))
+    z1 = torch.bernoulli(torch.full((7, 4, 6), 0.5, dtype=torch.float64))
+    direct = model.log_likelihood(x, z1)  # gradients on: the direct form
+    with torch.no_grad():
+        factored = model.log_likelihood(x, z1)
+    expected = torch.distributions.Bernoulli(logits=model.decoders[0](2 * z1 - 1)).log_prob(x)
+    torch.testing.assert_close(direct, expected.sum(-1))
+    torch.testing.assert_close(factored, direct.detach())

@@ -11,6 +11,10 @@ the pixels up: ``q(z_1 | x) q(z_2 | z_1) … q(z_L | z_{L−1})`` with the same 
 The output bias starts at ``logit(mean pixel)``, the mean clamped to ``[1e-4, 1 − 1e-4]``.
 
 Latents are a tuple ``(z_1, …, z_L)``, each ``[*, B, units]``.
+
+The Bernoulli densities and draws are written out (:func:`bernoulli_log_prob`,
+:func:`bernoulli_sample`) rather than built from ``torch.distributions`` objects at every step:
+the objects' argument checks cost as much as the log-densities themselves (benchmarks/).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Independent
 
@@ -45,7 +50,21 @@ def mlp(sizes: Sequence[int]) -> nn.Sequential:
 
 
 def bernoulli(logits: Tensor) -> Independent:
-    return Independent(Bernoulli(logits=logits), 1)
+    """Independent Bernoulli units with these logits, as a ``torch.distributions`` object."""
+    return Independent(Bernoulli(logits=logits, validate_args=False), 1, validate_args=False)
+
+
+def bernoulli_log_prob(logits: Tensor, value: Tensor) -> Tensor:
+    """``Σ_d log Bernoulli(value_d; σ(logits_d)) = Σ_d [log σ(l_d) + (value_d − 1) l_d]``,
+    summed over the last dimension."""
+    return (F.logsigmoid(logits) + (value - 1) * logits).sum(-1)
+
+
+def bernoulli_sample(logits: Tensor, sample_shape: tuple = ()) -> Tensor:
+    """Draws of independent Bernoulli units, ``[*sample_shape, *logits.shape]``, as ``u < σ(l)``."""
+    probs = torch.sigmoid(logits)
+    u = torch.rand(*sample_shape, *probs.shape, dtype=probs.dtype, device=probs.device)
+    return (u < probs).to(probs.dtype)
 
 
 def signed(z: Tensor) -> Tensor:
@@ -88,40 +107,60 @@ class SBN(nn.Module):
         with torch.no_grad():
             self.decoders[0][-1].bias.copy_(output_bias(data_mean, pixels))
 
-    def _guide_layers(self, x: Tensor, z: Sequence[Tensor]):
-        """``q(z_l | z_{l−1})`` for each layer, given the layers below (``z_0 = x``)."""
-        inputs = (x, *z[:-1])
-        return [bernoulli(enc(signed(v))) for enc, v in zip(self.encoders, inputs)]
-
     def sample_guide(self, x: Tensor, num_particles: int, reparameterize: bool = False):
         if reparameterize:
             raise ValueError("SBN has binary latents: they cannot be reparameterised")
         z, log_q = [], 0.0
         below = signed(x)
         for depth, encoder in enumerate(self.encoders):
-            q = bernoulli(encoder(below))
-            sample = q.sample((num_particles,) if depth == 0 else ())
-            log_q = log_q + q.log_prob(sample)
+            logits = encoder(below)  # the first layer runs once per data point, not per particle
+            with torch.no_grad():
+                sample = bernoulli_sample(logits, (num_particles,) if depth == 0 else ())
+            log_q = log_q + bernoulli_log_prob(logits, sample)
             z.append(sample)
             below = signed(sample)
         return tuple(z), log_q
 
     def log_guide(self, x: Tensor, z: Sequence[Tensor]) -> Tensor:
-        return sum(q.log_prob(v) for q, v in zip(self._guide_layers(x, z), z))
+        inputs = (x, *z[:-1])
+        return sum(
+            bernoulli_log_prob(encoder(signed(v)), target)
+            for encoder, v, target in zip(self.encoders, inputs, z)
+        )
 
     def log_joint(self, x: Tensor, z: Sequence[Tensor]) -> Tensor:
-        log_p = bernoulli(self.prior_logits).log_prob(z[-1])
-        below = (x, *z[:-1])
-        for decoder, above, target in zip(self.decoders, z, below):
-            log_p = log_p + bernoulli(decoder(signed(above))).log_prob(target)
+        log_p = bernoulli_log_prob(self.prior_logits, z[-1]) + self.log_likelihood(x, z[0])
+        for decoder, above, target in zip(self.decoders[1:], z[1:], z[:-1]):
+            log_p = log_p + bernoulli_log_prob(decoder(signed(above)), target)
         return log_p
+
+    def log_likelihood(self, x: Tensor, z1: Tensor) -> Tensor:
+        """``log p(x | z_1)``, ``[*, B]``.
+
+        Without gradients (evaluation), the pixel term uses ``l = h Wᵀ + b`` (``h`` the input of
+        the last affine map): ``Σ_d (x_d − 1) l_d = h · ((x − 1) W) + (x − 1) · b``, with
+        ``(x − 1) W`` computed once per data point instead of once per particle, so only
+        ``log σ(l)`` is evaluated at every pixel of every particle. It halves the elementwise
+        work of an evaluation; in training its extra backward products cost more than it saves
+        at small ``S`` (benchmarks/RESULTS.md), so training uses the direct form.
+        """
+        decoder = self.decoders[0]
+        if torch.is_grad_enabled():
+            return bernoulli_log_prob(decoder(signed(z1)), x)
+        *hidden, last = decoder
+        h = signed(z1)
+        for layer in hidden:
+            h = layer(h)
+        residual = x - 1  # [B, pixels]
+        per_point = (h * (residual @ last.weight)).sum(-1) + residual @ last.bias
+        return F.logsigmoid(last(h)).sum(-1) + per_point
 
     @torch.no_grad()
     def sample(self, num_samples: int):
-        z = [bernoulli(self.prior_logits).sample((num_samples,))]
+        z = [bernoulli_sample(self.prior_logits, (num_samples,))]
         for decoder in reversed(self.decoders[1:]):
-            z.insert(0, bernoulli(decoder(signed(z[0]))).sample())
-        x = bernoulli(self.decoders[0](signed(z[0]))).sample()
+            z.insert(0, bernoulli_sample(decoder(signed(z[0]))))
+        x = bernoulli_sample(self.decoders[0](signed(z[0])))
         return tuple(z), x
 
     @torch.no_grad()

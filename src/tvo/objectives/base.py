@@ -11,7 +11,8 @@ diagnostics.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import ClassVar, NamedTuple
 
 from torch import Tensor
 
@@ -33,7 +34,7 @@ class Output(NamedTuple):
 
     loss: Tensor
     estimate: Tensor
-    diagnostics: dict[str, Tensor]
+    diagnostics: Mapping[str, Tensor]
 
 
 def check_log_weights(log_p: Tensor, log_q: Tensor, min_particles: int = 1) -> None:
@@ -50,14 +51,41 @@ def check_log_weights(log_p: Tensor, log_q: Tensor, min_particles: int = 1) -> N
         )
 
 
-def log_weight_diagnostics(log_weight: Tensor) -> dict[str, Tensor]:
-    """ESS, ELBO (``mean_s ℓ``) and IWAE bound (``logmeanexp_s ℓ``) of ``[S, B]`` log-weights."""
-    log_weight = log_weight.detach()
-    return {
-        "ess": effective_sample_size(log_weight),
-        "elbo": log_weight.mean(0),
-        "iwae": logmeanexp(log_weight),
+class Diagnostics(Mapping):
+    """Detached per-data-point diagnostics, computed when first read (a training loop that reads
+    none pays nothing): ``ess`` (effective sample size), ``elbo`` (``mean_s ℓ``) and ``iwae``
+    (``logmeanexp_s ℓ``) of the ``[S, B]`` log-weights, plus any ``extra`` tensors given."""
+
+    _computed: ClassVar[dict] = {
+        "ess": effective_sample_size,
+        "elbo": lambda log_weight: log_weight.mean(0),
+        "iwae": logmeanexp,
     }
+
+    def __init__(self, log_weight: Tensor, **extra: Tensor):
+        self._log_weight = log_weight.detach()
+        self._values: dict[str, Tensor] = dict(extra)
+
+    def __getitem__(self, key: str) -> Tensor:
+        if key not in self._values:
+            if key not in self._computed:
+                raise KeyError(key)
+            self._values[key] = self._computed[key](self._log_weight)
+        return self._values[key]
+
+    def __iter__(self):
+        return iter({**self._computed, **self._values})
+
+    def __len__(self) -> int:
+        return len({**self._computed, **self._values})
+
+    def __repr__(self) -> str:
+        return f"Diagnostics({', '.join(self)})"
+
+
+def log_weight_diagnostics(log_weight: Tensor, **extra: Tensor) -> Diagnostics:
+    """The :class:`Diagnostics` of ``[S, B]`` log-weights."""
+    return Diagnostics(log_weight, **extra)
 
 
 class Objective:
@@ -94,8 +122,7 @@ class Objective:
         z, log_q = model.sample_guide(x, num_particles, reparameterize=self.reparameterized)
         log_p = model.log_joint(x, z)
         terms = self.terms(log_p, log_q)
-        diagnostics = log_weight_diagnostics(log_p - log_q)
-        diagnostics.update(self.extra_diagnostics(terms))
+        diagnostics = log_weight_diagnostics(log_p - log_q, **self.extra_diagnostics(terms))
         return Output(-terms.surrogate.mean(), terms.estimate, diagnostics)
 
     def extra_diagnostics(self, terms: Terms) -> dict[str, Tensor]:

@@ -27,7 +27,6 @@ import torch
 from torch import Tensor
 
 from tvo.objectives.base import Objective, check_log_weights
-from tvo.ops import normalized_weights
 from tvo.partitions import partition as make_partition
 
 INTEGRATIONS = ("left", "right", "trapz")
@@ -75,32 +74,44 @@ def tvo(log_p: Tensor, log_q: Tensor, partition, integration: str = "left") -> T
 
     Needs ``S ≥ 2``: with one particle the covariance term vanishes and the gradient is biased.
 
-    Implementation: ``Σ_s w̄_s (ℓ_s − ĝ) = 0``, so the centring ``Σ_t sg(w̄_t) log π̃_β(z_t)`` is
-    multiplied by a detached zero and drops out, and the sum over ``β`` folds into detached
-    per-particle coefficients: ``surrogate = Σ_s (a_s ℓ_s + c u_s log p_s + c v_s log q_s)`` with
-    ``a = Σ_k m_k w̄_k``, ``u = Σ_k m_k β_k w̄_k (ℓ − ĝ_k)``, ``v = Σ_k m_k (1 − β_k) w̄_k (ℓ − ĝ_k)``.
-    Memory is ``O(K·S·B)``.
+    Implementation. ``Σ_s w̄_s (ℓ_s − ĝ) = 0``, so the centring ``Σ_t sg(w̄_t) log π̃_β(z_t)`` is
+    multiplied by a detached zero and drops out, and the sum over ``β`` folds into two detached
+    per-particle coefficients: with ``a = Σ_k m_k w̄_k``, ``u = c Σ_k m_k β_k w̄_k (ℓ − ĝ_k)``,
+    ``v = c Σ_k m_k (1 − β_k) w̄_k (ℓ − ĝ_k)`` and ``ℓ = log p − log q``,
+    ``surrogate = Σ_s [(a + u)_s log p_s + (v − a)_s log q_s]``.
+    With ``ℓ̃ = ℓ − max_s ℓ ≤ 0`` the unnormalised weights ``e_sk = exp(β_k ℓ̃_s) ∈ (0, 1]`` need no
+    max pass (``β ≥ 0``) and their normaliser is ≥ 1; normalisers, ``ĝ`` and the coefficients
+    are then two batched matrix products with ``e`` (``[B, S, K + 1]``), and the normalisers
+    divide the small coefficient matrices instead of ``e``. Memory is ``O(K·S·B)``; the version
+    written out term by term is in tests/test_functional.py, which checks this one against it.
     """
     check_log_weights(log_p, log_q, min_particles=2)
     beta = torch.as_tensor(partition, dtype=log_p.dtype, device=log_p.device)
     if beta.dim() != 1 or beta.numel() < 2:
         raise ValueError(f"partition must be a 1-D tensor of K + 1 ≥ 2 points, got {partition!r}")
-    num_particles = log_p.shape[0]
-    log_weight = log_p - log_q
-    ell = log_weight.detach()
-
-    weights = normalized_weights(ell, beta[:, None, None])  # [K+1, S, B]
-    integrand = (weights * ell).sum(1)  # ĝ(β_k), [K+1, B]
+    num_particles, batch = log_p.shape
+    ell = (log_p - log_q).detach()
+    top = ell.max(0).values  # [B]
+    shifted = (ell - top).T  # ℓ̃, [B, S]
+    e = torch.mul(shifted[:, :, None], beta).exp_()  # unnormalised w̄_s(β_k), [B, S, K+1]
+    sums = torch.stack([torch.ones_like(shifted), shifted], 1) @ e  # Σ_s e, Σ_s e ℓ̃: [B, 2, K+1]
+    norm, g_shifted = sums[:, 0], sums[:, 1] / sums[:, 0]  # [B, K+1]
     m = integration_weights(beta, integration)  # [K+1]
-    estimate = m @ integrand
+    estimate = g_shifted @ m + top  # ĝ is shift-equivariant
 
-    covariance = weights * (ell - integrand[:, None])  # w̄ (ℓ − ĝ), [K+1, S, B]
     c = num_particles / (num_particles - 1)
-    a = torch.einsum("k,ksb->sb", m, weights)
-    u = torch.einsum("k,ksb->sb", c * m * beta, covariance)
-    v = torch.einsum("k,ksb->sb", c * m * (1 - beta), covariance)
-    surrogate = (a * log_weight + u * log_p + v * log_q).sum(0)
-    return TVOTerms(surrogate, estimate, integrand)
+    per_point = torch.stack([m, c * m * beta, c * m * (1 - beta)], -1)  # [K+1, 3]
+    coefficients = (
+        torch.cat(
+            [per_point.expand(batch, -1, -1), per_point[None, :, 1:] * g_shifted[..., None]], -1
+        )
+        / norm[..., None]
+    )  # [B, K+1, 5]: dividing by the normaliser here turns e into w̄
+    a, p_beta, p_rest, q_beta, q_rest = (e @ coefficients).unbind(-1)  # each [B, S]
+    u = shifted * p_beta - q_beta  # c Σ_k m_k β_k w̄_k (ℓ̃ − ĝ̃_k)
+    v = shifted * p_rest - q_rest
+    surrogate = ((a + u).T * log_p + (v - a).T * log_q).sum(0)
+    return TVOTerms(surrogate, estimate, (g_shifted + top[:, None]).T)
 
 
 class TVO(Objective):
