@@ -14,20 +14,6 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def median_ms(fn, device: torch.device, repeats: int, warmup: int = 10) -> float:
-    """Median wall time of ``fn()`` in milliseconds over ``repeats`` calls after ``warmup``."""
-    for _ in range(warmup):
-        fn()
-    synchronize(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
-
-
 def linear_shapes(model, batch: int, rows: int) -> list[tuple[int, int, int]]:
     """``(rows, in, out)`` of every ``nn.Linear`` in a step: a layer fed by the data sees
     ``batch`` rows (once per data point), every other layer ``rows = S·B``."""

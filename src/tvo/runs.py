@@ -180,10 +180,6 @@ class Run:
     def write_summary(self, summary: dict) -> None:
         write_text(self.path / "summary.json", json.dumps(summary, indent=2) + "\n")
 
-    def read_summary(self) -> dict:
-        file = self.path / "summary.json"
-        return json.loads(file.read_text()) if file.is_file() else {}
-
     def label(self) -> str:
         """``objective S=… K=…``: how plots and tables name the run."""
         config = self.config
