@@ -52,7 +52,11 @@ def add_train(sub) -> None:
     p.add_argument(
         "--beta1", type=float, help=f"first point of the log schedule (default: {d.beta1})"
     )
-    p.add_argument("--schedule", help=f"log or linear (default: {d.schedule})")
+    p.add_argument("--schedule", help=f"log, linear or moments (adaptive) (default: {d.schedule})")
+    p.add_argument(
+        "--adapt-every", type=int,
+        help=f"steps between moves of a moments partition (default: {d.adapt_every})",
+    )  # fmt: skip
     p.add_argument(
         "--integration", help=f"TVO Riemann sum: left, right, trapz (default: {d.integration})"
     )
@@ -93,7 +97,7 @@ def add_train(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar; a line per evaluation")
 
 
-FLAG_FIELDS = ("model", "objective", "particles", "partitions", "beta1", "schedule",
+FLAG_FIELDS = ("model", "objective", "particles", "partitions", "beta1", "schedule", "adapt_every",
                "integration", "data", "data_root", "batch_size", "lr", "steps", "epochs", "seed",
                "device", "eval_every", "eval_particles", "eval_images", "eval_split",
                "log_every", "checkpoint_every", "nonfinite")  # fmt: skip

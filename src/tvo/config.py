@@ -29,7 +29,7 @@ else:  # pragma: no cover
 from tvo.models import CONTINUOUS, MODELS
 from tvo.objectives import OBJECTIVES
 from tvo.objectives.tvo import INTEGRATIONS
-from tvo.partitions import SCHEDULES
+from tvo.partitions import ADAPTIVE_SCHEDULES, SCHEDULES
 
 
 class ConfigError(ValueError):
@@ -45,6 +45,7 @@ class TrainConfig:
     particles: int = 10
     partitions: int = 5
     schedule: str = "log"
+    adapt_every: int = 100
     beta1: float = 0.1
     integration: str = "left"
     batch_size: int = 24
@@ -145,7 +146,7 @@ def validate(config: TrainConfig) -> None:
     """Raise :class:`ConfigError` for any setting that cannot work."""
     _check_choice("model", config.model, MODELS)
     _check_choice("objective", config.objective, OBJECTIVES)
-    _check_choice("schedule", config.schedule, SCHEDULES)
+    _check_choice("schedule", config.schedule, SCHEDULES + ADAPTIVE_SCHEDULES)
     _check_choice("integration", config.integration, INTEGRATIONS)
     _check_choice("device", config.device, DEVICES)
     _check_choice("nonfinite policy", config.nonfinite, NONFINITE)
@@ -156,7 +157,9 @@ def validate(config: TrainConfig) -> None:
     _check_number("beta1", config.beta1, 0.0, float, high=1.0, open_low=True)
     _check_number("batch size", config.batch_size, 1)
     _check_number("learning rate", config.lr, 0.0, float, open_low=True)
-    for name in ("eval_every", "eval_particles", "eval_images", "log_every", "checkpoint_every"):
+    names = ("eval_every", "eval_particles", "eval_images", "log_every", "checkpoint_every",
+             "adapt_every")  # fmt: skip
+    for name in names:
         _check_number(name.replace("_", " "), getattr(config, name), 1)
     _check_number("seed", config.seed, 0)
     if (config.steps is None) == (config.epochs is None):

@@ -6,17 +6,22 @@ A partition is a 1-D float64 tensor of ``K + 1`` points. Fixed schedules (MATH.m
 - ``log``: ``β_0 = 0`` and ``β_1 … β_K`` log-spaced from ``beta1`` to 1, i.e.
   ``β_k = beta1^((K − k) / (K − 1))``;
 - for ``K = 1`` every schedule gives ``[0, 1]``.
+
+Adaptive schedule (Brekelmans et al., ICML 2020): :func:`moments` places ``β_1 … β_{K−1}`` so
+that the integrand is evenly spaced, ``g(β_k) = g(0) + (k / K)(g(1) − g(0))``, found by bisection
+(``g`` is non-decreasing), from the self-normalised ``ĝ`` of recent log-weights.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
 SCHEDULES = ("log", "linear")
+ADAPTIVE_SCHEDULES = ("moments",)
 
 
 def partition(
@@ -82,3 +87,39 @@ def validate(points: Sequence[float] | Tensor) -> Tensor:
             f"β_{k} = {beta[k].item()} followed by β_{k + 1} = {beta[k + 1].item()}"
         )
     return beta.clone()
+
+
+def invert_integrand(g: Callable[[Tensor], Tensor], K: int, iterations: int = 60) -> Tensor:
+    """The partition whose points split ``[g(0), g(1)]`` evenly: ``β_k = g⁻¹(g(0) + (k/K) Δ)``.
+
+    ``g`` maps a 1-D float64 tensor of ``β`` to the (non-decreasing) integrand at each. All
+    ``K − 1`` inner points are bisected at once, ``iterations`` halvings (60: below 1e-18).
+    Returns the float64 ``[K + 1]`` partition; if ``g`` is flat (``g(1) − g(0)`` below 1e-12
+    of its scale) or the points would not rise strictly, the linear schedule.
+    """
+    ends = g(torch.tensor([0.0, 1.0], dtype=torch.float64))
+    spread = float(ends[1] - ends[0])
+    linear = partition(K, "linear")
+    if K == 1 or not spread > 1e-12 * max(1.0, float(ends.abs().max())):
+        return linear
+    targets = ends[0] + spread * torch.arange(1, K, dtype=torch.float64) / K
+    low, high = torch.zeros(K - 1, dtype=torch.float64), torch.ones(K - 1, dtype=torch.float64)
+    for _ in range(iterations):
+        middle = (low + high) / 2
+        below = g(middle) < targets
+        low, high = torch.where(below, middle, low), torch.where(below, high, middle)
+    points = torch.cat([low.new_zeros(1), (low + high) / 2, low.new_ones(1)])
+    return points if bool((points[1:] > points[:-1]).all()) else linear
+
+
+def moments(log_weight: Tensor, K: int) -> Tensor:
+    """The moments partition from ``[S, B]`` log-weights: ``ĝ(β)`` is the batch mean of
+    ``Σ_s softmax_s(β ℓ) ℓ_s``, evaluated in float64."""
+    ell = log_weight.detach().to(torch.float64)
+
+    def integrand(beta: Tensor) -> Tensor:
+        beta = beta.to(ell.device)
+        weights = torch.softmax(beta[:, None, None] * ell, dim=1)
+        return (weights * ell).sum(1).mean(1).cpu()
+
+    return invert_integrand(integrand, K)

@@ -2,7 +2,8 @@
 
     RUN_DIR/
       config.json                  the resolved TrainConfig: enough to reproduce the run
-      metrics.csv                  one row per log step; evaluation columns filled at eval steps
+      metrics.csv                  one row per log step; evaluation columns filled at eval steps;
+                                   the TVO's partition in use (points separated by spaces)
       checkpoints/step-NNNNNNNNN.pt the last two: model, optimiser, partition, RNG states
       events/                      TensorBoard event files
       summary.json                 the final metrics, written when training ends
@@ -31,7 +32,8 @@ from tvo.config import load as load_config
 from tvo.config import save as save_config
 from tvo.files import write_atomic
 
-METRICS = ("step", "seconds", "train_objective", "skipped", "split", "log_px", "kl", "elbo")
+METRICS = ("step", "seconds", "train_objective", "skipped", "split", "log_px", "kl", "elbo",
+           "partition")  # fmt: skip
 KEEP_CHECKPOINTS = 2
 RUN_FILES = ("config.json", "metrics.csv", "summary.json", "checkpoints", "events", "plots")
 
@@ -204,7 +206,7 @@ def _parse_row(row: dict) -> dict:
             parsed[key] = None
         elif key in ("step", "skipped"):
             parsed[key] = int(value)
-        elif key == "split":
+        elif key in ("split", "partition"):
             parsed[key] = value
         else:
             parsed[key] = float(value)

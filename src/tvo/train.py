@@ -211,6 +211,8 @@ def train(run: Run, quiet: bool = False, stop_after: int | None = None, prepared
                     s.optimiser.step()
                     progress.total += output.estimate.detach().mean().item()
                     progress.count += 1
+                    if getattr(s.objective, "adaptive", False) and step % config.adapt_every == 0:
+                        s.objective.adapt(output.diagnostics["log_weight"])
                 elif config.nonfinite == "stop":
                     raise NonFiniteError(
                         f"step {step}: the loss or a gradient is not finite; the step was not "
@@ -250,13 +252,19 @@ def log_row(config, s, progress: Progress, step, steps, clock, writer) -> dict:
     """One metrics row; evaluates the model at evaluation steps."""
     mean = progress.total / progress.count if progress.count else None
     row = {"step": step, "seconds": time.perf_counter() - clock, "train_objective": mean,
-           "skipped": progress.skipped}  # fmt: skip
+           "skipped": progress.skipped, "partition": partition_text(s.objective)}  # fmt: skip
     progress.total, progress.count = 0.0, 0
     if step % config.eval_every == 0 or step == steps:
         progress.last_eval = evaluate_during_training(config, s)
         row.update(progress.last_eval)
     log_scalars(writer, row)
     return row
+
+
+def partition_text(objective) -> str | None:
+    """The partition in use, as the metrics store it: points separated by spaces."""
+    beta = getattr(objective, "partition", None)
+    return None if beta is None else " ".join(f"{b:.6g}" for b in beta.tolist())
 
 
 def report(bar, row: dict, progress: Progress, steps: int, split: str, quiet: bool) -> None:

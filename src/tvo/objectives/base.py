@@ -54,9 +54,10 @@ def check_log_weights(log_p: Tensor, log_q: Tensor, min_particles: int = 1) -> N
 class Diagnostics(Mapping):
     """Detached per-data-point diagnostics, computed when first read (a training loop that reads
     none pays nothing): ``ess`` (effective sample size), ``elbo`` (``mean_s ℓ``) and ``iwae``
-    (``logmeanexp_s ℓ``) of the ``[S, B]`` log-weights, plus any ``extra`` tensors given."""
+    (``logmeanexp_s ℓ``) of the ``[S, B]`` log-weights ``log_weight``, plus any ``extra``."""
 
     _computed: ClassVar[dict] = {
+        "log_weight": lambda log_weight: log_weight,
         "ess": effective_sample_size,
         "elbo": lambda log_weight: log_weight.mean(0),
         "iwae": logmeanexp,

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from tvo.objectives.base import Objective, check_log_weights
+from tvo.partitions import ADAPTIVE_SCHEDULES, moments
 from tvo.partitions import partition as make_partition
 
 INTEGRATIONS = ("left", "right", "trapz")
@@ -121,6 +122,10 @@ class TVO(Objective):
     for a partition of your own. Particles are drawn without reparameterisation, so it trains
     models with discrete and continuous latents alike. Needs ``num_particles ≥ 2``.
 
+    ``schedule="moments"`` starts from the log schedule and moves the points whenever
+    :meth:`adapt` is given recent log-weights (the trainer does so every ``adapt_every`` steps):
+    see :func:`tvo.partitions.moments`.
+
     Diagnostics add ``integrand``: ``ĝ(β_k)``, ``[K + 1, B]``.
     """
 
@@ -135,7 +140,9 @@ class TVO(Objective):
         integration: str = "left",
         partition=None,
     ):
-        self.partition = make_partition(K if partition is None else partition, schedule, beta1)
+        self.adaptive = schedule in ADAPTIVE_SCHEDULES and partition is None
+        start = "log" if self.adaptive else schedule
+        self.partition = make_partition(K if partition is None else partition, start, beta1)
         integration_weights(self.partition, integration)  # validates the name
         self.integration = integration
         self._cache: dict = {}
@@ -150,6 +157,11 @@ class TVO(Objective):
             self._cache = {key: self.partition.to(dtype=like.dtype, device=like.device)}
         return self._cache[key]
 
+    def adapt(self, log_weight: Tensor) -> None:
+        """Move the partition to the moments schedule of these ``[S, B]`` log-weights."""
+        self.partition = moments(log_weight, self.K)
+        self._cache = {}
+
     def terms(self, log_p: Tensor, log_q: Tensor) -> TVOTerms:
         return tvo(log_p, log_q, self._partition_like(log_p), self.integration)
 
@@ -158,4 +170,5 @@ class TVO(Objective):
 
     def __repr__(self) -> str:
         points = ", ".join(f"{b:.4g}" for b in self.partition.tolist())
-        return f"TVO(partition=[{points}], integration={self.integration!r})"
+        adaptive = ", schedule='moments'" if self.adaptive else ""
+        return f"TVO(partition=[{points}], integration={self.integration!r}{adaptive})"
