@@ -2,7 +2,7 @@
 
 from tvo.objectives.base import Objective, Output, Terms
 from tvo.objectives.elbo import ELBO, VAE, elbo, vae
-from tvo.objectives.iwae import IWAE, VIMCO, Reinforce, iwae, reinforce, vimco
+from tvo.objectives.iwae import IWAE, VIMCO, DReG, Reinforce, iwae, reinforce, vimco
 from tvo.objectives.tvo import TVO, TVOTerms, integration_weights, tvo
 from tvo.objectives.wake_sleep import RWS, InferenceCompilation, WakeSleep, rws, sleep_phi
 
@@ -11,6 +11,7 @@ OBJECTIVES = {
     "elbo": ELBO,
     "vae": VAE,
     "iwae": IWAE,
+    "dreg": DReG,
     "reinforce": Reinforce,
     "vimco": VIMCO,
     "rws": RWS,
@@ -26,6 +27,7 @@ __all__ = [
     "TVO",
     "VAE",
     "VIMCO",
+    "DReG",
     "InferenceCompilation",
     "Objective",
     "Output",

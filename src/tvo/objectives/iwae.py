@@ -6,7 +6,8 @@
 - :func:`reinforce`: score function, ``L̂ + sg(L̂) Σ_s log q_s`` (no baseline);
 - :func:`vimco`: score function with per-particle leave-one-out baselines (Mnih & Rezende, 2016),
   ``L̂ + Σ_s sg(L̂ − L̂_{−s}) log q_s``, where ``L̂_{−s}`` is ``L̂`` with ``ℓ_s`` replaced by the
-  mean of the other ``ℓ``.
+  mean of the other ``ℓ``;
+- :class:`DReG`: doubly reparameterised (Tucker et al., 2019), model level only.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.func import functional_call
 
-from tvo.objectives.base import Objective, Terms, check_log_weights
+from tvo.objectives.base import Objective, Output, Terms, check_log_weights, log_weight_diagnostics
 from tvo.ops import leave_one_out_logsumexp, logmeanexp
 
 
@@ -83,3 +85,54 @@ class VIMCO(Objective):
 
     def terms(self, log_p: Tensor, log_q: Tensor) -> Terms:
         return vimco(log_p, log_q)
+
+
+class _Method(nn.Module):
+    """Calls one method of a model, so that ``functional_call`` can swap its parameters."""
+
+    def __init__(self, model: nn.Module, method: str):
+        super().__init__()
+        self.model, self.method = model, method
+
+    def forward(self, *args):
+        return getattr(self.model, self.method)(*args)
+
+
+def with_stopped_parameters(model: nn.Module, method: str, *args):
+    """``model.method(*args)`` with every parameter detached: gradients reach the arguments
+    (the reparameterised particles) only."""
+    stopped = {f"model.{name}": p.detach() for name, p in model.named_parameters()}
+    return functional_call(_Method(model, method), stopped, args)
+
+
+class DReG(Objective):
+    """The IWAE bound with the doubly reparameterised gradient (Tucker et al., 2019).
+
+    θ gets the IWAE gradient ``Σ_s w̄_s ∇_θ log p(x, z_s)``; φ gets
+    ``Σ_s w̄_s² (∂ℓ_s / ∂z_s)(∂z_s / ∂φ)``, where ``ℓ_s`` is evaluated with every parameter
+    stopped, so φ reaches it only through the reparameterised particles ``z_s(φ)``: the score
+    term ``∇_φ log q`` (zero in expectation, but noisy) is gone. Surrogate per data point:
+
+        Σ_s sg(w̄_s) log p(x, sg(z_s)) + Σ_s sg(w̄_s²) ℓ_s|_{θ, φ stopped}
+
+    Unbiased for ``∇ E[L̂_S]``; needs reparameterisable latents. At ``S = 1`` the φ-part is the
+    "sticking the landing" ELBO gradient of Roeder et al. (2017). The model is evaluated twice
+    per particle (θ live on detached particles; parameters stopped on live particles).
+    """
+
+    name = "dreg"
+    reparameterized = True
+
+    def __call__(self, model, x: Tensor, num_particles: int) -> Output:
+        self.check(model, num_particles)
+        z, _ = model.sample_guide(x, num_particles, reparameterize=True)
+        fixed = tuple(v.detach() for v in z) if isinstance(z, tuple) else z.detach()
+        log_p_theta = model.log_joint(x, fixed)  # θ live, particles fixed
+        path = with_stopped_parameters(model, "log_joint", x, z) - with_stopped_parameters(
+            model, "log_guide", x, z
+        )  # ℓ through the particles only
+        check_log_weights(log_p_theta, path)
+        weights = torch.softmax(path.detach(), 0)
+        surrogate = (weights * log_p_theta).sum(0) + (weights**2 * path).sum(0)
+        diagnostics = log_weight_diagnostics(path)
+        return Output(-surrogate.mean(), diagnostics["iwae"], diagnostics)

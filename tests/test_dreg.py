@@ -1,0 +1,57 @@
+"""DReG against closed forms and an independent unbiased estimator, on the linear-Gaussian model."""
+
+import torch
+
+import tvo
+from tvo.models.toy import LinearGaussian
+
+from conftest import assert_biased, assert_unbiased, flat_grad
+
+
+def model_and_point(seed=2):
+    torch.manual_seed(seed)
+    model = LinearGaussian(latent_dim=2, obs_dim=3, seed=4).double()
+    return model, model.sample(1)[1]
+
+
+def draws(model, x, objective, S, repeats, copies=50):
+    """``repeats`` gradients, each the mean of ``copies`` independent estimates."""
+    params = list(model.parameters())
+    x_rep = x.repeat(copies, 1)
+    return torch.stack([flat_grad(objective(model, x_rep, S).loss, params) for _ in range(repeats)])
+
+
+def test_dreg_with_one_particle_is_unbiased_for_the_closed_form_elbo_gradient():
+    model, x = model_and_point()
+    exact = flat_grad(-model.exact_elbo(x).mean(), list(model.parameters()))
+    atol = 1e-3 * exact.abs().max().item()
+    assert_unbiased(draws(model, x, tvo.DReG(), 1, 40), exact, atol)
+
+
+def test_dreg_agrees_with_the_pathwise_iwae_gradient_and_not_with_the_elbo():
+    """Both estimate ∇ E[L̂_5] without bias: their means must agree within 4 combined standard
+    errors; the ELBO's gradient (a different quantity) must not."""
+    model, x = model_and_point()
+    dreg, iwae = draws(model, x, tvo.DReG(), 5, 60), draws(model, x, tvo.IWAE(), 5, 60)
+    standard_error = (dreg.var(0) / len(dreg) + iwae.var(0) / len(iwae)).sqrt()
+    atol = 1e-3 * iwae.mean(0).abs().max().item()
+    score = ((dreg.mean(0) - iwae.mean(0)).abs() / (standard_error + atol)).max().item()
+    assert score < 4.0, f"DReG and IWAE means are {score:.1f} SE apart"
+    elbo = flat_grad(-model.exact_elbo(x).mean(), list(model.parameters()))
+    assert_biased(dreg, elbo, atol)
+
+
+def test_dreg_has_lower_variance_than_the_pathwise_iwae_gradient_it_replaces():
+    """Both estimate ∇_φ E[L̂_10]. On a batch of 32 points, 200 draws each, DReG's φ-gradient
+    variance was 0.31 to 0.49 of the pathwise IWAE's over six seeds; the test asks for < 0.7.
+    (Against the TVO covariance estimator, which estimates another gradient, DReG's raw variance
+    was 3.4 to 6 times higher on the same batches: see the issue's closing note.)"""
+    torch.manual_seed(0)
+    model = LinearGaussian(latent_dim=2, obs_dim=3, seed=4).double()
+    x = model.sample(32)[1]
+    phi = [model.encoder_weight, model.encoder_bias, model.encoder_log_scale]
+    variance = {}
+    for objective in (tvo.DReG(), tvo.IWAE()):
+        grads = torch.stack([flat_grad(objective(model, x, 10).loss, phi) for _ in range(200)])
+        variance[objective.name] = grads.var(0).mean().item()
+    assert variance["dreg"] < 0.7 * variance["iwae"], variance
