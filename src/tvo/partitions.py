@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from tvo.ops import normalized_weights
+
 SCHEDULES = ("log", "linear")
 ADAPTIVE_SCHEDULES = ("moments",)
 
@@ -119,7 +121,7 @@ def moments(log_weight: Tensor, K: int) -> Tensor:
 
     def integrand(beta: Tensor) -> Tensor:
         beta = beta.to(ell.device)
-        weights = torch.softmax(beta[:, None, None] * ell, dim=1)
+        weights = normalized_weights(ell, beta[:, None, None])  # [K, S, B]
         return (weights * ell).sum(1).mean(1).cpu()
 
     return invert_integrand(integrand, K)

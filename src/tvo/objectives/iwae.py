@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from tvo.objectives.base import Objective, Output, Terms, check_log_weights, log_weight_diagnostics
-from tvo.ops import leave_one_out_logsumexp, logmeanexp
+from tvo.ops import leave_one_out_logsumexp, logmeanexp, normalized_weights
 
 
 def iwae(log_p: Tensor, log_q: Tensor) -> Terms:
@@ -132,7 +132,7 @@ class DReG(Objective):
             model, "log_guide", x, z
         )  # ℓ through the particles only
         check_log_weights(log_p_theta, path)
-        weights = torch.softmax(path.detach(), 0)
+        weights = normalized_weights(path.detach())
         surrogate = (weights * log_p_theta).sum(0) + (weights**2 * path).sum(0)
         diagnostics = log_weight_diagnostics(path)
         return Output(-surrogate.mean(), diagnostics["iwae"], diagnostics)
