@@ -11,7 +11,7 @@ from conftest import flat_grad
 
 SCORE_FUNCTION = [tvo.TVO(K=3), tvo.ELBO(), tvo.Reinforce(), tvo.VIMCO(), tvo.RWS(),
                   tvo.WakeSleep(), tvo.InferenceCompilation()]  # fmt: skip
-PATHWISE = [tvo.VAE(), tvo.IWAE()]
+PATHWISE = [tvo.VAE(), tvo.IWAE(), tvo.DReG(), tvo.TVOReparam(K=3)]
 
 
 @pytest.mark.parametrize("objective", SCORE_FUNCTION + PATHWISE, ids=repr)

@@ -106,7 +106,8 @@ def test_unknown_model_name():
 
 
 OBJECTIVES = [tvo.TVO(K=3), tvo.ELBO(), tvo.Reinforce(), tvo.VIMCO(), tvo.RWS(), tvo.WakeSleep(),
-              tvo.InferenceCompilation(), tvo.VAE(), tvo.IWAE()]  # fmt: skip
+              tvo.InferenceCompilation(), tvo.VAE(), tvo.IWAE(), tvo.DReG(),
+              tvo.TVOReparam(K=3)]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -5,7 +5,8 @@ The public API, by name:
 - partitions: :func:`partition`;
 - objectives (call as ``objective(model, x, num_particles)``): :class:`TVO`, :class:`ELBO`,
   :class:`VAE`, :class:`IWAE`, :class:`Reinforce`, :class:`VIMCO`, :class:`RWS`,
-  :class:`WakeSleep`, :class:`InferenceCompilation`;
+  :class:`WakeSleep`, :class:`InferenceCompilation`, and for continuous latents :class:`DReG` and
+  :class:`TVOReparam`;
 - pure functions on ``[S, B]`` log-weights: :mod:`tvo.functional`;
 - models: :class:`Model` (the convenience base class) and :mod:`tvo.models`;
 - evaluation: :func:`estimate` and the exact answers in :mod:`tvo.evaluate`.
@@ -27,6 +28,7 @@ from tvo.objectives import (
     Objective,
     Output,
     Reinforce,
+    TVOReparam,
     WakeSleep,
 )
 from tvo.partitions import partition
@@ -49,6 +51,7 @@ __all__ = [
     "Objective",
     "Output",
     "Reinforce",
+    "TVOReparam",
     "WakeSleep",
     "__version__",
     "estimate",

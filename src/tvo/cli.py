@@ -20,7 +20,7 @@ from tvo.config import PRESETS, ConfigError, TrainConfig
 from tvo.data import DATASETS, DataError
 from tvo.evaluate import estimate
 from tvo.models import MODELS
-from tvo.objectives import OBJECTIVES
+from tvo.objectives import OBJECTIVES, TVO_OBJECTIVES
 from tvo.partitions import partition
 from tvo.runs import Run, RunError
 
@@ -216,8 +216,8 @@ def cmd_compare(args) -> int:
         last = next((r for r in reversed(rows) if r.get("log_px") is not None), {})
         done = rows[-1]["step"] if rows else 0
         total = c.steps if c.steps is not None else f"{c.epochs} ep"
-        k = str(c.partitions) if c.objective == "tvo" else "-"
-        beta1 = f"{c.beta1:g}" if c.objective == "tvo" and c.schedule == "log" else "-"
+        k = str(c.partitions) if c.objective in TVO_OBJECTIVES else "-"
+        beta1 = f"{c.beta1:g}" if c.objective in TVO_OBJECTIVES and c.schedule == "log" else "-"
         values = [_num(last.get(key)) for key in ("log_px", "kl", "elbo")]
         settings = [c.model, c.objective, str(c.particles), k, beta1, f"{done}/{total}"]
         table.append((str(run.path), *settings, *values))

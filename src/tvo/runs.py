@@ -31,6 +31,7 @@ from tvo.config import TrainConfig
 from tvo.config import load as load_config
 from tvo.config import save as save_config
 from tvo.files import write_atomic
+from tvo.objectives import TVO_OBJECTIVES
 
 METRICS = ("step", "seconds", "train_objective", "skipped", "split", "log_px", "kl", "elbo",
            "partition")  # fmt: skip
@@ -185,7 +186,7 @@ class Run:
     def label(self) -> str:
         """``objective S=… K=…``: how plots and tables name the run."""
         config = self.config
-        k = f" K={config.partitions}" if config.objective == "tvo" else ""
+        k = f" K={config.partitions}" if config.objective in TVO_OBJECTIVES else ""
         return f"{config.objective} S={config.particles}{k}"
 
 

@@ -26,7 +26,7 @@ from tvo.data import Dataset
 from tvo.data import load as load_data
 from tvo.evaluate import estimate
 from tvo.models import create as create_model
-from tvo.objectives import OBJECTIVES, TVO
+from tvo.objectives import OBJECTIVES, TVO_OBJECTIVES
 from tvo.runs import Run
 
 
@@ -43,8 +43,9 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_objective(config: TrainConfig):
-    if config.objective == "tvo":
-        return TVO(config.partitions, config.schedule, config.beta1, config.integration)
+    if config.objective in TVO_OBJECTIVES:
+        make = OBJECTIVES[config.objective]
+        return make(config.partitions, config.schedule, config.beta1, config.integration)
     return OBJECTIVES[config.objective]()
 
 

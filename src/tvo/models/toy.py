@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import torch
 from torch import Tensor, nn
@@ -65,7 +66,8 @@ class LinearGaussian(Model):
     """``z ~ N(0, I_d)``, ``x | z ~ N(W z + b, σ² I_D)``, ``q(z | x) = N(A x + c, diag(s²))``.
 
     θ = (W, b, log σ), φ = (A, c, log s). Closed forms: :meth:`marginal`, :meth:`posterior`,
-    :meth:`exact_elbo`, :meth:`exact_kl_posterior_guide`, all differentiable.
+    :meth:`exact_elbo`, :meth:`exact_kl_posterior_guide`, :meth:`exact_integrand`, all
+    differentiable.
     """
 
     has_rsample = True
@@ -130,3 +132,35 @@ class LinearGaussian(Model):
         q = self.guide(x)
         q_full = MultivariateNormal(q.mean, scale_tril=torch.diag_embed(q.stddev))
         return torch.distributions.kl_divergence(self.posterior(x), q_full)
+
+    def exact_integrand(self, x: Tensor, beta: float | Tensor) -> Tensor:
+        """The TVO integrand ``g(β) = E_{π_β}[log p(x, z) − log q(z | x)]`` in closed form, ``[B]``.
+
+        ``π_β ∝ q^(1−β) p(z | x)^β`` is Gaussian: precision ``Λ_β = (1−β) Λ_q + β Λ_p``, mean
+        ``Λ_β⁻¹ ((1−β) Λ_q μ_q + β Λ_p μ_p)``. With ``log p(x, z) = log p(x) + log p(z | x)``,
+        ``g(β) = log p(x) + E_{π_β}[log p(z | x)] − E_{π_β}[log q(z | x)]``, each expectation of a
+        Gaussian log-density under a Gaussian.
+        """
+        beta = torch.as_tensor(beta, dtype=x.dtype, device=x.device)
+        q, post = self.guide(x), self.posterior(x)
+        q_precision = torch.diag_embed(q.variance.reciprocal())  # [B, d, d]
+        p_precision = post.precision_matrix.expand_as(q_precision)
+        precision = (1 - beta) * q_precision + beta * p_precision
+        shift = (1 - beta) * (q_precision @ q.mean[..., None]) + beta * (
+            p_precision @ post.mean[..., None]
+        )
+        covariance = torch.linalg.inv(precision)
+        mean = (covariance @ shift)[..., 0]
+
+        def expected_log_density(loc, density_precision):  # E_{N(mean, covariance)} log N(loc, ·)
+            diff = (mean - loc)[..., None]
+            quadratic = (diff.mT @ density_precision @ diff)[..., 0, 0]
+            trace = (density_precision * covariance).sum((-2, -1))
+            log_det = torch.logdet(density_precision)
+            return 0.5 * (log_det - self.latent_dim * math.log(2 * math.pi) - trace - quadratic)
+
+        return (
+            self.marginal().log_prob(x)
+            + expected_log_density(post.mean, p_precision)
+            - expected_log_density(q.mean, q_precision)
+        )

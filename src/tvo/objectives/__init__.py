@@ -3,11 +3,12 @@
 from tvo.objectives.base import Objective, Output, Terms
 from tvo.objectives.elbo import ELBO, VAE, elbo, vae
 from tvo.objectives.iwae import IWAE, VIMCO, DReG, Reinforce, iwae, reinforce, vimco
-from tvo.objectives.tvo import TVO, TVOTerms, integration_weights, tvo
+from tvo.objectives.tvo import TVO, TVOReparam, TVOTerms, integration_weights, tvo
 from tvo.objectives.wake_sleep import RWS, InferenceCompilation, WakeSleep, rws, sleep_phi
 
 OBJECTIVES = {
     "tvo": TVO,
+    "tvo-reparam": TVOReparam,
     "elbo": ELBO,
     "vae": VAE,
     "iwae": IWAE,
@@ -18,6 +19,7 @@ OBJECTIVES = {
     "ws": WakeSleep,
     "ic": InferenceCompilation,
 }
+TVO_OBJECTIVES = ("tvo", "tvo-reparam")  # the ones with a partition (K, schedule, β1)
 
 __all__ = [
     "ELBO",
@@ -25,6 +27,7 @@ __all__ = [
     "OBJECTIVES",
     "RWS",
     "TVO",
+    "TVO_OBJECTIVES",
     "VAE",
     "VIMCO",
     "DReG",
@@ -32,6 +35,7 @@ __all__ = [
     "Objective",
     "Output",
     "Reinforce",
+    "TVOReparam",
     "TVOTerms",
     "Terms",
     "WakeSleep",
