@@ -18,10 +18,8 @@ import torch
 from tvo import config as config_module
 from tvo.config import PRESETS, ConfigError, TrainConfig
 from tvo.data import DATASETS, DataError
-from tvo.evaluate import estimate
 from tvo.models import MODELS
 from tvo.objectives import OBJECTIVES, TVO_OBJECTIVES
-from tvo.partitions import partition
 from tvo.runs import Run, RunError
 
 DEFAULTS = TrainConfig()
@@ -148,27 +146,6 @@ def add_eval(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def run_partition(config: TrainConfig, state: dict) -> torch.Tensor:
-    saved = state.get("partition")
-    if saved is not None:
-        return saved
-    return partition(config.partitions, config.schedule, config.beta1)
-
-
-def load_trained(run: Run):
-    """The run's data, model (last checkpoint) and partition."""
-    from tvo.train import setup
-
-    config = run.config
-    prepared = setup(config)
-    state = run.load_checkpoint(map_location=prepared.device)
-    if state is None:
-        raise RunError(f"{run.path} has no checkpoint yet: nothing to evaluate")
-    prepared.model.load_state_dict(state["model"])
-    prepared.model.eval()
-    return prepared, run_partition(config, state), state["step"]
-
-
 def cmd_eval(args) -> int:
     run = Run.open(args.run)
     for name in ("particles", "chunk_size"):
@@ -177,23 +154,15 @@ def cmd_eval(args) -> int:
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be ≥ 1, got {args.limit}")
     config_module._check_choice("split", args.split, config_module.EVAL_SPLITS)
-    prepared, beta, step = load_trained(run)
-    images = prepared.dataset.split(args.split)[: args.limit]
-    torch.manual_seed(args.seed)
-    if prepared.dataset.dynamic:
-        images = torch.bernoulli(images)
-    start = time.perf_counter()
-    result = estimate(prepared.model, images, args.particles, partition=beta,
-                      chunk_size=args.chunk_size)  # fmt: skip
-    values = {k: v.mean().item() for k, v in result._asdict().items()}
-    seconds = round(time.perf_counter() - start, 2)
-    report = {**values, "num_images": len(images), "particles": args.particles,
-              "split": args.split, "step": step, "seconds": seconds}  # fmt: skip
+    from tvo.train import evaluate_run
+
+    report = evaluate_run(run, args.split, args.particles, args.limit, args.chunk_size, args.seed)
+    values = report
     if args.json:
         print(json.dumps(report))
     else:
-        print(f"{run.path} at step {step}: {args.split}, {len(images)} images, "
-              f"{args.particles} particles each ({report['seconds']} s)")  # fmt: skip
+        print(f"{run.path} at step {report['step']}: {args.split}, {report['num_images']} "
+              f"images, {args.particles} particles each ({report['seconds']} s)")  # fmt: skip
         names = {"log_px": "log p(x)", "kl": "KL(q||p)", "elbo": "ELBO",
                  "tvo_lower": "TVO lower", "tvo_upper": "TVO upper"}  # fmt: skip
         for key, name in names.items():
@@ -246,6 +215,7 @@ def add_plot(sub) -> None:
 
 def cmd_plot(args) -> int:
     from tvo import plots
+    from tvo.train import load_trained
 
     runs = [Run.open(path) for path in args.runs]
     out = args.out or runs[0].path / "plots"

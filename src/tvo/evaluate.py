@@ -49,12 +49,28 @@ def estimate(
 
     ``x`` is ``[B, D]``; particles are drawn ``chunk_size`` at a time.
     """
-    for name, value in (("num_particles", num_particles), ("chunk_size", chunk_size)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer ≥ 1, got {value!r}")
     beta = make_partition(1 if partition is None else partition).to(x.device)
     # ĝ at β = 0 is the ELBO and the normaliser at β = 1 gives log p̂(x): always evaluate both.
     points = torch.unique(torch.cat([beta, beta.new_tensor([0.0, 1.0])]))
+    integrand, log_px = estimate_integrand(model, x, points, num_particles, chunk_size)
+    elbo = integrand[0]
+    at_partition = integrand[torch.searchsorted(points, beta)]
+    lower = integration_weights(beta, "left") @ at_partition
+    upper = integration_weights(beta, "right") @ at_partition
+    return Evaluation(log_px, log_px - elbo, elbo, lower, upper)
+
+
+@torch.no_grad()
+def estimate_integrand(
+    model, x: Tensor, points: Tensor, num_particles: int = 5000, chunk_size: int = 1000
+) -> tuple[Tensor, Tensor]:
+    """``ĝ(β)`` at each of the increasing ``points`` (``[P]``, the last one 1) and
+    ``log p̂(x)``, float64, ``[P, B]`` and ``[B]``, from ``num_particles`` per data point."""
+    for name, value in (("num_particles", num_particles), ("chunk_size", chunk_size)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer ≥ 1, got {value!r}")
+    if points[-1] != 1:
+        raise ValueError(f"the last point must be β = 1 (it gives log p̂(x)), got {points[-1]}")
     state: WeightedMean | None = None
     remaining = num_particles
     while remaining > 0:
@@ -64,13 +80,7 @@ def estimate(
         log_weight = (model.log_joint(x, z) - log_q).double()  # [size, B]
         chunk = weighted_mean(points[:, None, None] * log_weight, log_weight, dim=1)  # [P, B]
         state = chunk if state is None else merge(state, chunk)
-    integrand = state.mean  # ĝ at `points`
-    log_px = state.log_norm[-1] - math.log(num_particles)
-    elbo = integrand[0]
-    at_partition = integrand[torch.searchsorted(points, beta)]
-    lower = integration_weights(beta, "left") @ at_partition
-    upper = integration_weights(beta, "right") @ at_partition
-    return Evaluation(log_px, log_px - elbo, elbo, lower, upper)
+    return state.mean, state.log_norm[-1] - math.log(num_particles)
 
 
 def exact_log_weights(model, x: Tensor) -> tuple[Tensor, Tensor]:
