@@ -1,4 +1,5 @@
-"""The ``tvo`` command: ``train``, ``eval``, ``compare``, ``plot`` and ``data``.
+"""The ``tvo`` command: ``train``, ``eval``, ``compare``, ``plot``, ``sweep``, ``report`` and
+``data``.
 
 A thin shell over the library. Bad input (an unknown name, a value out of range, a folder that
 is not a run, a run that exists) is reported in one line with exit status 2 before any work
@@ -238,6 +239,62 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def add_sweep(sub) -> None:
+    p = sub.add_parser("sweep", formatter_class=Formatter, help="run a grid of runs",
+                       description="Every run of a sweep file (configs/*.toml), several at once; "
+                       "finished runs are skipped and unfinished ones resumed, so running the "
+                       "same command again after a stop continues the sweep.")  # fmt: skip
+    p.add_argument("config", type=Path, help="the sweep file (TOML)")
+    p.add_argument("--out", type=Path, help="folder of the runs (default: results/CONFIG_NAME)")
+    p.add_argument("--jobs", type=int, help="runs at a time (default: the CPU cores)")
+    p.add_argument("--threads", type=int, help="torch threads per run (default: cores / jobs)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and their state only")
+
+
+def cmd_sweep(args) -> int:
+    from tvo import sweep as sweep_module
+
+    for name in ("jobs", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{name} must be ≥ 1, got {value}")
+    sweep = sweep_module.load(args.config)
+    out = args.out or Path("results") / args.config.stem
+    if args.dry_run:
+        for name in sweep.runs:
+            print(f"{sweep_module.status(out / name):>8}  {name}")
+        print(f"{len(sweep.runs)} runs in {len(sweep.experiments)} experiments, under {out}")
+        return 0
+    failed = sweep_module.run(sweep, out, args.jobs, args.threads)
+    if failed:
+        print(f"tvo sweep: {failed} run(s) failed; their sweep.log says why", file=sys.stderr)
+        return 1
+    print(f"sweep done: {out}; write the report with: tvo report {args.config}")
+    return 0
+
+
+def add_report(sub) -> None:
+    p = sub.add_parser("report", formatter_class=Formatter, help="results document of a sweep",
+                       description="Tables, figures and a verdict per claim of the TVO paper, "
+                       "from a finished (or partly finished) sweep.")  # fmt: skip
+    p.add_argument("config", type=Path, help="the sweep file (TOML)")
+    p.add_argument("--runs", type=Path, help="folder of the runs (default: results/CONFIG_NAME)")
+    p.add_argument("--out", type=Path, default=Path("docs/RESULTS.md"), help="the document")
+    p.add_argument("--cost", type=Path, help="speed benchmark JSON rows (default: [cost] file)")
+
+
+def cmd_report(args) -> int:
+    from tvo import report
+    from tvo import sweep as sweep_module
+
+    sweep = sweep_module.load(args.config)
+    runs = args.runs or Path("results") / args.config.stem
+    if not runs.is_dir():
+        raise ConfigError(f"no runs at {runs}: run tvo sweep {args.config} first, or pass --runs")
+    print(report.write(sweep, runs, args.out, args.cost))
+    return 0
+
+
 def add_data(sub) -> None:
     p = sub.add_parser("data", formatter_class=Formatter, help="prepare and describe a dataset")
     p.add_argument("name", help=f"{', '.join(DATASETS)}, or a .npz/.npy path")
@@ -255,13 +312,13 @@ def parser() -> argparse.ArgumentParser:
                                   "models with the thermodynamic variational objective and its "
                                   "family.", formatter_class=Formatter)  # fmt: skip
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (add_train, add_eval, add_compare, add_plot, add_data):
+    for add in (add_train, add_eval, add_compare, add_plot, add_sweep, add_report, add_data):
         add(sub)
     return top
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "compare": cmd_compare, "plot": cmd_plot,
-            "data": cmd_data}  # fmt: skip
+            "sweep": cmd_sweep, "report": cmd_report, "data": cmd_data}  # fmt: skip
 
 
 def main(argv=None) -> int:

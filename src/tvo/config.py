@@ -83,8 +83,9 @@ NONFINITE = ("skip", "stop")
 EVAL_SPLITS = ("train", "valid", "test")
 
 
-def read_toml(path: str | Path) -> dict:
-    """The settings in a TOML file (flat keys, the names of :class:`TrainConfig`)."""
+def read_toml(path: str | Path, allowed=None) -> dict:
+    """The settings in a TOML file: flat keys, the names of :class:`TrainConfig`, unless
+    ``allowed`` names the valid top-level keys."""
     path = Path(path)
     try:
         with open(path, "rb") as handle:
@@ -93,13 +94,17 @@ def read_toml(path: str | Path) -> dict:
         raise ConfigError(f"config file {path}: no such file") from error
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as error:
         raise ConfigError(f"config file {path} is not valid TOML: {error}") from error
-    unknown = sorted(set(settings) - set(FIELDS))
+    check_keys(settings, FIELDS if allowed is None else allowed, f"config file {path}")
+    return settings
+
+
+def check_keys(settings: dict, valid, where: str) -> None:
+    unknown = sorted(set(settings) - set(valid))
     if unknown:
         raise ConfigError(
-            f"config file {path}: unknown setting {', '.join(map(repr, unknown))}; "
-            f"valid: {', '.join(sorted(FIELDS))}"
+            f"{where}: unknown setting {', '.join(map(repr, unknown))}; "
+            f"valid: {', '.join(sorted(valid))}"
         )
-    return settings
 
 
 def resolve(preset: str | None = None, file: str | Path | None = None, **flags) -> TrainConfig:

@@ -99,3 +99,61 @@ def integrand(model, data: torch.Tensor, partition: torch.Tensor, path: Path,
            f"mean over {data.shape[0]} images")  # fmt: skip
     ax.legend(fontsize=8, loc="upper left")
     return _save(fig, path)
+
+
+def mean_curves(groups: dict[str, list[list[dict]]], path: Path, title: str = "") -> Path:
+    """Evaluation log p̂(x) and KL̂ against step: per label, the mean over its runs (seeds) with
+    a band of ± one standard deviation. ``groups`` maps a label to each run's metrics rows."""
+    fig = Figure(figsize=(10, 3.8))
+    axes = fig.subplots(1, 2)
+    for label, runs in groups.items():
+        for ax, key in zip(axes, ("log_px", "kl")):
+            curves = [{r["step"]: r[key] for r in rows if r.get(key) is not None} for rows in runs]
+            steps = sorted(set.intersection(*(set(c) for c in curves)))
+            values = torch.tensor([[c[s] for s in steps] for c in curves], dtype=torch.float64)
+            mean = values.mean(0).numpy()
+            spread = values.std(0).numpy() if len(runs) > 1 else 0 * mean
+            (line,) = ax.plot(steps, mean, label=f"{label} ({len(runs)} seeds)")
+            ax.fill_between(steps, mean - spread, mean + spread, color=line.get_color(), alpha=0.2)
+    every_row = (r for runs in groups.values() for rows in runs for r in rows)
+    split = next((r["split"] for r in every_row if r.get("split")), "eval")
+    axes[0].set(xlabel="step", ylabel="nats", title=f"{title} {split} log p̂(x)".strip())
+    axes[1].set(xlabel="step", ylabel="nats", title=f"{title} {split} KL̂(q ‖ p)".strip())
+    axes[0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def bounds(values: dict[str, dict[int, float]], references: dict[str, float], path: Path,
+           title: str = "") -> Path:  # fmt: skip
+    """Bounds against the number of intervals ``K`` (log axis): one line per family in
+    ``values`` (``{K: bound}``), one horizontal line per ``references`` entry (ELBO, IWAE…)."""
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    for label, by_k in values.items():
+        ks = sorted(by_k)
+        ax.plot(ks, [by_k[k] for k in ks], marker="o", label=label)
+    styles = iter(["--", ":", "-.", (0, (5, 1)), (0, (1, 3)), (0, (3, 1, 1, 1))])
+    for label, value in references.items():
+        ax.axhline(value, color="gray", linestyle=next(styles), label=f"{label} = {value:.2f}")
+    ax.set_xscale("log")
+    ax.set(xlabel="K (intervals)", ylabel="nats", title=title)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def cost_against_k(rows: list[dict], path: Path) -> Path:
+    """Milliseconds per training step against ``K`` (log axis), one line per ``S``, from the
+    speed benchmark's JSON rows (``objective == "tvo"``)."""
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    tvo_rows = [r for r in rows if r.get("objective") == "tvo"]
+    for s in sorted({r["S"] for r in tvo_rows}):
+        line = sorted((r["K"], r["ms_per_step"]) for r in tvo_rows if r["S"] == s)
+        ax.plot([k for k, _ in line], [ms for _, ms in line], marker="o", label=f"S = {s}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    model = next((r["model"] for r in tvo_rows), "")
+    ax.set(xlabel="K (intervals)", ylabel="ms per training step",
+           title=f"TVO step cost against K ({model})")  # fmt: skip
+    ax.legend(fontsize=8)
+    return _save(fig, path)
