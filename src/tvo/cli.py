@@ -241,11 +241,14 @@ def cmd_plot(args) -> int:
 
 def add_sweep(sub) -> None:
     p = sub.add_parser("sweep", formatter_class=Formatter, help="run a grid of runs",
-                       description="Every run of a sweep file (configs/*.toml), several at once; "
-                       "finished runs are skipped and unfinished ones resumed, so running the "
-                       "same command again after a stop continues the sweep.")  # fmt: skip
+                       description="Every run of a sweep file (benchmarks/sweeps/*.toml), "
+                       "several at once; finished runs are skipped and unfinished ones resumed, "
+                       "so running the same command again after a stop continues the "
+                       "sweep.")  # fmt: skip
     p.add_argument("config", type=Path, help="the sweep file (TOML)")
-    p.add_argument("--out", type=Path, help="folder of the runs (default: results/CONFIG_NAME)")
+    p.add_argument("--out", type=Path,
+                   help="folder of the runs (default: the file's out, else "
+                   "results/CONFIG_NAME)")  # fmt: skip
     p.add_argument("--jobs", type=int, help="runs at a time (default: the CPU cores)")
     p.add_argument("--threads", type=int, help="torch threads per run (default: cores / jobs)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their state only")
@@ -259,13 +262,17 @@ def cmd_sweep(args) -> int:
         if value is not None and value < 1:
             raise ConfigError(f"--{name} must be ≥ 1, got {value}")
     sweep = sweep_module.load(args.config)
-    out = args.out or Path("results") / args.config.stem
+    out = args.out or sweep.out or Path("results") / args.config.stem
     if args.dry_run:
         for name in sweep.runs:
             print(f"{sweep_module.status(out / name):>8}  {name}")
         print(f"{len(sweep.runs)} runs in {len(sweep.experiments)} experiments, under {out}")
         return 0
-    failed = sweep_module.run(sweep, out, args.jobs, args.threads)
+    try:
+        failed = sweep_module.run(sweep, out, args.jobs, args.threads)
+    except KeyboardInterrupt:
+        print(f"tvo sweep: stopped; continue with: tvo sweep {args.config}", file=sys.stderr)
+        return 130
     if failed:
         print(f"tvo sweep: {failed} run(s) failed; their sweep.log says why", file=sys.stderr)
         return 1
@@ -278,7 +285,9 @@ def add_report(sub) -> None:
                        description="Tables, figures and a verdict per claim of the TVO paper, "
                        "from a finished (or partly finished) sweep.")  # fmt: skip
     p.add_argument("config", type=Path, help="the sweep file (TOML)")
-    p.add_argument("--runs", type=Path, help="folder of the runs (default: results/CONFIG_NAME)")
+    p.add_argument("--runs", type=Path,
+                   help="folder of the runs (default: the file's out, else "
+                   "results/CONFIG_NAME)")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("docs/RESULTS.md"), help="the document")
     p.add_argument("--cost", type=Path, help="speed benchmark JSON rows (default: [cost] file)")
 
@@ -288,7 +297,7 @@ def cmd_report(args) -> int:
     from tvo import sweep as sweep_module
 
     sweep = sweep_module.load(args.config)
-    runs = args.runs or Path("results") / args.config.stem
+    runs = args.runs or sweep.out or Path("results") / args.config.stem
     if not runs.is_dir():
         raise ConfigError(f"no runs at {runs}: run tvo sweep {args.config} first, or pass --runs")
     print(report.write(sweep, runs, args.out, args.cost))

@@ -1,8 +1,9 @@
 """Sweeps: a grid of runs from one TOML file, several at once, finished runs skipped and
 unfinished ones resumed.
 
-The file (see ``configs/*.toml``)::
+The file (see ``benchmarks/sweeps/*.toml``)::
 
+    out = "results/mine"     # the runs' folder (default: results/FILE_NAME)
     [evaluation]             # the final evaluation of every run (written to RUN/final.json)
     split = "test"
     particles = 5000
@@ -34,8 +35,10 @@ import itertools
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -50,7 +53,7 @@ from tvo.runs import Run
 EVALUATION_DEFAULTS = {"split": "test", "particles": 5000, "images": None, "chunk_size": 500}
 BOUNDS_DEFAULTS = {"partitions": [2, 5, 10, 50], "beta1": [0.01, 0.05, 0.2], "images": None,
                    "particles": 5000, "split": "test", "iwae": [10, 100]}  # fmt: skip
-TOP_KEYS = {"evaluation", "defaults", "experiment", "bounds", "cost", "paper", "budget"}
+TOP_KEYS = {"out", "evaluation", "defaults", "experiment", "bounds", "cost", "budget"}
 
 
 @dataclass
@@ -64,6 +67,7 @@ class Sweep:
     experiments: dict[str, list[str]] = field(default_factory=dict)
     bounds: dict | None = None
     extra: dict = field(default_factory=dict)
+    out: Path | None = None  # where the runs go unless the command says otherwise
 
 
 def run_name(config: TrainConfig) -> str:
@@ -95,8 +99,9 @@ def load(path: str | Path) -> Sweep:
     experiments = settings.get("experiment", [])
     if not experiments:
         raise ConfigError(f"{path}: no [[experiment]] tables: nothing to run")
-    sweep = Sweep(path, evaluation, extra={k: settings[k] for k in ("cost", "paper", "budget")
-                                           if k in settings})  # fmt: skip
+    extra = {k: settings[k] for k in ("cost", "budget") if k in settings}
+    out = Path(settings["out"]) if "out" in settings else None
+    sweep = Sweep(path, evaluation, extra=extra, out=out)
     for experiment in experiments:
         name = experiment.get("name")
         if not name or name in sweep.experiments:
@@ -107,10 +112,15 @@ def load(path: str | Path) -> Sweep:
             config_module.check_keys(grid, config_module.FIELDS, f"{path} experiment {name!r}")
             for seed in experiment.get("seeds", [0]):
                 for point in _crossed(grid):
+                    settings = {**defaults, **point, "seed": seed}
+                    if "epochs" in point and "steps" not in point:
+                        settings.pop("steps", None)  # epochs replace the default step count
                     try:
-                        config = config_module.resolve(**{**defaults, **point, "seed": seed})
+                        config = config_module.resolve(**settings)
                     except (ConfigError, TypeError) as error:
                         raise ConfigError(f"{path}, experiment {name!r}: {error}") from error
+                    # A preset only fills in values: the same values make the same run.
+                    config = dataclasses.replace(config, preset=None)
                     key = run_name(config)
                     if key in sweep.runs and sweep.runs[key] != config:
                         raise ConfigError(f"{path}: two runs named {key} differ in settings")
@@ -182,35 +192,52 @@ def run(sweep: Sweep, out: str | Path, jobs: int | None = None, threads: int | N
           f"{counts['resume'] + counts['evaluate']} to finish, {counts['new']} new); "
           f"{jobs} at a time, {threads} thread(s) each", flush=True)  # fmt: skip
     start = time.time()
-    failed = []
+    failed: list[str] = []
+    live: set[subprocess.Popen] = set()
+    stopping = threading.Event()
 
     def one(name: str) -> tuple[str, int]:
+        if stopping.is_set():
+            return name, -1
         with open(out / name / "sweep.log", "a") as log:
             log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n")
             log.flush()
             cmd = worker_command(out / name, sweep.evaluation)
-            return name, subprocess.run(
-                cmd, stdout=log, stderr=subprocess.STDOUT, env=env
-            ).returncode
+            process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            live.add(process)
+            code = process.wait()
+            live.discard(process)
+            return name, code
 
     bar = tqdm(total=len(states), initial=counts["done"], desc="runs", disable=quiet)
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops a sweep as Ctrl-C does
     try:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for future in as_completed([pool.submit(one, name) for name in todo]):
-                name, code = future.result()
-                bar.update()
-                if code != 0:
-                    failed.append(name)
-                    bar.write(f"failed ({code}): {name}, see {out / name / 'sweep.log'}")
+        for future in as_completed([pool.submit(one, name) for name in todo]):
+            name, code = future.result()
+            bar.update()
+            if code != 0:
+                failed.append(name)
+                bar.write(f"failed ({code}): {name}, see {out / name / 'sweep.log'}")
         if sweep.bounds is not None and not failed:
             bounds(sweep, out)
     except KeyboardInterrupt:
-        bar.write("interrupted: runs stopped at a checkpoint; run the same command to resume")
+        stopping.set()
+        for process in list(live):  # training stops at a checkpoint; an evaluation is redone
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.write("interrupted: unfinished runs are saved; run the same command to resume")
         raise
     finally:
+        signal.signal(signal.SIGTERM, previous)
+        pool.shutdown(wait=True)
         bar.close()
         _record_time(out, time.time() - start, jobs, threads)
     return len(failed)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _cost(config: TrainConfig) -> float:
