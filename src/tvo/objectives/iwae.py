@@ -105,6 +105,20 @@ def with_stopped_parameters(model: nn.Module, method: str, *args):
     return functional_call(_Method(model, method), stopped, args)
 
 
+def doubly_reparameterized_terms(model, x: Tensor, num_particles: int, min_particles: int = 1):
+    """The two evaluations that doubly reparameterised estimators need, each ``[S, B]``:
+    ``log p(x, sg(z_s))`` (θ live, particles fixed) and ``ℓ_s`` with every parameter stopped,
+    so that φ reaches it only through the reparameterised particles ``z_s(φ)``."""
+    z, _ = model.sample_guide(x, num_particles, reparameterize=True)
+    fixed = tuple(v.detach() for v in z) if isinstance(z, tuple) else z.detach()
+    log_p_theta = model.log_joint(x, fixed)
+    path = with_stopped_parameters(model, "log_joint", x, z) - with_stopped_parameters(
+        model, "log_guide", x, z
+    )
+    check_log_weights(log_p_theta, path, min_particles)
+    return log_p_theta, path
+
+
 class DReG(Objective):
     """The IWAE bound with the doubly reparameterised gradient (Tucker et al., 2019).
 
@@ -125,13 +139,7 @@ class DReG(Objective):
 
     def __call__(self, model, x: Tensor, num_particles: int) -> Output:
         self.check(model, num_particles)
-        z, _ = model.sample_guide(x, num_particles, reparameterize=True)
-        fixed = tuple(v.detach() for v in z) if isinstance(z, tuple) else z.detach()
-        log_p_theta = model.log_joint(x, fixed)  # θ live, particles fixed
-        path = with_stopped_parameters(model, "log_joint", x, z) - with_stopped_parameters(
-            model, "log_guide", x, z
-        )  # ℓ through the particles only
-        check_log_weights(log_p_theta, path)
+        log_p_theta, path = doubly_reparameterized_terms(model, x, num_particles)
         weights = normalized_weights(path.detach())
         surrogate = (weights * log_p_theta).sum(0) + (weights**2 * path).sum(0)
         diagnostics = log_weight_diagnostics(path)

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from tvo.objectives.base import Objective, Output, check_log_weights, log_weight_diagnostics
-from tvo.objectives.iwae import with_stopped_parameters
+from tvo.objectives.iwae import doubly_reparameterized_terms
 from tvo.ops import normalized_weights
 from tvo.partitions import ADAPTIVE_SCHEDULES, moments
 from tvo.partitions import partition as make_partition
@@ -208,13 +208,7 @@ class TVOReparam(TVO):
 
     def __call__(self, model, x: Tensor, num_particles: int) -> Output:
         self.check(model, num_particles)
-        z, _ = model.sample_guide(x, num_particles, reparameterize=True)
-        fixed = tuple(v.detach() for v in z) if isinstance(z, tuple) else z.detach()
-        log_p_theta = model.log_joint(x, fixed)  # θ live, particles fixed
-        path = with_stopped_parameters(model, "log_joint", x, z) - with_stopped_parameters(
-            model, "log_guide", x, z
-        )  # ℓ through the particles only
-        check_log_weights(log_p_theta, path, min_particles=2)
+        log_p_theta, path = doubly_reparameterized_terms(model, x, num_particles, 2)
         ell = path.detach()
         beta = self._partition_like(ell)[:, None, None]  # [K+1, 1, 1]
         weights = normalized_weights(ell, beta)  # w̄_sk, [K+1, S, B]
