@@ -75,8 +75,8 @@ def finished(tmp_path_factory):
 
 def test_every_run_is_trained_once_and_evaluated(finished):
     loaded, out = finished
-    # sbn's tvo K=2 is also in sbn-grid: 14 grid points, 12 distinct runs
-    assert len(loaded.runs) == 12
+    # sbn's tvo K=2 is also in sbn-grid: 16 grid points, 14 distinct runs
+    assert len(loaded.runs) == 14
     assert set(loaded.experiments["sbn"]) & set(loaded.experiments["sbn-grid"])
     for name in loaded.runs:
         final = json.loads((out / name / "final.json").read_text())

@@ -112,11 +112,11 @@ def load(path: str | Path) -> Sweep:
             config_module.check_keys(grid, config_module.FIELDS, f"{path} experiment {name!r}")
             for seed in experiment.get("seeds", [0]):
                 for point in _crossed(grid):
-                    settings = {**defaults, **point, "seed": seed}
+                    values = {**defaults, **point, "seed": seed}
                     if "epochs" in point and "steps" not in point:
-                        settings.pop("steps", None)  # epochs replace the default step count
+                        values.pop("steps", None)  # epochs replace the default step count
                     try:
-                        config = config_module.resolve(**settings)
+                        config = config_module.resolve(**values)
                     except (ConfigError, TypeError) as error:
                         raise ConfigError(f"{path}, experiment {name!r}: {error}") from error
                     # A preset only fills in values: the same values make the same run.
