@@ -51,10 +51,13 @@ def add_train(sub) -> None:
     p.add_argument(
         "--beta1", type=float, help=f"first point of the log schedule (default: {d.beta1})"
     )
-    p.add_argument("--schedule", help=f"log, linear or moments (adaptive) (default: {d.schedule})")
+    p.add_argument(
+        "--schedule",
+        help=f"log, linear, or adaptive: moments or gp-bandit (default: {d.schedule})",
+    )
     p.add_argument(
         "--adapt-every", type=int,
-        help=f"steps between moves of a moments partition (default: {d.adapt_every})",
+        help=f"steps between moves of an adaptive partition (default: {d.adapt_every})",
     )  # fmt: skip
     p.add_argument(
         "--integration", help=f"TVO Riemann sum: left, right, trapz (default: {d.integration})"

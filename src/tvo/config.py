@@ -26,8 +26,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from tvo.bandit import require_sklearn
 from tvo.models import CONTINUOUS, MODELS
-from tvo.objectives import OBJECTIVES
+from tvo.objectives import OBJECTIVES, TVO_OBJECTIVES
 from tvo.objectives.tvo import INTEGRATIONS
 from tvo.partitions import ADAPTIVE_SCHEDULES, SCHEDULES
 
@@ -173,6 +174,16 @@ def validate(config: TrainConfig) -> None:
         _check_number("steps", config.steps, 1)
     else:
         _check_number("epochs", config.epochs, 0.0, float, open_low=True)
+    if config.schedule == "gp-bandit" and config.objective in TVO_OBJECTIVES:
+        if config.partitions < 2:
+            raise ConfigError(
+                f"the gp-bandit schedule needs partitions (K) ≥ 2, got "
+                f"{config.partitions}: with K = 1 there is no point to place"
+            )
+        try:
+            require_sklearn()
+        except ImportError as error:
+            raise ConfigError(str(error)) from error
     reparameterized = OBJECTIVES[config.objective].reparameterized
     if reparameterized and config.model not in CONTINUOUS:
         raise ConfigError(

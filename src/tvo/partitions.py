@@ -9,7 +9,9 @@ A partition is a 1-D float64 tensor of ``K + 1`` points. Fixed schedules (MATH.m
 
 Adaptive schedule (Brekelmans et al., ICML 2020): :func:`moments` places ``β_1 … β_{K−1}`` so
 that the integrand is evenly spaced, ``g(β_k) = g(0) + (k / K)(g(1) − g(0))``, found by bisection
-(``g`` is non-decreasing), from the self-normalised ``ĝ`` of recent log-weights.
+(``g`` is non-decreasing), from the self-normalised ``ĝ`` of recent log-weights. The
+Gaussian-process bandit schedule (Nguyen et al., NeurIPS 2020) has a module of its own,
+:mod:`tvo.bandit`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from torch import Tensor
 from tvo.ops import normalized_weights
 
 SCHEDULES = ("log", "linear")
-ADAPTIVE_SCHEDULES = ("moments",)
+ADAPTIVE_SCHEDULES = ("moments", "gp-bandit")  # gp-bandit: see tvo.bandit
 
 
 def partition(

@@ -75,7 +75,7 @@ def run_name(config: TrainConfig) -> str:
     name = f"{config.model}-{config.objective}-S{config.particles}"
     if config.objective in TVO_OBJECTIVES:
         name += f"-K{config.partitions}-{config.schedule}"
-        if config.schedule in ("log", "moments"):
+        if config.schedule in ("log", "moments", "gp-bandit"):  # adaptive ones start from log
             name += f"-b{config.beta1:g}"
     if config.data != "binarized-mnist" and config.model != "gaussian":
         name += f"-{Path(config.data).stem}"

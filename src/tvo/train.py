@@ -46,7 +46,9 @@ def resolve_device(name: str) -> torch.device:
 def build_objective(config: TrainConfig):
     if config.objective in TVO_OBJECTIVES:
         make = OBJECTIVES[config.objective]
-        return make(config.partitions, config.schedule, config.beta1, config.integration)
+        return make(
+            config.partitions, config.schedule, config.beta1, config.integration, seed=config.seed
+        )
     return OBJECTIVES[config.objective]()
 
 
@@ -125,6 +127,7 @@ def checkpoint_state(s: Setup, progress: Progress, data_rng: torch.Generator) ->
         "model": s.model.state_dict(),
         "optimiser": s.optimiser.state_dict(),
         "partition": getattr(s.objective, "partition", None),
+        "schedule": getattr(s.objective, "schedule_state", lambda: None)(),
         "torch_rng": torch.get_rng_state(),
         "data_rng": data_rng.get_state(),
     }
@@ -138,6 +141,8 @@ def restore(s: Setup, state: dict, data_rng: torch.Generator) -> Progress:
     s.optimiser.load_state_dict(state["optimiser"])
     if state.get("partition") is not None and hasattr(s.objective, "partition"):
         s.objective.partition = state["partition"].cpu()
+    if state.get("schedule") is not None:
+        s.objective.load_schedule_state(state["schedule"])
     torch.set_rng_state(state["torch_rng"].cpu())
     data_rng.set_state(state["data_rng"].cpu())
     if "cuda_rng" in state and torch.cuda.is_available():
@@ -213,8 +218,10 @@ def train(run: Run, quiet: bool = False, stop_after: int | None = None, prepared
                     s.optimiser.step()
                     progress.total += output.estimate.detach().mean().item()
                     progress.count += 1
-                    if getattr(s.objective, "adaptive", False) and step % config.adapt_every == 0:
-                        s.objective.adapt(output.diagnostics["log_weight"])
+                    if getattr(s.objective, "adaptive", False):
+                        s.objective.adapt(
+                            output.diagnostics["log_weight"], update=step % config.adapt_every == 0
+                        )
                 elif config.nonfinite == "stop":
                     raise NonFiniteError(
                         f"step {step}: the loss or a gradient is not finite; the step was not "

@@ -29,6 +29,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from tvo.bandit import BanditSchedule
 from tvo.objectives.base import Objective, Output, check_log_weights, log_weight_diagnostics
 from tvo.objectives.iwae import doubly_reparameterized_terms
 from tvo.ops import normalized_weights
@@ -129,7 +130,9 @@ class TVO(Objective):
 
     ``schedule="moments"`` starts from the log schedule and moves the points whenever
     :meth:`adapt` is given recent log-weights (the trainer does so every ``adapt_every`` steps):
-    see :func:`tvo.partitions.moments`.
+    see :func:`tvo.partitions.moments`. ``schedule="gp-bandit"`` (``K ≥ 2``, needs
+    scikit-learn) chooses each round's partition by GP-UCB on the improvement of ``L̂``: see
+    :mod:`tvo.bandit`; it is seeded by ``seed`` and is given every step's log-weights.
 
     Diagnostics add ``integrand``: ``ĝ(β_k)``, ``[K + 1, B]``.
     """
@@ -144,12 +147,15 @@ class TVO(Objective):
         beta1: float = 0.1,
         integration: str = "left",
         partition=None,
+        seed: int = 0,
     ):
         self.adaptive = schedule in ADAPTIVE_SCHEDULES and partition is None
+        self.schedule = schedule if self.adaptive else "fixed"
         start = "log" if self.adaptive else schedule
         self.partition = make_partition(K if partition is None else partition, start, beta1)
         integration_weights(self.partition, integration)  # validates the name
         self.integration = integration
+        self.bandit = BanditSchedule(self.K, beta1, seed) if self.schedule == "gp-bandit" else None
         self._cache: dict = {}
 
     @property
@@ -162,10 +168,27 @@ class TVO(Objective):
             self._cache = {key: self.partition.to(dtype=like.dtype, device=like.device)}
         return self._cache[key]
 
-    def adapt(self, log_weight: Tensor) -> None:
-        """Move the partition to the moments schedule of these ``[S, B]`` log-weights."""
-        self.partition = moments(log_weight, self.K)
-        self._cache = {}
+    def adapt(self, log_weight: Tensor, update: bool = True) -> None:
+        """Given a step's ``[S, B]`` log-weights: with ``update``, move the partition (to the
+        moments schedule of these log-weights, or to the bandit's next arm); the bandit also
+        adds every step's ``L̂`` to the round's reward."""
+        if self.bandit is not None:
+            new = self.bandit.step(log_weight, update)
+        elif update:
+            new = moments(log_weight, self.K)
+        else:
+            new = None
+        if new is not None:
+            self.partition, self._cache = new, {}
+
+    def schedule_state(self) -> dict | None:
+        """What an adaptive schedule must carry across a checkpoint, besides the partition."""
+        return self.bandit.state_dict() if self.bandit is not None else None
+
+    def load_schedule_state(self, state: dict | None) -> None:
+        if self.bandit is not None and state is not None:
+            self.bandit.load_state_dict(state)
+            self.partition, self._cache = self.bandit.partition, {}
 
     def terms(self, log_p: Tensor, log_q: Tensor) -> TVOTerms:
         return tvo(log_p, log_q, self._partition_like(log_p), self.integration)
@@ -175,7 +198,7 @@ class TVO(Objective):
 
     def __repr__(self) -> str:
         points = ", ".join(f"{b:.4g}" for b in self.partition.tolist())
-        adaptive = ", schedule='moments'" if self.adaptive else ""
+        adaptive = f", schedule={self.schedule!r}" if self.adaptive else ""
         return f"TVO(partition=[{points}], integration={self.integration!r}{adaptive})"
 
 
