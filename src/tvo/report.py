@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tvo import plots
 from tvo.objectives import TVO_OBJECTIVES
+from tvo.partitions import ADAPTIVE_SCHEDULES, SCHEDULES
 from tvo.runs import Run
 from tvo.sweep import Sweep
 
@@ -181,13 +182,13 @@ def claim_grid(sweep, runs_dir, out_md, figures) -> list[str]:
     found = {k: g for k, g in found.items() if g.config.objective == "tvo"}
     if not found:
         return []
-    lines = ["## The β1 × K grid, and the moments schedule (issue #8)", ""]
+    lines = ["## The β1 × K grid, and the adaptive schedules (issue #8)", ""]
     lines += [*table(found), ""]
-    fixed = [g for g in found.values() if " log " in g.label]
-    moments = [g for g in found.values() if " moments" in g.label]
-    if fixed and moments:
+    fixed = [g for g in found.values() if g.config.schedule in SCHEDULES]
+    adaptive = [g for g in found.values() if g.config.schedule in ADAPTIVE_SCHEDULES]
+    if fixed and adaptive:
         top = max(fixed, key=lambda g: g.mean("log_px"))
-        for m in moments:
+        for m in adaptive:
             difference, se = compare(m, top, "log_px")
             kl_difference, kl_se = compare(m, top, "kl", False)
             lines.append(
