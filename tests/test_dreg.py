@@ -73,3 +73,39 @@ def test_dreg_has_lower_variance_than_the_score_function_estimators_of_the_same_
         variance[objective.name] = grads.var(0).mean().item()
     assert variance["dreg"] < 0.85 * variance["vimco"], variance
     assert variance["dreg"] < 0.1 * variance["reinforce"], variance
+
+
+def iwae_bound_by_quadrature(model, x, nodes: int = 300):
+    """``E_q[L̂_2] = ∫∫ N(ε₁) N(ε₂) log ½(w(z(ε₁)) + w(z(ε₂))) dε₁ dε₂``, ``[B]``, for a model
+    with one latent, by a product Gauss–Hermite rule over ``z(ε) = μ(x) + s(x) ε``:
+    differentiable in θ and φ, so autograd gives the exact gradient of the IWAE bound at S = 2."""
+    import numpy as np
+
+    points, weights = np.polynomial.hermite_e.hermegauss(nodes)  # weight exp(−ε²/2)
+    eps = torch.tensor(points, dtype=x.dtype)
+    mass = torch.tensor(weights / np.sqrt(2 * np.pi), dtype=x.dtype)
+    q = model.guide(x)
+    z = q.mean + q.stddev * eps[:, None, None]  # [nodes, B, 1]
+    ell = model.log_joint(x, z) - model.log_guide(x, z)  # [nodes, B]
+    pairs = torch.logsumexp(torch.stack(torch.broadcast_tensors(ell[:, None], ell[None])), 0)
+    return (mass[:, None, None] * mass[None, :, None] * (pairs - np.log(2))).sum((0, 1))
+
+
+def test_dreg_with_two_particles_is_unbiased_for_the_iwae_gradient_by_quadrature():
+    """One latent, S = 2: the exact ∇ E[L̂_2] by 300 × 300 Gauss–Hermite quadrature (the
+    log-sum-exp bends sharply where ℓ₁ = ℓ₂, so the rule converges slowly: 200 nodes differ from
+    300 by 1.3e-5, a hundredth of the tolerance, and the test checks that). DReG and pathwise IWAE
+    must both lie within 4 SE (+ 1e-3 of the largest component for rounding) of it (seeds 5 to 7:
+    DReG 1.3 to 2.0, IWAE 0.1 to 0.5); the VAE's gradient (of the ELBO, another bound) must not
+    (29 to 32)."""
+    torch.manual_seed(5)
+    model = LinearGaussian(latent_dim=1, obs_dim=2, seed=6).double()
+    x = model.sample(1)[1]
+    params = list(model.parameters())
+    exact = flat_grad(-iwae_bound_by_quadrature(model, x).mean(), params)
+    coarse = flat_grad(-iwae_bound_by_quadrature(model, x, 200).mean(), params)
+    atol = 1e-3 * exact.abs().max().item()
+    torch.testing.assert_close(coarse, exact, rtol=0, atol=atol / 50)
+    assert_unbiased(draws(model, x, tvo.DReG(), 2, 60), exact, atol)
+    assert_unbiased(draws(model, x, tvo.IWAE(), 2, 60), exact, atol)
+    assert_biased(draws(model, x, tvo.VAE(), 2, 60), exact, atol)
