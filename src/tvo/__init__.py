@@ -2,7 +2,8 @@
 
 The public API, by name:
 
-- partitions: :func:`partition`;
+- partitions: :func:`partition`; adaptive ones as ``TVO(schedule="moments")`` and
+  ``TVO(schedule="gp-bandit")`` (:mod:`tvo.partitions`, :mod:`tvo.bandit`);
 - objectives (call as ``objective(model, x, num_particles)``): :class:`TVO`, :class:`ELBO`,
   :class:`VAE`, :class:`IWAE`, :class:`Reinforce`, :class:`VIMCO`, :class:`RWS`,
   :class:`WakeSleep`, :class:`InferenceCompilation`, and for continuous latents :class:`DReG` and

@@ -235,10 +235,11 @@ def claim_continuous(sweep, runs_dir, out_md, figures) -> list[str]:
         ]
         for name in ("tvo-reparam", "dreg"):
             g = best(found, name, model, s)
-            if g and tvo:
-                d, se = compare(g, tvo, "log_px")
-                lines.append(f"- issue #8: {g.label} against {tvo.label}: log p̂(x) "
-                             f"{describe(d, se)}")  # fmt: skip
+            for other in (o for o in (tvo, vae, iwae) if g and o):
+                d, se = compare(g, other, "log_px")
+                d_kl, se_kl = compare(g, other, "kl", False)
+                lines.append(f"- issue #8: {g.label} against {other.label}: log p̂(x) "
+                             f"{describe(d, se)}; KL̂ {describe(d_kl, se_kl)}")  # fmt: skip
     elsewhere = "; ".join(f"{o} {v[5]:.2f} / {v[50]:.2f}" for o, v in PAPER_CONTINUOUS.items())
     return [*lines, "", f"The paper's numbers at S = 5 / 50: {elsewhere}."]
 
