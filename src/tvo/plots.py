@@ -135,10 +135,19 @@ def bounds(values: dict[str, dict[int, float]], references: dict[str, float], pa
     styles = iter(["--", ":", "-.", (0, (5, 1)), (0, (1, 3)), (0, (3, 1, 1, 1))])
     for label, value in references.items():
         ax.axhline(value, color="gray", linestyle=next(styles), label=f"{label} = {value:.2f}")
-    ax.set_xscale("log")
+    _k_axis(ax, sorted({k for by_k in values.values() for k in by_k}))
     ax.set(xlabel="K (intervals)", ylabel="nats", title=title)
     ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def _k_axis(ax, ks: list[int]) -> None:
+    """A log axis of ``K`` labelled at the values of ``K`` that were measured, and only there."""
+    from matplotlib.ticker import NullLocator
+
+    ax.set_xscale("log")
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.xaxis.set_minor_locator(NullLocator())
 
 
 def cost_against_k(rows: list[dict], path: Path) -> Path:
@@ -150,7 +159,7 @@ def cost_against_k(rows: list[dict], path: Path) -> Path:
     for s in sorted({r["S"] for r in tvo_rows}):
         line = sorted((r["K"], r["ms_per_step"]) for r in tvo_rows if r["S"] == s)
         ax.plot([k for k, _ in line], [ms for _, ms in line], marker="o", label=f"S = {s}")
-    ax.set_xscale("log")
+    _k_axis(ax, sorted({r["K"] for r in tvo_rows}))
     ax.set_yscale("log")
     model = next((r["model"] for r in tvo_rows), "")
     ax.set(xlabel="K (intervals)", ylabel="ms per training step",
