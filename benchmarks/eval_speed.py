@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import linear_shapes, matmul_products, peak_memory_mb, synchronize
 
-from tvo.evaluate import estimate
+from tvo.evaluate import default_chunk_size, estimate
 from tvo.models import create
 from tvo.train import resolve_device
 
@@ -29,6 +29,7 @@ def measure(model_name, images, particles, chunk, batch, device) -> dict:
     torch.manual_seed(0)
     data = torch.bernoulli(torch.full((images, 784), 0.13, device=device))
     model = create(model_name, data_mean=data.mean(0).cpu()).to(device).eval()
+    chunk = chunk or default_chunk_size(batch, device)
     floor_fn = matmul_products(linear_shapes(model, batch, chunk * batch), device, backward=False)
     total = floor = 0.0
     for start in range(0, images, batch):
@@ -53,7 +54,9 @@ def main(argv=None) -> int:
     parser.add_argument("--model", action="append", help="linear_1, gaussian, … (repeatable)")
     parser.add_argument("--images", type=int, default=10_000)
     parser.add_argument("--particles", type=int, default=5000)
-    parser.add_argument("--chunk-size", type=int, default=500, help="particles drawn at a time")
+    parser.add_argument(
+        "--chunk-size", type=int, help="particles drawn at a time (default: tvo's, for the batch)"
+    )
     parser.add_argument("--batch-size", type=int, default=100, help="images at a time")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true")

@@ -145,7 +145,9 @@ def add_eval(sub) -> None:
     p.add_argument("--split", default="test", help="train, valid or test")
     p.add_argument("--particles", type=int, default=5000, help="particles per image")
     p.add_argument("--limit", type=int, help="evaluate the first N images only")
-    p.add_argument("--chunk-size", type=int, default=500, help="particles drawn at a time")
+    p.add_argument("--chunk-size", type=int,
+                   help="particles drawn at a time (default: about 2500 particles in all per "
+                   "chunk on the CPU, 1000 per image elsewhere)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the particles (and binarisation)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -153,7 +155,7 @@ def add_eval(sub) -> None:
 def cmd_eval(args) -> int:
     run = Run.open(args.run)
     for name in ("particles", "chunk_size"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(args, name)}")
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be ≥ 1, got {args.limit}")

@@ -8,6 +8,10 @@ Estimates (MATH.md, "Evaluation"), all from one set of ``S`` particles per data 
 
 The model runs in its own dtype over chunks of particles; the reductions are float64 and merged
 across chunks exactly (:func:`tvo.ops.merge`), so memory is bounded by ``chunk_size × B``.
+By default a chunk on the CPU holds about ``CPU_CHUNK_ROWS`` particles in all (``chunk_size ×
+B``): the model's ``[chunk_size × B, D]`` activations then stay in the processor's cache, which
+made a 5000-particle evaluation 2.2 to 2.5 times faster than chunks of 500 × 100
+(benchmarks/RESULTS.md). On other devices the default is 1000 particles per chunk.
 
 Exact answers, for models that implement ``enumerate_latents()``: ``log p(x)``, ``g(β)`` and the
 bounds, differentiable by autograd: the ground truth of the tests.
@@ -24,6 +28,16 @@ from torch import Tensor
 from tvo.objectives.tvo import integration_weights
 from tvo.ops import WeightedMean, merge, weighted_mean
 from tvo.partitions import partition as make_partition
+
+CPU_CHUNK_ROWS = 2500
+
+
+def default_chunk_size(batch: int, device: torch.device) -> int:
+    """Particles per chunk when none is given: ``CPU_CHUNK_ROWS // batch`` on the CPU (at
+    least 1), 1000 elsewhere."""
+    if torch.device(device).type == "cpu":
+        return max(1, CPU_CHUNK_ROWS // max(1, batch))
+    return 1000
 
 
 class Evaluation(NamedTuple):
@@ -42,12 +56,13 @@ def estimate(
     x: Tensor,
     num_particles: int = 5000,
     partition=None,
-    chunk_size: int = 1000,
+    chunk_size: int | None = None,
 ) -> Evaluation:
     """``log p̂(x)``, ``KL̂(q ‖ p)``, ``ELBÔ`` and the TVO bounds at ``partition`` (default
     ``[0, 1]``: the ELBO and the EUBO estimate) with ``num_particles`` per data point.
 
-    ``x`` is ``[B, D]``; particles are drawn ``chunk_size`` at a time.
+    ``x`` is ``[B, D]``; particles are drawn ``chunk_size`` at a time (default:
+    :func:`default_chunk_size`).
     """
     beta = make_partition(1 if partition is None else partition).to(x.device)
     # ĝ at β = 0 is the ELBO and the normaliser at β = 1 gives log p̂(x): always evaluate both.
@@ -62,10 +77,12 @@ def estimate(
 
 @torch.no_grad()
 def estimate_integrand(
-    model, x: Tensor, points: Tensor, num_particles: int = 5000, chunk_size: int = 1000
+    model, x: Tensor, points: Tensor, num_particles: int = 5000, chunk_size: int | None = None
 ) -> tuple[Tensor, Tensor]:
     """``ĝ(β)`` at each of the increasing ``points`` (``[P]``, the last one 1) and
     ``log p̂(x)``, float64, ``[P, B]`` and ``[B]``, from ``num_particles`` per data point."""
+    if chunk_size is None:
+        chunk_size = default_chunk_size(x.shape[0], x.device)
     for name, value in (("num_particles", num_particles), ("chunk_size", chunk_size)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an integer ≥ 1, got {value!r}")

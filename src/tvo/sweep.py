@@ -50,7 +50,7 @@ from tvo.files import write_atomic
 from tvo.objectives import TVO_OBJECTIVES
 from tvo.runs import Run
 
-EVALUATION_DEFAULTS = {"split": "test", "particles": 5000, "images": None, "chunk_size": 500}
+EVALUATION_DEFAULTS = {"split": "test", "particles": 5000, "images": None, "chunk_size": None}
 BOUNDS_DEFAULTS = {"partitions": [2, 5, 10, 50], "beta1": [0.01, 0.05, 0.2], "images": None,
                    "particles": 5000, "split": "test", "iwae": [10, 100]}  # fmt: skip
 TOP_KEYS = {"out", "evaluation", "defaults", "experiment", "bounds", "cost", "budget"}

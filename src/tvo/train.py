@@ -100,7 +100,7 @@ def evaluate_during_training(config: TrainConfig, s: Setup) -> dict:
     images = s.dataset.split(config.eval_split)[: config.eval_images]
     if s.dataset.dynamic:
         images = torch.bernoulli(images)
-    result = estimate(s.model, images, config.eval_particles, chunk_size=500)
+    result = estimate(s.model, images, config.eval_particles)
     return {
         "split": config.eval_split,
         "log_px": result.log_px.mean().item(),
@@ -317,7 +317,7 @@ def evaluate_run(
     split: str = "test",
     particles: int = 5000,
     limit: int | None = None,
-    chunk_size: int = 500,
+    chunk_size: int | None = None,
     seed: int = 0,
     images_per_pass: int = 100,
 ) -> dict:
