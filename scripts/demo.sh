@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: train the paper's linear_1 SBN with the TVO on binarized MNIST on the CPU
-# (20,000 steps, about 2 minutes on 2 cores), evaluate it on test images with 5000 particles,
+# (20,000 steps, 1 to 2 minutes on 2 cores), evaluate it on test images with 5000 particles,
 # and draw its plots. DEMO_STEPS and DEMO_TEST_IMAGES shorten it.
 set -euo pipefail
 STEPS=${DEMO_STEPS:-20000}
