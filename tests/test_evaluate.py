@@ -114,3 +114,27 @@ def test_estimate_rejects_bad_settings(kwargs, message):
     model, x = toy_and_data(0)
     with pytest.raises(ValueError, match=message):
         estimate(model, x, **kwargs)
+
+
+def test_the_chunk_size_changes_memory_not_the_estimate():
+    """The SBN draws its particles particle-major (``u < σ(l)``), so with the same seed chunks
+    of 7, 25 (the CPU default for 100 images) or all 300 particles see the same particles; the
+    chunked float64 reductions must then agree to rounding (1e-9 nats), while another seed
+    differs by far more. (Gaussian draws are not chunk-invariant: torch's normal sampler fills
+    blocks of 16 values, so another chunking gives other particles.)"""
+    from tvo.evaluate import default_chunk_size
+    from tvo.models import create
+
+    assert default_chunk_size(100, torch.device("cpu")) == 25
+    assert default_chunk_size(10_000, torch.device("cpu")) == 1
+    torch.manual_seed(0)
+    x = torch.bernoulli(torch.full((100, 784), 0.13))
+    model = create("linear_1", data_mean=x.mean(0))
+    results = []
+    for seed, chunk in ((1, 7), (1, None), (1, 300), (2, None)):
+        torch.manual_seed(seed)
+        results.append(estimate(model, x, 300, tvo.partition(3, "linear"), chunk_size=chunk))
+    for other in results[1:3]:
+        for a, b in zip(results[0], other):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-9)
+    assert (results[0].log_px - results[3].log_px).abs().max() > 1e-3
