@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+import tvo
 from tvo.bandit import BanditSchedule, GPBandit
 from tvo.config import ConfigError, resolve
 from tvo.objectives import TVO
@@ -68,13 +69,14 @@ def test_a_bandit_restored_from_its_state_proposes_the_same_partition():
 
 
 def test_the_round_reward_is_the_improvement_of_the_log_likelihood_estimate():
-    schedule = BanditSchedule(3, beta1=0.1, seed=0)
+    schedule = BanditSchedule(3, seed=0)
+    first = tvo.partition(3, "log", 0.1)
     constant = lambda value: torch.full((4, 2), value)  # noqa: E731  L̂ of equal weights
-    schedule.step(constant(-10.0), update=False)
-    second = schedule.step(constant(-8.0), update=True)  # round 1: mean L̂ −9, no reward yet
-    assert schedule.bandit.rewards == [] and torch.equal(schedule.partition, second)
-    schedule.step(constant(-5.0), update=False)
-    schedule.step(constant(-5.0), update=True)  # round 2 (with `second`): mean −5, reward +4
+    assert schedule.step(constant(-10.0), first, update=False) is None
+    second = schedule.step(constant(-8.0), first, update=True)  # round 1: mean L̂ −9, no reward
+    assert schedule.bandit.rewards == [] and second is not None
+    schedule.step(constant(-5.0), second, update=False)
+    schedule.step(constant(-5.0), second, update=True)  # round 2 (with `second`): mean −5, +4
     assert schedule.bandit.rewards == [pytest.approx(4.0)]
     assert schedule.bandit.arms == [pytest.approx(schedule.bandit.to_unit(second).tolist())]
 

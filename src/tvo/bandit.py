@@ -39,7 +39,6 @@ import torch
 from torch import Tensor
 
 from tvo.ops import logmeanexp
-from tvo.partitions import partition as make_partition
 
 
 def require_sklearn():
@@ -140,34 +139,31 @@ class GPBandit:
 
 class BanditSchedule:
     """The bandit driven by training: :meth:`step` is given every step's ``[S, B]``
-    log-weights, adds their ``L̂`` to the round, and at the end of a round (``update``) rewards
-    the partition in use and returns the next one (otherwise ``None``). The first round trains
-    with the log schedule of ``beta1``."""
+    log-weights and the partition in use, adds their ``L̂`` to the round, and at the end of a
+    round (``update``) rewards that partition and returns the next one (otherwise ``None``).
+    The TVO starts it from the log schedule of its ``beta1``."""
 
-    def __init__(self, K: int, beta1: float = 0.1, seed: int = 0, **options):
+    def __init__(self, K: int, seed: int = 0, **options):
         self.bandit = GPBandit(K, seed, **options)
-        self.partition = make_partition(K, "log", beta1)
         self.total: Tensor | float = 0.0  # sum of the round's batch-mean L̂, on the data's device
         self.count = 0
         self.previous: float | None = None  # the last round's mean L̂
 
-    def step(self, log_weight: Tensor, update: bool) -> Tensor | None:
+    def step(self, log_weight: Tensor, partition: Tensor, update: bool) -> Tensor | None:
         self.total = self.total + logmeanexp(log_weight.detach().double(), 0).mean()
         self.count += 1
         if not update:
             return None
         mean = float(self.total) / self.count
         if self.previous is not None:
-            self.bandit.observe(self.partition, mean - self.previous)
+            self.bandit.observe(partition, mean - self.previous)
         self.previous, self.total, self.count = mean, 0.0, 0
-        self.partition = self.bandit.propose()
-        return self.partition
+        return self.bandit.propose()
 
     def state_dict(self) -> dict:
-        return {"bandit": self.bandit.state_dict(), "partition": self.partition,
-                "total": self.total, "count": self.count, "previous": self.previous}  # fmt: skip
+        return {"bandit": self.bandit.state_dict(), "total": self.total, "count": self.count,
+                "previous": self.previous}  # fmt: skip
 
     def load_state_dict(self, state: dict) -> None:
         self.bandit.load_state_dict(state["bandit"])
-        self.partition = state["partition"].cpu()
         self.total, self.count, self.previous = state["total"], state["count"], state["previous"]

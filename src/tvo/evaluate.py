@@ -10,7 +10,7 @@ The model runs in its own dtype over chunks of particles; the reductions are flo
 across chunks exactly (:func:`tvo.ops.merge`), so memory is bounded by ``chunk_size × B``.
 By default a chunk on the CPU holds about ``CPU_CHUNK_ROWS`` particles in all (``chunk_size ×
 B``): the model's ``[chunk_size × B, D]`` activations then stay in the processor's cache, which
-made a 5000-particle evaluation 2.2 to 2.5 times faster than chunks of 500 × 100
+made a 5000-particle evaluation 2.2 to 2.7 times faster than chunks of 500 × 100
 (benchmarks/RESULTS.md). On other devices the default is 1000 particles per chunk.
 
 Exact answers, for models that implement ``enumerate_latents()``: ``log p(x)``, ``g(β)`` and the

@@ -48,6 +48,7 @@ from tvo import config as config_module
 from tvo.config import ConfigError, TrainConfig
 from tvo.files import write_atomic
 from tvo.objectives import TVO_OBJECTIVES
+from tvo.partitions import ADAPTIVE_SCHEDULES
 from tvo.runs import Run
 
 EVALUATION_DEFAULTS = {"split": "test", "particles": 5000, "images": None, "chunk_size": None}
@@ -75,7 +76,7 @@ def run_name(config: TrainConfig) -> str:
     name = f"{config.model}-{config.objective}-S{config.particles}"
     if config.objective in TVO_OBJECTIVES:
         name += f"-K{config.partitions}-{config.schedule}"
-        if config.schedule in ("log", "moments", "gp-bandit"):  # adaptive ones start from log
+        if config.schedule in ("log", *ADAPTIVE_SCHEDULES):  # adaptive ones start from log
             name += f"-b{config.beta1:g}"
     if config.data != "binarized-mnist" and config.model != "gaussian":
         name += f"-{Path(config.data).stem}"

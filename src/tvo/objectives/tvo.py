@@ -155,7 +155,7 @@ class TVO(Objective):
         self.partition = make_partition(K if partition is None else partition, start, beta1)
         integration_weights(self.partition, integration)  # validates the name
         self.integration = integration
-        self.bandit = BanditSchedule(self.K, beta1, seed) if self.schedule == "gp-bandit" else None
+        self.bandit = BanditSchedule(self.K, seed) if self.schedule == "gp-bandit" else None
         self._cache: dict = {}
 
     @property
@@ -173,7 +173,7 @@ class TVO(Objective):
         moments schedule of these log-weights, or to the bandit's next arm); the bandit also
         adds every step's ``L̂`` to the round's reward."""
         if self.bandit is not None:
-            new = self.bandit.step(log_weight, update)
+            new = self.bandit.step(log_weight, self.partition, update)
         elif update:
             new = moments(log_weight, self.K)
         else:
@@ -188,7 +188,6 @@ class TVO(Objective):
     def load_schedule_state(self, state: dict | None) -> None:
         if self.bandit is not None and state is not None:
             self.bandit.load_state_dict(state)
-            self.partition, self._cache = self.bandit.partition, {}
 
     def terms(self, log_p: Tensor, log_q: Tensor) -> TVOTerms:
         return tvo(log_p, log_q, self._partition_like(log_p), self.integration)
