@@ -140,3 +140,22 @@ def test_sbn_likelihood_without_gradients_equals_the_direct_form(hidden):
     expected = torch.distributions.Bernoulli(logits=model.decoders[0](2 * z1 - 1)).log_prob(x)
     torch.testing.assert_close(direct, expected.sum(-1))
     torch.testing.assert_close(factored, direct.detach())
+
+
+@pytest.mark.parametrize(
+    "logit_shape, value_shape",
+    [((7, 4, 9), (4, 9)), ((4, 9), (7, 4, 9)), ((9,), (7, 4, 9)), ((4, 9), (4, 9))],
+    ids=["pixels", "guide", "prior", "same"],
+)
+def test_bernoulli_log_prob_and_its_hand_written_gradient(logit_shape, value_shape):
+    # The value against torch.distributions; both gradients by finite differences (float64),
+    # with the broadcasting of each use in the SBN (logits of every particle against the data's
+    # pixels, the guide's per-image logits and the prior's against every particle).
+    from tvo.models.sbn import bernoulli_log_prob
+
+    torch.manual_seed(4)
+    logits = (5 * torch.randn(logit_shape, dtype=torch.float64)).requires_grad_()
+    value = torch.bernoulli(torch.full(value_shape, 0.4, dtype=torch.float64)).requires_grad_()
+    expected = torch.distributions.Bernoulli(logits=logits, validate_args=False).log_prob(value)
+    torch.testing.assert_close(bernoulli_log_prob(logits, value), expected.sum(-1))
+    assert torch.autograd.gradcheck(bernoulli_log_prob, (logits, value))

@@ -54,10 +54,37 @@ def bernoulli(logits: Tensor) -> Independent:
     return Independent(Bernoulli(logits=logits, validate_args=False), 1, validate_args=False)
 
 
+class _BernoulliLogProb(torch.autograd.Function):
+    """``Σ_d [v_d l_d − softplus(l_d)]`` with the hand-written backward
+    ``∂/∂l_d = v_d − σ(l_d)``, ``∂/∂v_d = l_d`` (each summed to its input's shape).
+
+    Autograd's own graph of the same expression makes about three times as many passes over
+    the ``[S, B, D]`` logits (the log-sigmoid's buffer, the broadcast product, the sum's
+    expansion and a copy for the matrix product); this makes three forward and three backward.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, value: Tensor) -> Tensor:
+        ctx.save_for_backward(logits, value)
+        return (logits * value).sum(-1) - F.softplus(logits).sum(-1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        logits, value = ctx.saved_tensors
+        grad = grad.unsqueeze(-1)
+        grad_logits = grad_value = None
+        if ctx.needs_input_grad[0]:
+            grad_logits = (value - torch.sigmoid(logits)).mul_(grad).sum_to_size(logits.shape)
+        if ctx.needs_input_grad[1]:
+            grad_value = (logits * grad).sum_to_size(value.shape)
+        return grad_logits, grad_value
+
+
 def bernoulli_log_prob(logits: Tensor, value: Tensor) -> Tensor:
-    """``Σ_d log Bernoulli(value_d; σ(logits_d)) = Σ_d [log σ(l_d) + (value_d − 1) l_d]``,
-    summed over the last dimension."""
-    return (F.logsigmoid(logits) + (value - 1) * logits).sum(-1)
+    """``Σ_d log Bernoulli(value_d; σ(logits_d)) = Σ_d [value_d l_d − softplus(l_d)]``, summed over
+    the last dimension; ``logits`` and ``value`` broadcast against each other (``[B, D]`` logits
+    of the guide with ``[S, B, D]`` particles, ``[S, B, D]`` logits with ``[B, D]`` pixels)."""
+    return _BernoulliLogProb.apply(logits, value)
 
 
 def bernoulli_sample(logits: Tensor, sample_shape: tuple = ()) -> Tensor:
@@ -135,14 +162,14 @@ class SBN(nn.Module):
         return log_p
 
     def log_likelihood(self, x: Tensor, z1: Tensor) -> Tensor:
-        """``log p(x | z_1)``, ``[*, B]``.
+        """``log p(x | z_1) = Σ_d [x_d l_d − softplus(l_d)]``, ``[*, B]``.
 
         Without gradients (evaluation), the pixel term uses ``l = h Wᵀ + b`` (``h`` the input of
-        the last affine map): ``Σ_d (x_d − 1) l_d = h · ((x − 1) W) + (x − 1) · b``, with
-        ``(x − 1) W`` computed once per data point instead of once per particle, so only
-        ``log σ(l)`` is evaluated at every pixel of every particle. It halves the elementwise
-        work of an evaluation; in training its extra backward products cost more than it saves
-        at small ``S`` (benchmarks/RESULTS.md), so training uses the direct form.
+        the last affine map): ``Σ_d x_d l_d = h · (x W) + x · b``, with ``x W`` computed once per
+        data point instead of once per particle, so only ``softplus(l)`` is evaluated at every
+        pixel of every particle. In training its extra backward products cost more than the
+        one elementwise pass it saves at small ``S`` (benchmarks/RESULTS.md), so training uses
+        the direct form.
         """
         decoder = self.decoders[0]
         if torch.is_grad_enabled():
@@ -151,9 +178,8 @@ class SBN(nn.Module):
         h = signed(z1)
         for layer in hidden:
             h = layer(h)
-        residual = x - 1  # [B, pixels]
-        per_point = (h * (residual @ last.weight)).sum(-1) + residual @ last.bias
-        return F.logsigmoid(last(h)).sum(-1) + per_point
+        per_point = (h * (x @ last.weight)).sum(-1) + x @ last.bias  # [*, B]
+        return per_point - F.softplus(last(h)).sum(-1)
 
     @torch.no_grad()
     def sample(self, num_samples: int):
