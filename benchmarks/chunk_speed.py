@@ -12,9 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import add_memory_option, apply_memory_option
 
 import tvo
 from tvo.evaluate import default_chunk_size
@@ -30,12 +35,14 @@ def main(argv=None) -> int:
     parser.add_argument("--chunks", type=int, nargs="+", default=[10, 25, 50, 100, 500])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    add_memory_option(parser)
     args = parser.parse_args(argv)
+    allocator = apply_memory_option(args)
     device = resolve_device(args.device)
     torch.manual_seed(0)
     x = torch.bernoulli(torch.full((args.images, 784), 0.13, device=device))
     auto = default_chunk_size(args.images, device)
-    print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads; "
+    print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, {allocator}; "
           f"{args.images} images x {args.particles} particles; auto chunk = {auto}")  # fmt: skip
     for name in args.model or ["linear_1", "gaussian"]:
         model = create(name, data_mean=x.mean(0).cpu()).to(device).eval()

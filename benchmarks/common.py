@@ -8,25 +8,39 @@ import time
 
 import torch
 
+from tvo.runtime import keep_freed_memory
+
 
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def linear_shapes(model, batch: int, rows: int) -> list[tuple[int, int, int]]:
-    """``(rows, in, out)`` of every ``nn.Linear`` in a step: a layer fed by the data sees
-    ``batch`` rows (once per data point), every other layer ``rows = S·B``."""
-    shapes = []
-    data_width = None
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear):
-            first_encoder = name.endswith(("encoders.0.0", "encoder.0", "encoder_weight"))
-            if data_width is None and first_encoder:
-                data_width = module.in_features
-            shapes.append((batch if first_encoder else rows, module.in_features,
-                           module.out_features))  # fmt: skip
-    return shapes
+def recorded_products(run, model) -> list[tuple[int, int, int, bool, bool]]:
+    """The matrix products that ``run()`` makes through the ``nn.Linear`` layers of ``model``:
+    ``(rows, in, out, input_grad, weight_grad)`` for every call, in order.
+
+    Recorded from a real call, so the floor has exactly the step's products: a layer fed by the
+    data sees ``B`` rows, one fed by particles ``S·B``; ``input_grad`` says whether its backward
+    needs the product for the input's gradient (not for data or detached particles), and
+    ``weight_grad`` whether it needs the one for the weight's.
+    """
+    records = []
+
+    def hook(module, inputs, output):
+        x, grad = inputs[0], torch.is_grad_enabled()
+        rows = x.numel() // x.shape[-1]
+        needs = (grad and x.requires_grad, grad and module.weight.requires_grad)
+        records.append((rows, module.in_features, module.out_features, *needs))
+
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    handles = [m.register_forward_hook(hook) for m in linears]
+    try:
+        run()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return records
 
 
 def paired_median_ms(first, second, device: torch.device, repeats: int, warmup: int = 10):
@@ -46,23 +60,39 @@ def paired_median_ms(first, second, device: torch.device, repeats: int, warmup: 
     return 1e3 * statistics.median(times[0]), 1e3 * statistics.median(times[1])
 
 
-def matmul_products(shapes, device, dtype=torch.float32, backward=True):
-    """A function computing the matrix products alone: ``x @ Wᵀ + b`` for each
-    ``(rows, in, out)``, forward and (if ``backward``) backward."""
+def matmul_products(records, device, dtype=torch.float32):
+    """A function computing the matrix products of :func:`recorded_products` alone:
+    ``x @ Wᵀ + b`` for each record, and in backward the gradients the record asks for."""
     tensors = []
-    for rows, n_in, n_out in shapes:
-        x = torch.randn(rows, n_in, device=device, dtype=dtype, requires_grad=backward)
-        w = torch.randn(n_out, n_in, device=device, dtype=dtype, requires_grad=backward)
-        b = torch.randn(n_out, device=device, dtype=dtype, requires_grad=backward)
+    for rows, n_in, n_out, input_grad, weight_grad in records:
+        x = torch.randn(rows, n_in, device=device, dtype=dtype, requires_grad=input_grad)
+        w = torch.randn(n_out, n_in, device=device, dtype=dtype, requires_grad=weight_grad)
+        b = torch.randn(n_out, device=device, dtype=dtype, requires_grad=weight_grad)
         tensors.append((x, w, b))
+    leaves = [t for group in tensors for t in group if t.requires_grad]
 
     def products():
-        with torch.set_grad_enabled(backward):
-            outputs = [torch.nn.functional.linear(x, w, b) for x, w, b in tensors]
-            if backward:
-                torch.autograd.backward(outputs, [torch.ones_like(o) for o in outputs])
+        outputs = [torch.nn.functional.linear(x, w, b) for x, w, b in tensors]
+        backward = [o for o in outputs if o.requires_grad]
+        if backward:  # autograd.grad: fresh gradients, as after zero_grad(set_to_none=True)
+            torch.autograd.grad(backward, leaves, [torch.ones_like(o) for o in backward])
 
     return products
+
+
+def add_memory_option(parser) -> None:
+    """``--return-freed-memory``: measure with glibc's default ``malloc`` settings instead of
+    :func:`tvo.runtime.keep_freed_memory` (which the ``tvo`` command applies)."""
+    parser.add_argument("--return-freed-memory", action="store_true",
+                        help="glibc's default malloc thresholds (tvo's command line keeps "
+                        "freed memory in the process)")  # fmt: skip
+
+
+def apply_memory_option(args) -> str:
+    """Apply the choice of :func:`add_memory_option`; returns a word for the printout."""
+    if args.return_freed_memory:
+        return "glibc default malloc"
+    return "freed memory kept" if keep_freed_memory() else "default malloc (not glibc)"
 
 
 def peak_memory_mb(device: torch.device) -> float:

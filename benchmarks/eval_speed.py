@@ -1,7 +1,8 @@
 """Time log p̂(x) with many particles per image against the floor of its matrix products.
 
 The estimate draws ``--particles`` per test image, ``--chunk-size`` at a time, and reduces in
-float64 (``tvo.estimate``). The floor is the forward matrix products of the same shapes alone;
+float64 (``tvo.estimate``). The floor is the forward matrix products of one chunk, recorded
+from a real one, repeated for every chunk;
 ``ratio = seconds / floor``. The two are timed alternately, chunk by chunk, in one process.
 
     python benchmarks/eval_speed.py --model linear_1 --images 10000 --particles 5000
@@ -18,7 +19,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import linear_shapes, matmul_products, peak_memory_mb, synchronize
+from common import (
+    add_memory_option,
+    apply_memory_option,
+    matmul_products,
+    peak_memory_mb,
+    recorded_products,
+    synchronize,
+)
 
 from tvo.evaluate import default_chunk_size, estimate
 from tvo.models import create
@@ -30,7 +38,10 @@ def measure(model_name, images, particles, chunk, batch, device) -> dict:
     data = torch.bernoulli(torch.full((images, 784), 0.13, device=device))
     model = create(model_name, data_mean=data.mean(0).cpu()).to(device).eval()
     chunk = chunk or default_chunk_size(batch, device)
-    floor_fn = matmul_products(linear_shapes(model, batch, chunk * batch), device, backward=False)
+    one_chunk = recorded_products(
+        lambda: estimate(model, data[:batch], chunk, chunk_size=chunk), model
+    )
+    floor_fn = matmul_products(one_chunk, device)
     total = floor = 0.0
     for start in range(0, images, batch):
         x = data[start : start + batch]
@@ -60,14 +71,18 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=100, help="images at a time")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true")
+    add_memory_option(parser)
     args = parser.parse_args(argv)
+    allocator = apply_memory_option(args)
     device = resolve_device(args.device)
     for name in args.model or ["linear_1", "gaussian"]:
         row = measure(name, args.images, args.particles, args.chunk_size, args.batch_size, device)
+        row["allocator"] = allocator
         print(json.dumps(row) if args.json else
               f"{name}: {row['images']} images x {row['particles']} particles in "
               f"{row['seconds']} s; floor {row['floor_seconds']} s; ratio {row['ratio']}; "
-              f"peak {row['peak_mb']} MB (chunk {row['chunk']} x batch {row['batch']})",
+              f"peak {row['peak_mb']} MB (chunk {row['chunk']} x batch {row['batch']}; "
+              f"{allocator})",
               flush=True)  # fmt: skip
     return 0
 

@@ -1,8 +1,10 @@
 """Time a full training step against the floor of its matrix products.
 
 A step is: batch by index, particles, objective, backward, Adam. The floor is the same step's
-matrix products alone (every ``nn.Linear`` at its shape, forward and backward) with the same
-torch on the same device; ``ratio = ms_per_step / floor_ms``. Medians over ``--steps`` steps
+matrix products alone, recorded from a real step: every ``nn.Linear`` call at its shape, forward,
+and in backward the products the step makes (the weight's gradient; the input's only where the
+input carries a gradient, so not for the data or detached particles), with the same torch on the
+same device; ``ratio = ms_per_step / floor_ms``. Medians over ``--steps`` steps
 after a warm-up, in one process, so the two are measured under the same conditions.
 
     python benchmarks/step_speed.py --model linear_1 -S 10 -K 5 --objective tvo --batch-size 24
@@ -22,7 +24,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import linear_shapes, matmul_products, paired_median_ms, peak_memory_mb
+from common import (
+    add_memory_option,
+    apply_memory_option,
+    matmul_products,
+    paired_median_ms,
+    peak_memory_mb,
+    recorded_products,
+)
 
 from tvo.config import TrainConfig
 from tvo.models import create
@@ -46,7 +55,7 @@ def measure(model_name, objective_name, S, K, batch, device, steps, data_size=20
         output.loss.backward()
         optimiser.step()
 
-    floor_fn = matmul_products(linear_shapes(model, batch, S * batch), device)
+    floor_fn = matmul_products(recorded_products(step, model), device)
     ms, floor = paired_median_ms(step, floor_fn, device, steps)
     return {"model": model_name, "objective": objective_name, "S": S,
             "K": K if objective_name == "tvo" else None, "batch": batch,
@@ -71,12 +80,14 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of --targets (median)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--peak", action="store_true", help="add the peak memory of the process")
+    add_memory_option(parser)
     args = parser.parse_args(argv)
+    allocator = apply_memory_option(args)
     if args.steps < 50:
         parser.error(f"--steps must be at least 50, got {args.steps}")
     device = resolve_device(args.device)
     if args.targets:
-        return targets(device, args.steps, args.rounds, args.json)
+        return targets(device, args.steps, args.rounds, args.json, allocator)
     if args.grid:
         ks = {"tvo": (2, 10, 50, 1000), "vimco": (2,), "reinforce": (2,)}
         configs = [("linear_2", obj, S, K, 24) for obj in ks for S in (2, 10, 50, 500)
@@ -85,7 +96,7 @@ def main(argv=None) -> int:
         configs = [(args.model, args.objective, args.particles, args.partitions, args.batch_size)]
     if not args.json:
         print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, "
-              f"{platform.processor() or platform.machine()}")  # fmt: skip
+              f"{platform.processor() or platform.machine()}, {allocator}")  # fmt: skip
         print(f"{'model':>10} {'objective':>9} {'S':>4} {'K':>5} {'batch':>5} "
               f"{'ms/step':>8} {'floor':>8} {'ratio':>6} {'peak MB':>8}")  # fmt: skip
     for model, objective, S, K, batch in configs:
@@ -93,6 +104,8 @@ def main(argv=None) -> int:
             command = [sys.executable, __file__, "--model", model, "--objective", objective,
                        "-S", str(S), "-K", str(K), "--batch-size", str(batch), "--device",
                        str(device), "--steps", str(args.steps), "--json", "--peak"]  # fmt: skip
+            if args.return_freed_memory:
+                command.append("--return-freed-memory")
             result = subprocess.run(command, capture_output=True, text=True, check=True)
             row = json.loads(result.stdout.strip().splitlines()[-1])
         else:
@@ -120,7 +133,7 @@ TARGETS = [  # (model, objective, S, K, batch, the issue's target ratio)
 ]
 
 
-def targets(device, steps: int, rounds: int, as_json: bool) -> int:
+def targets(device, steps: int, rounds: int, as_json: bool, allocator: str) -> int:
     """Each target configuration ``rounds`` times, interleaved; the median of each."""
     results: dict[int, list[dict]] = {i: [] for i in range(len(TARGETS))}
     for _ in range(rounds):
@@ -140,7 +153,7 @@ def targets(device, steps: int, rounds: int, as_json: bool) -> int:
             print(json.dumps(row))
         print(json.dumps({"K1000_over_K2": round(k1000 / k2, 3), "target": 1.2}))
         return 0
-    print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads; "
+    print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, {allocator}; "
           f"medians of {rounds} interleaved rounds of {steps} steps")  # fmt: skip
     print(f"{'model':>9} {'S':>3} {'K':>5} {'batch':>5} {'ms/step':>8} {'floor ms':>8} "
           f"{'ratio':>6} {'target':>6}")  # fmt: skip

@@ -10,7 +10,8 @@ The public API, by name:
   :class:`TVOReparam`;
 - pure functions on ``[S, B]`` log-weights: :mod:`tvo.functional`;
 - models: :class:`Model` (the convenience base class) and :mod:`tvo.models`;
-- evaluation: :func:`estimate` and the exact answers in :mod:`tvo.evaluate`.
+- evaluation: :func:`estimate` and the exact answers in :mod:`tvo.evaluate`;
+- CPU speed: :func:`tvo.runtime.keep_freed_memory` (the command line calls it).
 """
 
 from tvo import functional

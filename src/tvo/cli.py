@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from tvo import config as config_module
+from tvo import runtime
 from tvo.config import PRESETS, ConfigError, TrainConfig
 from tvo.data import DATASETS, DataError
 from tvo.models import MODELS
@@ -339,6 +340,11 @@ def main(argv=None) -> int:
     from tvo.train import NonFiniteError
 
     args = parser().parse_args(argv)
+    try:
+        runtime.configure_from_environment()
+    except ValueError as error:
+        print(f"tvo {args.command}: error: {error}", file=sys.stderr)
+        return 2
     try:
         return COMMANDS[args.command](args)
     except (ConfigError, DataError, RunError) as error:  # the user's input, not a bug
