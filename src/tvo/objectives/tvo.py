@@ -65,6 +65,50 @@ def integration_weights(partition: Tensor, integration: str = "left") -> Tensor:
     return {"left": left, "right": right, "trapz": (left + right) / 2}[integration]
 
 
+class TVOWeights(NamedTuple):
+    """What the TVO's arithmetic needs from a partition ``β`` ``[K + 1]``, the integration and
+    ``c = S / (S − 1)``; computed once per partition (:meth:`TVO.terms` keeps them).
+
+    ``m`` ``[K + 1]``: the integration weights. ``constant``, ``per_g`` ``[K + 1, 4]``: the
+    coefficient matrix is ``(constant + ĝ̃_k · per_g) / Z_k`` (see :func:`tvo`), with columns
+    ``[m − cmβĝ̃, cmβ, −m − cm(1−β)ĝ̃, cm(1−β)]``.
+    """
+
+    beta: Tensor
+    m: Tensor
+    constant: Tensor
+    per_g: Tensor
+
+
+def tvo_weights(partition, integration: str, num_particles: int, like: Tensor) -> TVOWeights:
+    """:class:`TVOWeights` of ``partition`` in ``like``'s dtype and device."""
+    beta = torch.as_tensor(partition, dtype=like.dtype, device=like.device)
+    if beta.dim() != 1 or beta.numel() < 2:
+        raise ValueError(f"partition must be a 1-D tensor of K + 1 ≥ 2 points, got {partition!r}")
+    m = integration_weights(beta, integration)
+    c = num_particles / (num_particles - 1)
+    zero = torch.zeros_like(m)
+    constant = torch.stack([m, c * m * beta, -m, c * m * (1 - beta)], -1)
+    per_g = torch.stack([-c * m * beta, zero, -c * m * (1 - beta), zero], -1)
+    return TVOWeights(beta, m, constant, per_g)
+
+
+class _Surrogate(torch.autograd.Function):
+    """``Σ_s [a_s log p_s + b_s log q_s]`` ``[B]`` for detached coefficients ``a, b`` ``[S, B]``:
+    its gradient is the coefficients themselves (one operation each way instead of autograd's
+    graph of products and sums)."""
+
+    @staticmethod
+    def forward(ctx, log_p: Tensor, log_q: Tensor, coef_p: Tensor, coef_q: Tensor) -> Tensor:
+        ctx.save_for_backward(coef_p, coef_q)
+        return torch.addcmul(coef_p * log_p, coef_q, log_q).sum(0)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        coef_p, coef_q = ctx.saved_tensors
+        return coef_p * grad, coef_q * grad, None, None
+
+
 def tvo(log_p: Tensor, log_q: Tensor, partition, integration: str = "left") -> TVOTerms:
     """The TVO Riemann sum and its covariance-estimator surrogate.
 
@@ -83,42 +127,39 @@ def tvo(log_p: Tensor, log_q: Tensor, partition, integration: str = "left") -> T
 
     Implementation. ``Σ_s w̄_s (ℓ_s − ĝ) = 0``, so the centring ``Σ_t sg(w̄_t) log π̃_β(z_t)`` is
     multiplied by a detached zero and drops out, and the sum over ``β`` folds into two detached
-    per-particle coefficients: with ``a = Σ_k m_k w̄_k``, ``u = c Σ_k m_k β_k w̄_k (ℓ − ĝ_k)``,
-    ``v = c Σ_k m_k (1 − β_k) w̄_k (ℓ − ĝ_k)`` and ``ℓ = log p − log q``,
-    ``surrogate = Σ_s [(a + u)_s log p_s + (v − a)_s log q_s]``.
-    With ``ℓ̃ = ℓ − max_s ℓ ≤ 0`` the unnormalised weights ``e_sk = exp(β_k ℓ̃_s) ∈ (0, 1]`` need no
-    max pass (``β ≥ 0``) and their normaliser is ≥ 1; normalisers, ``ĝ`` and the coefficients
-    are then two batched matrix products with ``e`` (``[B, S, K + 1]``), and the normalisers
-    divide the small coefficient matrices instead of ``e``. Memory is ``O(K·S·B)``; the version
-    written out term by term is in tests/test_functional.py, which checks this one against it.
+    per-particle coefficients: ``surrogate = Σ_s [(a + u)_s log p_s + (v − a)_s log q_s]`` with
+    ``a = Σ_k m_k w̄_k``, ``u = c Σ_k m_k β_k w̄_k (ℓ − ĝ_k)``,
+    ``v = c Σ_k m_k (1 − β_k) w̄_k (ℓ − ĝ_k)`` and ``ℓ = log p − log q``.
+    With ``ℓ̃ = ℓ − max_s ℓ ≤ 0`` the unnormalised weights ``e_sk = exp(β_k ℓ̃_s) ∈ (0, 1]`` need
+    no max pass (``β ≥ 0``) and their normaliser ``Z_k = Σ_s e_sk`` is ≥ 1. Both coefficients
+    are linear in ``e`` once ``ℓ̃_s`` is factored out:
+    ``(a + u, v − a)_s = (e C)_s[0, 2] + ℓ̃_s (e C)_s[1, 3]``, with ``C`` the ``[K + 1, 4]``
+    matrix of :class:`TVOWeights` divided by ``Z``. So the estimator is two batched matrix
+    products with ``e`` (``[B, S, K + 1]``) and a handful of small operations. Memory is
+    ``O(K·S·B)``; the version written out term by term is in tests/test_functional.py, which
+    checks this one against it.
     """
     check_log_weights(log_p, log_q, min_particles=2)
-    beta = torch.as_tensor(partition, dtype=log_p.dtype, device=log_p.device)
-    if beta.dim() != 1 or beta.numel() < 2:
-        raise ValueError(f"partition must be a 1-D tensor of K + 1 ≥ 2 points, got {partition!r}")
-    num_particles, batch = log_p.shape
-    ell = (log_p - log_q).detach()
-    top = ell.max(0).values  # [B]
-    shifted = (ell - top).T  # ℓ̃, [B, S]
-    e = torch.mul(shifted[:, :, None], beta).exp_()  # unnormalised w̄_s(β_k), [B, S, K+1]
-    sums = torch.stack([torch.ones_like(shifted), shifted], 1) @ e  # Σ_s e, Σ_s e ℓ̃: [B, 2, K+1]
-    norm, g_shifted = sums[:, 0], sums[:, 1] / sums[:, 0]  # [B, K+1]
-    m = integration_weights(beta, integration)  # [K+1]
-    estimate = g_shifted @ m + top  # ĝ is shift-equivariant
+    return tvo_from_weights(log_p, log_q, tvo_weights(partition, integration, len(log_p), log_p))
 
-    c = num_particles / (num_particles - 1)
-    per_point = torch.stack([m, c * m * beta, c * m * (1 - beta)], -1)  # [K+1, 3]
-    coefficients = (
-        torch.cat(
-            [per_point.expand(batch, -1, -1), per_point[None, :, 1:] * g_shifted[..., None]], -1
-        )
-        / norm[..., None]
-    )  # [B, K+1, 5]: dividing by the normaliser here turns e into w̄
-    a, p_beta, p_rest, q_beta, q_rest = (e @ coefficients).unbind(-1)  # each [B, S]
-    u = shifted * p_beta - q_beta  # c Σ_k m_k β_k w̄_k (ℓ̃ − ĝ̃_k)
-    v = shifted * p_rest - q_rest
-    surrogate = ((a + u).T * log_p + (v - a).T * log_q).sum(0)
-    return TVOTerms(surrogate, estimate, (g_shifted + top[:, None]).T)
+
+def tvo_from_weights(log_p: Tensor, log_q: Tensor, weights: TVOWeights) -> TVOTerms:
+    """:func:`tvo` with the partition's :class:`TVOWeights` given (no checks)."""
+    with torch.no_grad():
+        ell = log_p - log_q
+        top = ell.max(0).values  # [B]
+        shifted = (ell - top).T  # ℓ̃, [B, S]
+        e = torch.mul(shifted[:, :, None], weights.beta).exp_()  # [B, S, K+1]
+        inverse_norm = e.sum(1).reciprocal_()  # 1 / Z, [B, K+1]
+        g_shifted = (shifted[:, None, :] @ e)[:, 0] * inverse_norm  # ĝ̃ = ĝ − max ℓ, [B, K+1]
+        matrix = torch.addcmul(weights.constant, g_shifted[..., None], weights.per_g)
+        products = e @ matrix.mul_(inverse_norm[..., None])  # [B, S, 4]
+        coefficients = torch.addcmul(products[..., 0::2], shifted[..., None], products[..., 1::2])
+        estimate = torch.addmv(top, g_shifted, weights.m)  # ĝ is shift-equivariant
+        integrand = (g_shifted + top[:, None]).T
+    coef_p, coef_q = coefficients.permute(2, 1, 0)  # each [S, B]
+    surrogate = _Surrogate.apply(log_p, log_q, coef_p, coef_q)
+    return TVOTerms(surrogate, estimate, integrand)
 
 
 class TVO(Objective):
@@ -168,6 +209,14 @@ class TVO(Objective):
             self._cache = {key: self.partition.to(dtype=like.dtype, device=like.device)}
         return self._cache[key]
 
+    def _weights_like(self, like: Tensor) -> TVOWeights:
+        """The partition's :class:`TVOWeights` for ``like`` (``[S, B]``), kept until it moves."""
+        key = (like.dtype, like.device, len(like), self.integration)
+        if key not in self._cache:
+            beta = self._partition_like(like)
+            self._cache[key] = tvo_weights(beta, self.integration, len(like), like)
+        return self._cache[key]
+
     def adapt(self, log_weight: Tensor, update: bool = True) -> None:
         """Given a step's ``[S, B]`` log-weights: with ``update``, move the partition (to the
         moments schedule of these log-weights, or to the bandit's next arm); the bandit also
@@ -190,7 +239,8 @@ class TVO(Objective):
             self.bandit.load_state_dict(state)
 
     def terms(self, log_p: Tensor, log_q: Tensor) -> TVOTerms:
-        return tvo(log_p, log_q, self._partition_like(log_p), self.integration)
+        check_log_weights(log_p, log_q, min_particles=2)
+        return tvo_from_weights(log_p, log_q, self._weights_like(log_p))
 
     def extra_diagnostics(self, terms: TVOTerms) -> dict[str, Tensor]:
         return {"integrand": terms.integrand}
