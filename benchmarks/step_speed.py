@@ -35,10 +35,11 @@ from common import (
 
 from tvo.config import TrainConfig
 from tvo.models import create
-from tvo.train import build_objective, make_optimiser, resolve_device
+from tvo.train import build_objective, make_optimiser, resolve_device, training_loss
 
 
-def measure(model_name, objective_name, S, K, batch, device, steps, data_size=2000) -> dict:
+def measure(model_name, objective_name, S, K, batch, device, steps, compile=False,
+            data_size=2000) -> dict:  # fmt: skip
     torch.manual_seed(0)
     pixels = 784
     data = torch.bernoulli(torch.full((data_size, pixels), 0.13, device=device))
@@ -48,18 +49,23 @@ def measure(model_name, objective_name, S, K, batch, device, steps, data_size=20
     optimiser = make_optimiser(model.parameters(), 3e-4)
     generator = torch.Generator(device=device).manual_seed(0)
 
-    def step():
-        index = torch.randint(data_size, (batch,), generator=generator, device=device)
-        output = objective(model, data[index], S)
-        optimiser.zero_grad(set_to_none=True)
-        output.loss.backward()
-        optimiser.step()
+    def make_step(loss_fn):
+        def step():
+            index = torch.randint(data_size, (batch,), generator=generator, device=device)
+            loss = loss_fn(data[index])[0]
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
 
-    floor_fn = matmul_products(recorded_products(step, model), device)
+        return step
+
+    eager = make_step(training_loss(objective, model, S))
+    floor_fn = matmul_products(recorded_products(eager, model), device)
+    step = make_step(training_loss(objective, model, S, compile)) if compile else eager
     ms, floor = paired_median_ms(step, floor_fn, device, steps)
     return {"model": model_name, "objective": objective_name, "S": S,
             "K": K if objective_name == "tvo" else None, "batch": batch,
-            "ms_per_step": round(ms, 3), "floor_ms": round(floor, 3),
+            "compile": compile, "ms_per_step": round(ms, 3), "floor_ms": round(floor, 3),
             "ratio": round(ms / floor, 3)}  # fmt: skip
 
 
@@ -79,6 +85,8 @@ def main(argv=None) -> int:
                         help="the target configurations, interleaved over --rounds")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3, help="rounds of --targets (median)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--compile", action="store_true",
+                        help="trace the step with torch.compile (tvo train --compile)")  # fmt: skip
     parser.add_argument("--peak", action="store_true", help="add the peak memory of the process")
     add_memory_option(parser)
     args = parser.parse_args(argv)
@@ -87,7 +95,7 @@ def main(argv=None) -> int:
         parser.error(f"--steps must be at least 50, got {args.steps}")
     device = resolve_device(args.device)
     if args.targets:
-        return targets(device, args.steps, args.rounds, args.json, allocator)
+        return targets(device, args.steps, args.rounds, args.json, allocator, args.compile)
     if args.grid:
         ks = {"tvo": (2, 10, 50, 1000), "vimco": (2,), "reinforce": (2,)}
         configs = [("linear_2", obj, S, K, 24) for obj in ks for S in (2, 10, 50, 500)
@@ -106,12 +114,14 @@ def main(argv=None) -> int:
                        str(device), "--steps", str(args.steps), "--json", "--peak"]  # fmt: skip
             if args.return_freed_memory:
                 command.append("--return-freed-memory")
+            if args.compile:
+                command.append("--compile")
             result = subprocess.run(command, capture_output=True, text=True, check=True)
             row = json.loads(result.stdout.strip().splitlines()[-1])
         else:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            row = measure(model, objective, S, K, batch, device, args.steps)
+            row = measure(model, objective, S, K, batch, device, args.steps, args.compile)
             if args.peak:
                 row["peak_mb"] = round(peak_memory_mb(device), 1)
         if args.json:
@@ -133,12 +143,12 @@ TARGETS = [  # (model, objective, S, K, batch, the issue's target ratio)
 ]
 
 
-def targets(device, steps: int, rounds: int, as_json: bool, allocator: str) -> int:
+def targets(device, steps: int, rounds: int, as_json: bool, allocator: str, compile: bool) -> int:
     """Each target configuration ``rounds`` times, interleaved; the median of each."""
     results: dict[int, list[dict]] = {i: [] for i in range(len(TARGETS))}
     for _ in range(rounds):
         for i, (model, objective, S, K, batch, _) in enumerate(TARGETS):
-            results[i].append(measure(model, objective, S, K, batch, device, steps))
+            results[i].append(measure(model, objective, S, K, batch, device, steps, compile))
     rows = []
     for i, (*_, target) in enumerate(TARGETS):
         runs = results[i]
@@ -154,7 +164,8 @@ def targets(device, steps: int, rounds: int, as_json: bool, allocator: str) -> i
         print(json.dumps({"K1000_over_K2": round(k1000 / k2, 3), "target": 1.2}))
         return 0
     print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, {allocator}; "
-          f"medians of {rounds} interleaved rounds of {steps} steps")  # fmt: skip
+          f"medians of {rounds} interleaved rounds of {steps} steps"
+          f"{', compiled' if compile else ''}")  # fmt: skip
     print(f"{'model':>9} {'S':>3} {'K':>5} {'batch':>5} {'ms/step':>8} {'floor ms':>8} "
           f"{'ratio':>6} {'target':>6}")  # fmt: skip
     for row in rows:

@@ -1,4 +1,4 @@
-"""The process-level CPU setting: it stops the page faults of an evaluation, and can be turned off."""
+"""The process-level CPU setting: it stops the page faults of an evaluation; it can be off."""
 
 import platform
 import subprocess

@@ -91,6 +91,9 @@ def add_train(sub) -> None:
     p.add_argument(
         "--nonfinite", help=f"a non-finite step: skip (and count) or stop (default: {d.nonfinite})"
     )
+    p.add_argument("--compile", action="store_const", const=True,
+                   help="trace the step with torch.compile (fixed partitions; on our CPU "
+                   "faster for the gaussian VAE, slower for SBNs)")  # fmt: skip
     p.add_argument("--config", help="a TOML file of settings (names as in config.json)")
     p.add_argument("--preset", help=f"the paper's settings: {', '.join(PRESETS)}")
     p.add_argument("--out", type=Path, help="run folder (default runs/OBJECTIVE-MODEL-TIME)")
@@ -103,7 +106,7 @@ def add_train(sub) -> None:
 FLAG_FIELDS = ("model", "objective", "particles", "partitions", "beta1", "schedule", "adapt_every",
                "integration", "data", "data_root", "batch_size", "lr", "steps", "epochs", "seed",
                "device", "eval_every", "eval_particles", "eval_images", "eval_split",
-               "log_every", "checkpoint_every", "nonfinite")  # fmt: skip
+               "log_every", "checkpoint_every", "nonfinite", "compile")  # fmt: skip
 
 
 def cmd_train(args) -> int:

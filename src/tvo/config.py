@@ -17,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +64,7 @@ class TrainConfig:
     log_every: int = 100
     checkpoint_every: int = 5_000
     nonfinite: str = "skip"
+    compile: bool = False
     preset: str | None = None
 
     def to_dict(self) -> dict:
@@ -184,11 +187,30 @@ def validate(config: TrainConfig) -> None:
             require_sklearn()
         except ImportError as error:
             raise ConfigError(str(error)) from error
+    if not isinstance(config.compile, bool):
+        raise ConfigError(f"compile must be true or false, got {config.compile!r}")
+    if config.compile:
+        check_compile(config)
     reparameterized = OBJECTIVES[config.objective].reparameterized
     if reparameterized and config.model not in CONTINUOUS:
         raise ConfigError(
             f"objective {config.objective!r} is pathwise (reparameterised), but model "
             f"{config.model!r} has discrete latents; use tvo, elbo, reinforce, vimco, rws, ws or ic"
+        )
+
+
+def check_compile(config: TrainConfig) -> None:
+    """``compile`` traces one step's loss for a fixed partition and, on the CPU, needs a C++
+    compiler for the kernels it generates."""
+    if config.schedule in ADAPTIVE_SCHEDULES and config.objective in TVO_OBJECTIVES:
+        raise ConfigError(
+            f"compile needs a fixed partition, but schedule {config.schedule!r} moves it (each "
+            "move would compile the step again); use schedule log or linear, or drop compile"
+        )
+    if config.device != "cuda" and not (os.environ.get("CXX") or shutil.which("g++")):
+        raise ConfigError(
+            "compile on the CPU needs a C++ compiler (g++, or one named by CXX) and none was "
+            "found; install one or drop compile"
         )
 
 
