@@ -1,10 +1,11 @@
 """Process-level settings that make the CPU path faster: what they change, and how to undo them.
 
 glibc's ``malloc`` hands large blocks back to the kernel when they are freed (``mmap`` for blocks
-above a threshold, trimming the top of the heap above another). A training step or an evaluation
-chunk frees and reallocates the same few megabyte-sized tensors every time, so each of their
-pages is faulted in again: on our 2-core machine the page faults cost more than the arithmetic
-(a 5000-particle evaluation of ``linear_1`` took 2.29 s instead of 1.49 s, benchmarks/RESULTS.md).
+above a threshold, trimming the top of the heap above another). An evaluation chunk frees and
+reallocates the same few megabyte-sized tensors every time; depending on what the process
+allocated before, glibc returns them and each page is faulted in again. After 200 training
+steps of ``linear_1`` an evaluation of 500 images made about 540,000 page faults and took 2.2 s
+instead of 1.6 s (benchmarks/RESULTS.md); in a fresh ``tvo eval`` process it made no difference.
 :func:`keep_freed_memory` raises both thresholds, so freed blocks stay in the process and are
 reused. The price: the process keeps its peak memory until it exits, which the ``tvo`` command
 (one training run or evaluation per process) does anyway.
