@@ -69,9 +69,10 @@ class TVOWeights(NamedTuple):
     """What the TVO's arithmetic needs from a partition ``β`` ``[K + 1]``, the integration and
     ``c = S / (S − 1)``; computed once per partition (:meth:`TVO.terms` keeps them).
 
-    ``m`` ``[K + 1]``: the integration weights. ``constant``, ``per_g`` ``[K + 1, 4]``: the
-    coefficient matrix is ``(constant + ĝ̃_k · per_g) / Z_k`` (see :func:`tvo`), with columns
-    ``[m − cmβĝ̃, cmβ, −m − cm(1−β)ĝ̃, cm(1−β)]``.
+    ``m`` ``[K + 1]``: the integration weights. ``constant``, ``per_g`` ``[4, K + 1]``: the
+    coefficient matrix is ``(constant + ĝ̃_k · per_g) / Z_k`` (see :func:`tvo`), with rows
+    ``[m − cmβĝ̃, cmβ, −m − cm(1−β)ĝ̃, cm(1−β)]`` (kept with ``K + 1`` last, so that the
+    per-data-point products broadcast along contiguous memory).
     """
 
     beta: Tensor
@@ -88,8 +89,8 @@ def tvo_weights(partition, integration: str, num_particles: int, like: Tensor) -
     m = integration_weights(beta, integration)
     c = num_particles / (num_particles - 1)
     zero = torch.zeros_like(m)
-    constant = torch.stack([m, c * m * beta, -m, c * m * (1 - beta)], -1)
-    per_g = torch.stack([-c * m * beta, zero, -c * m * (1 - beta), zero], -1)
+    constant = torch.stack([m, c * m * beta, -m, c * m * (1 - beta)])
+    per_g = torch.stack([-c * m * beta, zero, -c * m * (1 - beta), zero])
     return TVOWeights(beta, m, constant, per_g)
 
 
@@ -152,8 +153,8 @@ def tvo_from_weights(log_p: Tensor, log_q: Tensor, weights: TVOWeights) -> TVOTe
         e = torch.mul(shifted[:, :, None], weights.beta).exp_()  # [B, S, K+1]
         inverse_norm = e.sum(1).reciprocal_()  # 1 / Z, [B, K+1]
         g_shifted = (shifted[:, None, :] @ e)[:, 0] * inverse_norm  # ĝ̃ = ĝ − max ℓ, [B, K+1]
-        matrix = torch.addcmul(weights.constant, g_shifted[..., None], weights.per_g)
-        products = e @ matrix.mul_(inverse_norm[..., None])  # [B, S, 4]
+        matrix = torch.addcmul(weights.constant, g_shifted[:, None], weights.per_g)  # [B, 4, K+1]
+        products = e @ matrix.mul_(inverse_norm[:, None]).transpose(1, 2)  # [B, S, 4]
         coefficients = torch.addcmul(products[..., 0::2], shifted[..., None], products[..., 1::2])
         estimate = torch.addmv(top, g_shifted, weights.m)  # ĝ is shift-equivariant
         integrand = (g_shifted + top[:, None]).T
