@@ -70,3 +70,17 @@ def tiny_data(tmp_path):
     images = images.astype(np.float32)
     np.savez(path, train=images[:64], valid=images[64:80], test=images[80:])
     return str(path)
+
+
+def train_straight_and_resumed(config, tmp_path, stop_after: int):
+    """Train ``config`` uninterrupted in ``tmp_path/straight``, and again in ``tmp_path/resumed``
+    stopped after step ``stop_after`` then resumed. Returns both runs."""
+    from tvo.runs import Run
+    from tvo.train import train
+
+    straight = Run.create(tmp_path / "straight", config)
+    train(straight, quiet=True)
+    resumed = Run.create(tmp_path / "resumed", config)
+    train(resumed, quiet=True, stop_after=stop_after)
+    train(Run.open(resumed.path), quiet=True)
+    return straight, resumed

@@ -9,8 +9,8 @@ import tvo
 from tvo.bandit import BanditSchedule, GPBandit
 from tvo.config import ConfigError, resolve
 from tvo.objectives import TVO
-from tvo.runs import Run
-from tvo.train import train
+
+from conftest import train_straight_and_resumed
 
 
 def play(bandit: GPBandit, rounds: int, best, noise: float = 0.02, seed: int = 0) -> np.ndarray:
@@ -92,15 +92,12 @@ def test_training_with_the_bandit_moves_the_partition_and_resumes_exactly(tiny_d
     config = resolve(data=tiny_data, schedule="gp-bandit", partitions=3, adapt_every=4, steps=48,
                      batch_size=8, eval_every=24, eval_images=8, eval_particles=20, log_every=4,
                      checkpoint_every=24)  # fmt: skip
-    straight = Run.create(tmp_path / "straight", config)
-    train(straight, quiet=True)
+    # stopped at step 17, inside a round: its running sum is saved
+    straight, resumed = train_straight_and_resumed(config, tmp_path, stop_after=17)
     logged = [row["partition"] for row in straight.read_metrics()]
     assert len(set(logged)) > 5, "the partition should change from round to round"
     state = straight.load_checkpoint()
     assert len(state["schedule"]["bandit"]["rewards"]) == 48 // 4 - 1
-    resumed = Run.create(tmp_path / "resumed", config)
-    train(resumed, quiet=True, stop_after=17)  # inside a round: its running sum is saved
-    train(resumed, quiet=True)
     again = resumed.load_checkpoint()
     assert again["schedule"]["bandit"] == state["schedule"]["bandit"]
     assert torch.equal(again["partition"], state["partition"])

@@ -10,8 +10,9 @@ import torch
 from tvo.config import ConfigError, resolve
 from tvo.models import create
 from tvo.objectives import TVO
-from tvo.runs import Run
-from tvo.train import train, training_loss
+from tvo.train import training_loss
+
+from conftest import train_straight_and_resumed
 
 pytestmark = pytest.mark.skipif(
     not (os.environ.get("CXX") or shutil.which("g++")), reason="no C++ compiler"
@@ -44,11 +45,7 @@ def test_compiled_step_has_the_eager_value_and_gradient(model_name):
 def test_compiled_run_resumes_exactly(tiny_data, tmp_path):
     config = resolve(data=tiny_data, steps=30, eval_every=15, eval_images=8, eval_particles=20,
                      log_every=5, checkpoint_every=15, batch_size=8, compile=True)  # fmt: skip
-    straight = Run.create(tmp_path / "straight", config)
-    train(straight, quiet=True)
-    resumed = Run.create(tmp_path / "resumed", config)
-    train(resumed, quiet=True, stop_after=17)
-    train(Run.open(resumed.path), quiet=True)
+    straight, resumed = train_straight_and_resumed(config, tmp_path, stop_after=17)
     final = [run.load_checkpoint()["model"] for run in (straight, resumed)]
     for name, tensor in final[0].items():
         assert torch.equal(tensor, final[1][name]), name

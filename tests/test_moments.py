@@ -8,8 +8,8 @@ from tvo.config import resolve
 from tvo.evaluate import exact_integrand, exact_log_weights
 from tvo.models.toy import DiscreteToy
 from tvo.partitions import invert_integrand, moments
-from tvo.runs import Run
-from tvo.train import train
+
+from conftest import train_straight_and_resumed
 
 
 def test_inverting_a_known_integrand():
@@ -61,8 +61,8 @@ def test_training_with_moments_moves_logs_and_checkpoints_the_partition(tiny_dat
     config = resolve(data=tiny_data, schedule="moments", partitions=4, adapt_every=5, steps=40,
                      batch_size=8, eval_every=20, eval_images=8, eval_particles=20, log_every=10,
                      checkpoint_every=20)  # fmt: skip
-    straight = Run.create(tmp_path / "straight", config)
-    train(straight, quiet=True)
+    # the resumed run was interrupted after step 17
+    straight, resumed = train_straight_and_resumed(config, tmp_path, stop_after=17)
     rows = straight.read_metrics()
     logged = [row["partition"] for row in rows]
     start = " ".join(f"{b:.6g}" for b in tvo.partition(4, "log", 0.1).tolist())
@@ -70,9 +70,6 @@ def test_training_with_moments_moves_logs_and_checkpoints_the_partition(tiny_dat
     state = straight.load_checkpoint()
     assert " ".join(f"{b:.6g}" for b in state["partition"].tolist()) == logged[-1]
     # Interrupted and resumed, it ends where the uninterrupted run does.
-    resumed = Run.create(tmp_path / "resumed", config)
-    train(resumed, quiet=True, stop_after=17)
-    train(resumed, quiet=True)
     torch.testing.assert_close(resumed.load_checkpoint()["partition"], state["partition"],
                                rtol=0, atol=0)  # fmt: skip
     for name, tensor in state["model"].items():

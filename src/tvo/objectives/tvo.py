@@ -134,11 +134,11 @@ def tvo(log_p: Tensor, log_q: Tensor, partition, integration: str = "left") -> T
     With ``ℓ̃ = ℓ − max_s ℓ ≤ 0`` the unnormalised weights ``e_sk = exp(β_k ℓ̃_s) ∈ (0, 1]`` need
     no max pass (``β ≥ 0``) and their normaliser ``Z_k = Σ_s e_sk`` is ≥ 1. Both coefficients
     are linear in ``e`` once ``ℓ̃_s`` is factored out:
-    ``(a + u, v − a)_s = (e C)_s[0, 2] + ℓ̃_s (e C)_s[1, 3]``, with ``C`` the ``[K + 1, 4]``
-    matrix of :class:`TVOWeights` divided by ``Z``. So the estimator is two batched matrix
-    products with ``e`` (``[B, S, K + 1]``) and a handful of small operations. Memory is
-    ``O(K·S·B)``; the version written out term by term is in tests/test_functional.py, which
-    checks this one against it.
+    ``(a + u, v − a)_s = (e C)_s[0, 2] + ℓ̃_s (e C)_s[1, 3]``, with ``C`` ``[K + 1, 4]`` the
+    transpose of :class:`TVOWeights`' ``[4, K + 1]`` matrix, divided by ``Z``. So the
+    estimator is two batched matrix products with ``e`` (``[B, S, K + 1]``) and a handful of
+    small operations. Memory is ``O(K·S·B)``; the version written out term by term is in
+    tests/test_functional.py, which checks this one against it.
     """
     check_log_weights(log_p, log_q, min_particles=2)
     return tvo_from_weights(log_p, log_q, tvo_weights(partition, integration, len(log_p), log_p))
