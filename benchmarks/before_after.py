@@ -1,12 +1,14 @@
 """Time the same workloads with another checkout's ``tvo`` and with this one, alternately.
 
 Each round runs one process per tree (``PYTHONPATH`` set to that tree's ``src``), and each
-process times a training step (median of ``--steps`` after a warm-up) of the target
-configurations and ``tvo.estimate`` of 100 images × 5000 particles, with the library's default
-chunks. A tree that has ``tvo.runtime`` gets what the command line applies at start. Prints the
-median over rounds per tree and their ratio.
+process times the training step that tree's ``tvo train`` runs (median of ``--steps`` after a
+warm-up; ``tvo.step.Step`` where the tree has it, else the body of its training loop: objective,
+backward, finiteness check, Adam, the running mean) in the target configurations, and
+``tvo.estimate`` of 100 images × 5000 particles, with the library's default chunks. A tree that
+has ``tvo.runtime`` gets what the command line applies at start. Prints the median over rounds
+per tree and their ratio.
 
-    git worktree add /tmp/old 638e045
+    git worktree add /tmp/old 118ba56
     python benchmarks/before_after.py /tmp/old/src --rounds 3
 """
 
@@ -25,6 +27,47 @@ STEPS = [("linear_1", 10, 24), ("linear_1", 50, 24), ("gaussian", 10, 100)]
 EVALS = ["linear_1", "gaussian"]
 
 
+def trainer_step(model, particles: int):
+    """``step(x)``: the step the tree's ``tvo train`` runs, TVO K = 5 (log schedule), Adam."""
+    import torch
+
+    try:
+        from tvo.step import Generators, Step, init_state
+    except ImportError:  # a tree from before tvo.step: the body of its training loop
+        from tvo.config import TrainConfig
+        from tvo.train import build_objective, grads_finite, make_optimiser
+
+        objective = build_objective(TrainConfig(objective="tvo", partitions=5, particles=particles))
+        optimiser = make_optimiser(model.parameters(), 3e-4)
+        parameters = list(model.parameters())
+
+        def old_step(x):
+            output = objective(model, x, particles)
+            optimiser.zero_grad(set_to_none=True)
+            output.loss.backward()
+            if torch.isfinite(output.loss) and grads_finite(parameters):
+                optimiser.step()
+                output.estimate.detach().mean().item()
+
+        return old_step
+
+    from tvo.build import make_optimiser
+    from tvo.objectives import TVO
+
+    objective = TVO(K=5)
+    optimiser = make_optimiser(model.parameters(), 3e-4)
+    state = init_state(model, optimiser, objective.schedule, Generators.of_run(0, "cpu"))
+    step_fn = Step(objective, particles)
+
+    def new_step(x):
+        nonlocal state
+        state, info = step_fn(state, x)
+        if info.finite:
+            info.estimate.mean().item()
+
+    return new_step
+
+
 def measure(steps: int) -> dict:
     import torch
 
@@ -34,25 +77,19 @@ def measure(steps: int) -> dict:
         allocator = "glibc default"
     else:
         allocator = "freed memory kept" if configure_from_environment() else "glibc default"
-    from tvo.config import TrainConfig
     from tvo.evaluate import estimate
     from tvo.models import create
-    from tvo.train import build_objective, make_optimiser
 
     results = {"allocator": allocator}
     torch.manual_seed(0)
     data = torch.bernoulli(torch.full((2000, 784), 0.13))
     for name, S, batch in STEPS:
         model = create(name, data_mean=data.mean(0))
-        objective = build_objective(TrainConfig(objective="tvo", partitions=5, particles=S))
-        optimiser = make_optimiser(model.parameters(), 3e-4)
+        step = trainer_step(model, S)
         times = []
         for i in range(steps + 20):
             start = time.perf_counter()
-            output = objective(model, data[torch.randint(2000, (batch,))], S)
-            optimiser.zero_grad(set_to_none=True)
-            output.loss.backward()
-            optimiser.step()
+            step(data[torch.randint(2000, (batch,))])
             if i >= 20:
                 times.append(time.perf_counter() - start)
         results[f"step {name} S={S} ms"] = 1e3 * statistics.median(times)

@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_memory_option, apply_memory_option
 
 import tvo
+from tvo.build import resolve_device
 from tvo.evaluate import default_chunk_size
 from tvo.models import create
-from tvo.train import resolve_device
 
 
 def main(argv=None) -> int:

@@ -8,12 +8,35 @@ import time
 
 import torch
 
+from tvo.build import make_optimiser
+from tvo.objectives import objective_class
 from tvo.runtime import keep_freed_memory
+from tvo.step import Generators, Step, init_state
 
 
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def trainer_step(model, objective="tvo", particles=10, partitions=5, lr=3e-4, compile=False,
+                 seed=0):  # fmt: skip
+    """``step(x)``: the trainer's own step (:class:`tvo.step.Step`, the same one ``tvo train``
+    calls) of ``objective`` with ``particles`` (and ``partitions`` where it takes them) on
+    ``model``, with Adam; the training state is kept between calls."""
+    cls = objective_class(objective)
+    settings = {"partitions": partitions} if "partitions" in cls.settings else {}
+    built = cls.from_settings(seed=seed, **settings)
+    device = next(model.parameters()).device
+    optimiser, schedule = make_optimiser(model.parameters(), lr), getattr(built, "schedule", None)
+    state = init_state(model, optimiser, schedule, Generators.of_run(seed, device))
+    step_fn = Step(built, particles, compile=compile)
+
+    def step(x):
+        nonlocal state
+        state, _ = step_fn(state, x)
+
+    return step
 
 
 def recorded_products(run, model) -> list[tuple[int, int, int, bool, bool]]:

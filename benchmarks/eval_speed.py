@@ -28,9 +28,9 @@ from common import (
     synchronize,
 )
 
+from tvo.build import resolve_device
 from tvo.evaluate import default_chunk_size, estimate
 from tvo.models import create
-from tvo.train import resolve_device
 
 
 def measure(model_name, images, particles, chunk, batch, device) -> dict:

@@ -21,25 +21,20 @@ import time
 
 def measure(keep: bool, steps: int, images: int, particles: int) -> dict:
     import torch
+    from common import trainer_step
 
-    from tvo.config import TrainConfig
     from tvo.evaluate import estimate
     from tvo.models import create
     from tvo.runtime import keep_freed_memory
-    from tvo.train import build_objective, make_optimiser
 
     if keep:
         keep_freed_memory()
     torch.manual_seed(0)
     data = torch.bernoulli(torch.full((2000, 784), 0.13))
     model = create("linear_1", data_mean=data.mean(0))
-    objective = build_objective(TrainConfig())
-    optimiser = make_optimiser(model.parameters(), 3e-4)
+    step = trainer_step(model, "tvo", 10, 5)
     for _ in range(steps):
-        loss = objective(model, data[torch.randint(2000, (24,))], 10).loss
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
+        step(data[torch.randint(2000, (24,))])
     before, start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
     for i in range(0, images, 100):
         estimate(model, data[i : i + 100], particles)

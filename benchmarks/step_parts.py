@@ -22,11 +22,17 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_memory_option, apply_memory_option, matmul_products, recorded_products
+from common import (
+    add_memory_option,
+    apply_memory_option,
+    matmul_products,
+    recorded_products,
+    trainer_step,
+)
 
-from tvo.config import TrainConfig
+from tvo.build import make_optimiser
 from tvo.models import create
-from tvo.train import build_objective, make_optimiser
+from tvo.objectives import TVO
 
 
 def main(argv=None) -> int:
@@ -43,8 +49,8 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     data = torch.bernoulli(torch.full((2000, 784), 0.13))
     model = create(args.model, data_mean=data.mean(0))
-    objective = build_objective(TrainConfig(partitions=args.partitions, particles=S))
-    optimiser = make_optimiser(model.parameters(), 3e-4)
+    objective = TVO(K=args.partitions)
+    optimiser = make_optimiser(model.parameters(), 3e-4)  # for the "adam" part alone
     x = data[:B]
     z, log_q = model.sample_guide(x, S)
     log_p = model.log_joint(x, z).detach().requires_grad_()
@@ -52,18 +58,19 @@ def main(argv=None) -> int:
     units = sum(u.shape[-1] for u in (z if isinstance(z, tuple) else (z,)))
     logits = torch.randn(S * B, 784)
 
+    trainer = trainer_step(model, "tvo", S, args.partitions)
+
     def step():
-        output = objective(model, data[torch.randint(2000, (B,))], S)
-        optimiser.zero_grad(set_to_none=True)
-        output.loss.backward()
-        optimiser.step()
+        trainer(data[torch.randint(2000, (B,))])
 
     parts = {
         "step": step,
         "floor": matmul_products(recorded_products(step, model), torch.device("cpu")),
         "guide": lambda: model.sample_guide(x, S)[1].sum().backward(),
         "joint": lambda: model.log_joint(x, z).sum().backward(),
-        "objective": lambda: objective.terms(log_p, log_q).surrogate.sum().backward(),
+        "objective": lambda: (
+            objective.terms(log_p, log_q, objective.schedule.partition).surrogate.sum().backward()
+        ),
         "adam": optimiser.step,
         "uniform": lambda: torch.rand(S, B, units),
         "softplus": lambda: F.softplus(logits).sum(-1),

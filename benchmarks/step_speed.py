@@ -1,6 +1,7 @@
 """Time a full training step against the floor of its matrix products.
 
-A step is: batch by index, particles, objective, backward, Adam. The floor is the same step's
+A step is: batch by index, then the trainer's own step (``tvo.step.Step``: particles, objective,
+backward, the finiteness check, Adam, the schedule's update). The floor is the same step's
 matrix products alone, recorded from a real step: every ``nn.Linear`` call at its shape, forward,
 and in backward the products the step makes (the weight's gradient; the input's only where the
 input carries a gradient, so not for the data or detached particles), with the same torch on the
@@ -31,11 +32,11 @@ from common import (
     paired_median_ms,
     peak_memory_mb,
     recorded_products,
+    trainer_step,
 )
 
-from tvo.config import TrainConfig
+from tvo.build import resolve_device
 from tvo.models import create
-from tvo.train import build_objective, make_optimiser, resolve_device, training_loss
 
 
 def measure(model_name, objective_name, S, K, batch, device, steps, compile=False,
@@ -44,24 +45,20 @@ def measure(model_name, objective_name, S, K, batch, device, steps, compile=Fals
     pixels = 784
     data = torch.bernoulli(torch.full((data_size, pixels), 0.13, device=device))
     model = create(model_name, pixels=pixels, data_mean=data.mean(0).cpu()).to(device)
-    config = TrainConfig(objective=objective_name, partitions=K, particles=S)
-    objective = build_objective(config)
-    optimiser = make_optimiser(model.parameters(), 3e-4)
     generator = torch.Generator(device=device).manual_seed(0)
 
-    def make_step(loss_fn):
+    def with_batches(step_fn):
         def step():
             index = torch.randint(data_size, (batch,), generator=generator, device=device)
-            loss = loss_fn(data[index])[0]
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
+            step_fn(data[index])
 
         return step
 
-    eager = make_step(training_loss(objective, model, S))
+    eager = with_batches(trainer_step(model, objective_name, S, K))
     floor_fn = matmul_products(recorded_products(eager, model), device)
-    step = make_step(training_loss(objective, model, S, compile)) if compile else eager
+    step = (
+        with_batches(trainer_step(model, objective_name, S, K, compile=True)) if compile else eager
+    )
     ms, floor = paired_median_ms(step, floor_fn, device, steps)
     return {"model": model_name, "objective": objective_name, "S": S,
             "K": K if objective_name == "tvo" else None, "batch": batch,

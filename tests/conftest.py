@@ -1,12 +1,4 @@
-"""Shared helpers for the statistical tests.
-
-A Monte Carlo test compares the mean of ``R`` independent draws of an estimator with an exact
-answer: each component must lie within ``z`` standard errors plus a small allowance for the
-estimator's known bias (self-normalised estimators are biased at ``O(1/S)``). Each test also runs
-a wrong estimator through the same check and requires it to fail, so the check can fail.
-"""
-
-from __future__ import annotations
+"""Fixtures shared by the tests: small data files written here."""
 
 import gzip
 import io
@@ -15,34 +7,6 @@ import zipfile
 
 import numpy as np
 import pytest
-import torch
-
-
-def flat_grad(scalar: torch.Tensor, params) -> torch.Tensor:
-    """The gradient of ``scalar`` w.r.t. ``params``, flattened into one vector."""
-    grads = torch.autograd.grad(scalar, list(params), allow_unused=True)
-    return torch.cat(
-        [torch.zeros_like(p).flatten() if g is None else g.flatten() for g, p in zip(grads, params)]
-    )
-
-
-def deviation(draws: torch.Tensor, exact: torch.Tensor, atol: float) -> float:
-    """The largest ``|mean − exact| / (SE + atol)`` over components; ``draws`` is ``[R, P]``."""
-    mean = draws.mean(0)
-    standard_error = draws.std(0) / draws.shape[0] ** 0.5
-    return ((mean - exact).abs() / (standard_error + atol)).max().item()
-
-
-def assert_unbiased(draws, exact, atol: float, z: float = 4.0) -> None:
-    """Mean of ``draws`` within ``z`` standard errors (+ ``atol``) of ``exact``, per component."""
-    score = deviation(draws, exact, atol)
-    assert score < z, f"estimator mean is {score:.1f} (SE + atol) from the exact answer (limit {z})"
-
-
-def assert_biased(draws, exact, atol: float, z: float = 4.0) -> None:
-    """The negative control: a wrong estimator must fail :func:`assert_unbiased`."""
-    score = deviation(draws, exact, atol)
-    assert score > z, f"the check could not tell a wrong estimator apart ({score:.1f} ≤ {z})"
 
 
 @pytest.fixture
@@ -72,15 +36,21 @@ def tiny_data(tmp_path):
     return str(path)
 
 
-def train_straight_and_resumed(config, tmp_path, stop_after: int):
-    """Train ``config`` uninterrupted in ``tmp_path/straight``, and again in ``tmp_path/resumed``
-    stopped after step ``stop_after`` then resumed. Returns both runs."""
-    from tvo.runs import Run
-    from tvo.train import train
+@pytest.fixture(scope="session")
+def finished(tmp_path_factory):
+    """The tiny sweep of ``tests.helpers.EXPERIMENTS``, run once: (sweep, runs folder)."""
+    import numpy as np
 
-    straight = Run.create(tmp_path / "straight", config)
-    train(straight, quiet=True)
-    resumed = Run.create(tmp_path / "resumed", config)
-    train(resumed, quiet=True, stop_after=stop_after)
-    train(Run.open(resumed.path), quiet=True)
-    return straight, resumed
+    from tvo import sweep
+
+    from tests.helpers import EXPERIMENTS, write_sweep
+
+    tmp = tmp_path_factory.mktemp("sweep")
+    rng = np.random.default_rng(0)
+    images = (rng.random((96, 16)) < 0.4).astype(np.float32)
+    data = tmp / "tiny.npz"
+    np.savez(data, train=images[:64], valid=images[64:80], test=images[80:])
+    loaded = sweep.load(write_sweep(tmp, data, EXPERIMENTS))
+    out = tmp / "runs"
+    assert sweep.run(loaded, out, jobs=2, quiet=True) == 0
+    return loaded, out

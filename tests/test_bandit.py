@@ -6,11 +6,7 @@ import pytest
 import torch
 
 import tvo
-from tvo.bandit import BanditSchedule, GPBandit
-from tvo.config import ConfigError, resolve
-from tvo.objectives import TVO
-
-from conftest import train_straight_and_resumed
+from tvo.bandit import GPBandit, GPBanditSchedule
 
 
 def play(bandit: GPBandit, rounds: int, best, noise: float = 0.02, seed: int = 0) -> np.ndarray:
@@ -69,37 +65,18 @@ def test_a_bandit_restored_from_its_state_proposes_the_same_partition():
 
 
 def test_the_round_reward_is_the_improvement_of_the_log_likelihood_estimate():
-    schedule = BanditSchedule(3, seed=0)
+    schedule = GPBanditSchedule(3, every=2, seed=0)  # rounds of two steps
     first = tvo.partition(3, "log", 0.1)
     constant = lambda value: torch.full((4, 2), value)  # noqa: E731  L̂ of equal weights
-    assert schedule.step(constant(-10.0), first, update=False) is None
-    second = schedule.step(constant(-8.0), first, update=True)  # round 1: mean L̂ −9, no reward
-    assert schedule.bandit.rewards == [] and second is not None
-    schedule.step(constant(-5.0), second, update=False)
-    schedule.step(constant(-5.0), second, update=True)  # round 2 (with `second`): mean −5, +4
-    assert schedule.bandit.rewards == [pytest.approx(4.0)]
-    assert schedule.bandit.arms == [pytest.approx(schedule.bandit.to_unit(second).tolist())]
-
-
-def test_gp_bandit_needs_two_intervals():
-    with pytest.raises(ConfigError, match=r"gp-bandit schedule needs partitions \(K\) ≥ 2, got 1"):
-        resolve(schedule="gp-bandit", partitions=1)
-    with pytest.raises(ValueError, match="needs K ≥ 2 intervals, got 1"):
-        TVO(K=1, schedule="gp-bandit")
-
-
-def test_training_with_the_bandit_moves_the_partition_and_resumes_exactly(tiny_data, tmp_path):
-    config = resolve(data=tiny_data, schedule="gp-bandit", partitions=3, adapt_every=4, steps=48,
-                     batch_size=8, eval_every=24, eval_images=8, eval_particles=20, log_every=4,
-                     checkpoint_every=24)  # fmt: skip
-    # stopped at step 17, inside a round: its running sum is saved
-    straight, resumed = train_straight_and_resumed(config, tmp_path, stop_after=17)
-    logged = [row["partition"] for row in straight.read_metrics()]
-    assert len(set(logged)) > 5, "the partition should change from round to round"
-    state = straight.load_checkpoint()
-    assert len(state["schedule"]["bandit"]["rewards"]) == 48 // 4 - 1
-    again = resumed.load_checkpoint()
-    assert again["schedule"]["bandit"] == state["schedule"]["bandit"]
-    assert torch.equal(again["partition"], state["partition"])
-    for name, tensor in state["model"].items():
-        assert torch.equal(tensor, again["model"][name]), name
+    state = schedule.init()
+    assert torch.equal(state.partition, first)
+    state = schedule.update(state, constant(-10.0))
+    assert torch.equal(state.partition, first)  # mid-round: no move
+    state = schedule.update(state, constant(-8.0))  # round 1: mean L̂ −9, no reward
+    second = state.partition
+    assert list(state.rewards) == [] and not torch.equal(second, first)
+    state = schedule.update(state, constant(-5.0))
+    state = schedule.update(state, constant(-5.0))  # round 2 (with `second`): mean −5, +4
+    assert list(state.rewards) == [pytest.approx(4.0)]
+    arm = schedule.bandit.to_unit(second).tolist()
+    assert [list(a) for a in state.arms] == [pytest.approx(arm)]

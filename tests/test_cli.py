@@ -9,7 +9,7 @@ import torch
 
 from tvo.cli import main
 from tvo.runs import Run
-from tvo.train import setup, train
+from tvo.train import train
 
 FAST = ["--steps", "40", "--eval-every", "20", "--eval-images", "8", "--eval-particles", "20",
         "--log-every", "10", "--checkpoint-every", "20", "--batch-size", "8",
@@ -87,38 +87,6 @@ def test_interrupted_and_resumed_run_ends_exactly_as_an_uninterrupted_one(tiny_d
     assert [row["step"] for row in resumed.read_metrics()] == list(range(10, 61, 10))
 
 
-def test_rows_written_after_the_last_checkpoint_are_not_duplicated(tiny_data, tmp_path):
-    run = Run.create(tmp_path / "r", setup_config(tiny_data), overwrite=False)
-    train(run, quiet=True, stop_after=33)
-    # A killed process may have logged rows after its last checkpoint (step 33): simulate one.
-    run.append_metrics([{"step": 40, "seconds": 1.0, "train_objective": -1.0, "skipped": 0}])
-    train(run, quiet=True)
-    steps = [row["step"] for row in run.read_metrics()]
-    assert steps == sorted(set(steps)) == list(range(10, 61, 10))
-
-
-def setup_config(tiny_data):
-    from tvo.config import resolve
-
-    return resolve(data=tiny_data, steps=60, eval_every=20, eval_images=8, eval_particles=20,
-                   log_every=10, checkpoint_every=20, batch_size=8)  # fmt: skip
-
-
-def test_config_precedence_and_presets(tmp_path):
-    from tvo.config import resolve
-
-    file = tmp_path / "run.toml"
-    file.write_text('objective = "vimco"\nparticles = 50\nlr = 0.01\n')
-    config = resolve("sbn", file, lr=0.002)
-    assert (config.objective, config.particles, config.lr) == ("vimco", 50, 0.002)
-    assert config.batch_size == 24 and config.beta1 == 0.3  # the paper's β1 for S = 50
-    assert resolve("sbn", particles=5).beta1 == 0.05
-    continuous = resolve("continuous")
-    assert (continuous.model, continuous.batch_size, continuous.lr, continuous.partitions) == (
-        "gaussian", 1000, 1e-3, 5)  # fmt: skip
-    assert resolve(epochs=2.0).steps is None
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -131,6 +99,9 @@ def test_config_precedence_and_presets(tmp_path):
         (["--batch-size", "100"], "batch size 100 is larger than the 64 training images"),
         (["--objective", "vae"], "objective 'vae' is pathwise (reparameterised), but model "
                                  "'linear_1' has discrete latents"),
+        (["--objective", "vimco", "--schedule", "moments"],
+         "schedule does not apply to objective 'vimco'"),
+        (["--schedule", "linear", "--beta1", "0.5"], "beta1 does not apply to schedule 'linear'"),
         (["--steps", "10", "--epochs", "1"], "give exactly one of steps and epochs"),
         (["--preset", "huge"], "unknown preset 'huge'"),
         (["--config", "MISSING"], "missing.toml: no such file"),
@@ -195,13 +166,6 @@ def test_help_describes_every_flag_with_defaults(capsys):
         assert flag in text
     assert "(default: linear_1)" in text and "particles per data point (default: 10)" in text
     assert "(default: None)" not in text
-
-
-def test_setup_uses_the_datas_size(tiny_data):
-    from tvo.config import resolve
-
-    prepared = setup(resolve(data=tiny_data, batch_size=8))
-    assert prepared.dataset.pixels == 16 and prepared.model.pixels == 16
 
 
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])

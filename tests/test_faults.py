@@ -17,13 +17,14 @@ from hypothesis.extra.numpy import arrays
 
 import tvo
 from tvo import functional as F
+from tvo.build import build as setup
 from tvo.cli import main
 from tvo.config import resolve
 from tvo.models import SBN, GaussianVAE, create
 from tvo.models.toy import DiscreteToy, LinearGaussian
 from tvo.ops import merge, weighted_mean
 from tvo.runs import Run
-from tvo.train import NonFiniteError, setup, train
+from tvo.train import NonFiniteError, train
 
 FUNCTIONS = {
     "tvo": lambda p, q: F.tvo(p, q, tvo.partition(5, "log", 0.01)),
@@ -71,9 +72,6 @@ def test_every_objective_stays_finite_on_random_log_weights(log_weight, log_q, f
     log_q = torch.full_like(log_weight, log_q)
     for name, fn in FUNCTIONS.items():
         assert all_finite(fn, log_weight + log_q, log_q), name
-
-
-# --- non-finite steps ------------------------------------------------------------------------
 
 
 class NaNAfter(torch.nn.Module):
@@ -127,8 +125,6 @@ def test_a_nan_step_stops_training_when_asked_naming_the_step(tiny_data, tmp_pat
     assert all(torch.isfinite(p).all() for p in prepared.model.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, prepared.model.parameters()))
 
-
-# --- killed, truncated, corrupt, full ------------------------------------------------------------
 
 ARGS = ["--steps", "150", "--batch-size", "8", "--eval-every", "50", "--eval-images", "8",
         "--eval-particles", "20", "--log-every", "10", "--checkpoint-every", "20",
@@ -236,9 +232,6 @@ def test_a_full_disk_is_a_clear_error_and_the_last_checkpoint_survives(
     assert Run.open(run).load_checkpoint()["step"] == 20
     assert not list(run.rglob("*.tmp"))
     assert main(["train", "--resume", str(run)]) == 0  # and the run can go on
-
-
-# --- validation in library constructors -------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,8 @@ import torch
 
 from tvo.ops import (
     effective_sample_size,
+    integrand,
+    integrand_terms,
     leave_one_out_logsumexp,
     logmeanexp,
     merge,
@@ -70,3 +72,18 @@ def test_merged_chunks_equal_one_pass():
     torch.testing.assert_close(state.log_norm, whole.log_norm)
     torch.testing.assert_close(state.mean, whole.mean)
     assert math.isfinite(state.mean.sum().item())
+
+
+def test_the_integrand_is_the_tilted_mean_and_merges_across_chunks():
+    """ĝ(β) = Σ softmax(βℓ) ℓ; at β = 0 the mean of ℓ, at β = 1 the self-normalised mean; two
+    chunks merged equal one pass."""
+    log_weight = 4 * torch.randn(
+        30, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2)
+    )
+    beta = torch.tensor([0.0, 0.3, 1.0], dtype=torch.float64)
+    g = integrand(log_weight, beta)
+    torch.testing.assert_close(g[0], log_weight.mean(0))
+    torch.testing.assert_close(g[2], (torch.softmax(log_weight, 0) * log_weight).sum(0))
+    torch.testing.assert_close(g[1], (torch.softmax(0.3 * log_weight, 0) * log_weight).sum(0))
+    merged = merge(integrand_terms(log_weight[:11], beta), integrand_terms(log_weight[11:], beta))
+    torch.testing.assert_close(merged.mean, g)

@@ -1,76 +1,19 @@
-"""``tvo sweep`` and ``tvo report`` on a tiny dataset: every run once, finished runs skipped,
-unfinished ones resumed to the same result, bad files refused, and a report whose numbers are
-the runs' own."""
+"""``tvo sweep`` on a tiny dataset: every run once, finished runs skipped, unfinished ones
+resumed to the same result, bad files refused before any run starts."""
 
 import dataclasses
 import json
-import statistics
 import textwrap
 
 import pytest
 
-from tvo import report, sweep
+from tvo import sweep
 from tvo.cli import main
 from tvo.config import ConfigError
 from tvo.runs import Run
 from tvo.train import train
 
-SETTINGS = """
-[evaluation]
-particles = 40
-[defaults]
-data = "{data}"
-model = "discrete_toy"
-steps = 20
-eval_every = 10
-eval_particles = 5
-log_every = 10
-checkpoint_every = 10
-batch_size = 8
-"""
-
-EXPERIMENTS = """
-[[experiment]]
-name = "sbn"
-seeds = [0, 1]
-grid = [{objective = "tvo", partitions = 2}, {objective = ["vimco", "rws"]}]
-[[experiment]]
-name = "sbn-grid"
-seeds = [0, 1]
-grid = [{objective = "tvo", partitions = [2, 3]}]
-[[experiment]]
-name = "continuous"
-seeds = [0, 1]
-grid = [{model = "linear_gaussian", objective = ["tvo", "vae", "iwae"]}]
-[bounds]
-run = "discrete_toy-tvo-S10-K2-log-b0.1-tiny-seed0"
-partitions = [2, 4]
-beta1 = [0.1]
-particles = 500
-iwae = [10]
-"""
-
-
-def write(tmp_path, data, body, name="sweep.toml"):
-    path = tmp_path / name
-    path.write_text(SETTINGS.format(data=data) + textwrap.dedent(body))
-    return path
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """The tiny sweep, run once for the module: (sweep, runs folder)."""
-    import numpy as np
-
-    tmp = tmp_path_factory.mktemp("sweep")
-    rng = np.random.default_rng(0)
-    images = (rng.random((96, 16)) < 0.4).astype(np.float32)
-    data = tmp / "tiny.npz"
-    np.savez(data, train=images[:64], valid=images[64:80], test=images[80:])
-    loaded = sweep.load(write(tmp, data, EXPERIMENTS))
-    out = tmp / "runs"
-    assert sweep.run(loaded, out, jobs=2, quiet=True) == 0
-    return loaded, out
+from tests.helpers import write_sweep as write
 
 
 def test_every_run_is_trained_once_and_evaluated(finished):
@@ -91,14 +34,6 @@ def test_a_second_sweep_skips_finished_runs(finished):
     assert before == {n: (out / n / "final.json").stat().st_mtime_ns for n in loaded.runs}
     invocations = json.loads((out / "sweep.json").read_text())["invocations"]
     assert len(invocations) == 2 and invocations[1]["seconds"] < invocations[0]["seconds"]
-
-
-def test_bounds_are_ordered_as_the_theory_says(finished):
-    _, out = finished
-    b = json.loads((out / "bounds.json").read_text())
-    g = b["integrand"]
-    assert all(lo <= hi + 1e-9 for lo, hi in zip(g, g[1:]))  # ĝ rises with β
-    assert g[0] <= b["iwae"]["10"] <= b["log_px"] <= g[-1]  # ELBO ≤ IWAE_10 ≤ log p̂ ≤ EUBO
 
 
 def test_an_unfinished_run_is_resumed_to_the_uninterrupted_result(finished, tmp_path):
@@ -133,8 +68,9 @@ def test_a_run_folder_with_other_settings_is_refused_and_left_alone(finished, tm
          r"experiment 'a'.*unknown setting 'objectiv'"),
         ('[[experiment]]\nname = "a"\ngrid = [{objective = ["tvo", "foo"]}]',
          r"experiment 'a': unknown objective 'foo'"),
-        ('[[experiment]]\nname = "a"\n[bounds]\nrun = "nope"', r"\[bounds\] run must name a run"),
         ('[experimentt]\nname = "a"', r"unknown setting 'experimentt'"),
+        ('[[experiment]]\nname = "a"\ngrid = [{objective = "vimco", partitions = 3}]',
+         r"experiment 'a': partitions does not apply to objective 'vimco'"),
         ("", r"no \[\[experiment\]\] tables"),
     ],
 )  # fmt: skip
@@ -154,22 +90,28 @@ def test_the_command_reports_a_bad_file_and_lists_runs(tmp_path, tiny_data, caps
     assert listing.count("new  discrete_toy-tvo") == 2 and not (tmp_path / "r").exists()
 
 
-def test_the_report_is_built_from_the_runs(finished, tmp_path):
-    loaded, out = finished
-    cost = tmp_path / "cost.jsonl"
-    rows = [{"model": "linear_2", "objective": "tvo", "S": 2, "K": k, "batch": 24,
-             "ms_per_step": ms} for k, ms in ((2, 1.0), (50, 1.2))]  # fmt: skip
-    cost.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    document = report.write(loaded, out, tmp_path / "docs" / "RESULTS.md", cost)
-    text = document.read_text()
-    finals = [json.loads((out / n / "final.json").read_text())
-              for n in loaded.experiments["sbn"] if "-vimco-" in n]  # fmt: skip
-    values = [f["log_px"] for f in finals]
-    expected = f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
-    assert f"| discrete_toy S=10 vimco | 2 | {expected} |" in text
-    for heading in ("Claim 1", "Claim 2", "Claim 3", "Claim 4", "β1 × K grid"):
-        assert f"## {heading}" in text or heading in text
-    assert "1.20 |" in text and "1.20× as much, while K grows 25-fold" in text
-    for png in ("bounds", "sbn_curves", "sbn_grid_curves", "continuous_curves", "cost_against_k"):
-        assert (tmp_path / "docs" / "images" / "results" / f"{png}.png").stat().st_size > 1000
-        assert f"(images/results/{png}.png)" in text
+def raw_sweep(tmp_path, text):
+    path = tmp_path / "raw.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_defaults_apply_where_they_apply_and_must_apply_somewhere(tmp_path, tiny_data):
+    head = f'[defaults]\ndata = "{tiny_data}"\npartitions = 3\n[[experiment]]\nname = "a"\n'
+    loaded = sweep.load(raw_sweep(tmp_path, head + 'grid = [{objective = ["tvo", "vimco"]}]\n'))
+    configs = {c.objective: c for c in loaded.runs.values()}
+    assert configs["tvo"].partitions == 3 and configs["vimco"].partitions is None
+    with pytest.raises(ConfigError, match=r"\[defaults\]: partitions applies to none of the"):
+        sweep.load(raw_sweep(tmp_path, head + 'grid = [{objective = "vimco"}]\n'))
+
+
+@pytest.mark.parametrize(
+    ("evaluation", "message"),
+    [('split = "dev"', "unknown .*split 'dev'"),
+     ("particles = -5", r"\[evaluation\] particles must be an integer ≥ 1, got -5"),
+     ("images = 0", r"\[evaluation\] images must be an integer ≥ 1, got 0")],
+)  # fmt: skip
+def test_the_evaluation_table_is_checked_before_any_run(tmp_path, tiny_data, evaluation, message):
+    text = f'[evaluation]\n{evaluation}\n[defaults]\ndata = "{tiny_data}"\n'
+    with pytest.raises(ConfigError, match=message):
+        sweep.load(raw_sweep(tmp_path, text + '[[experiment]]\nname = "a"\n'))

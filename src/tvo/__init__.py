@@ -2,14 +2,16 @@
 
 The public API, by name:
 
-- partitions: :func:`partition`; adaptive ones as ``TVO(schedule="moments")`` and
-  ``TVO(schedule="gp-bandit")`` (:mod:`tvo.partitions`, :mod:`tvo.bandit`);
+- partitions: :func:`partition`; schedules as explicit state (``init``, ``update``) in
+  :mod:`tvo.partitions`: fixed, ``moments`` and ``gp-bandit`` (:mod:`tvo.bandit`), the TVO's
+  as ``TVO(schedule=...).schedule``;
 - objectives (call as ``objective(model, x, num_particles)``): :class:`TVO`, :class:`ELBO`,
   :class:`VAE`, :class:`IWAE`, :class:`Reinforce`, :class:`VIMCO`, :class:`RWS`,
   :class:`WakeSleep`, :class:`InferenceCompilation`, and for continuous latents :class:`DReG` and
   :class:`TVOReparam`;
 - pure functions on ``[S, B]`` log-weights: :mod:`tvo.functional`;
 - models: :class:`Model` (the convenience base class) and :mod:`tvo.models`;
+- the training step: :class:`Step` and :class:`TrainState` (:mod:`tvo.step`);
 - evaluation: :func:`estimate` and the exact answers in :mod:`tvo.evaluate`;
 - CPU speed: :func:`tvo.runtime.keep_freed_memory` (the command line calls it).
 """
@@ -34,6 +36,7 @@ from tvo.objectives import (
     WakeSleep,
 )
 from tvo.partitions import partition
+from tvo.step import Step, StepInfo, TrainState
 
 __version__ = "0.1.0"
 
@@ -53,7 +56,10 @@ __all__ = [
     "Objective",
     "Output",
     "Reinforce",
+    "Step",
+    "StepInfo",
     "TVOReparam",
+    "TrainState",
     "WakeSleep",
     "__version__",
     "estimate",

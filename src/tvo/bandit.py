@@ -26,19 +26,23 @@ over random sorted candidates and small moves of the best arms seen. The first `
 (default ``3(K − 1)``, as in the paper's code) draw arms uniformly in ``u``.
 
 Everything is seeded by ``(seed, round)``, so a resumed run proposes what the uninterrupted one
-does; the state (arms, rewards, the round's running sum) is saved in checkpoints.
+does. :class:`GPBanditSchedule` drives it from training as a schedule (:mod:`tvo.partitions`):
+its state (the partition, the arms and rewards so far, the round's running sum) is a value that
+whoever trains owns and checkpoints.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from tvo.ops import logmeanexp
+from tvo.partitions import partition as log_partition
 
 
 def require_sklearn():
@@ -137,33 +141,63 @@ class GPBandit:
         self.rewards = list(state["rewards"])
 
 
-class BanditSchedule:
-    """The bandit driven by training: :meth:`step` is given every step's ``[S, B]``
-    log-weights and the partition in use, adds their ``L̂`` to the round, and at the end of a
-    round (``update``) rewards that partition and returns the next one (otherwise ``None``).
-    The TVO starts it from the log schedule of its ``beta1``."""
+class BanditState(NamedTuple):
+    """The bandit schedule's state: the partition in use, ``count`` steps of the current round
+    with ``total`` their summed batch-mean ``L̂`` (a tensor on the data's device, so that no
+    step waits for the device), ``previous`` the last round's mean ``L̂``, and the ``arms``
+    (``u`` of each rewarded round) with their ``rewards``."""
 
-    def __init__(self, K: int, seed: int = 0, **options):
-        self.bandit = GPBandit(K, seed, **options)
-        self.total: Tensor | float = 0.0  # sum of the round's batch-mean L̂, on the data's device
-        self.count = 0
-        self.previous: float | None = None  # the last round's mean L̂
+    partition: Tensor
+    count: int
+    total: Tensor | float
+    previous: float | None
+    arms: tuple[tuple[float, ...], ...]
+    rewards: tuple[float, ...]
 
-    def step(self, log_weight: Tensor, partition: Tensor, update: bool) -> Tensor | None:
-        self.total = self.total + logmeanexp(log_weight.detach().double(), 0).mean()
-        self.count += 1
-        if not update:
-            return None
-        mean = float(self.total) / self.count
-        if self.previous is not None:
-            self.bandit.observe(partition, mean - self.previous)
-        self.previous, self.total, self.count = mean, 0.0, 0
-        return self.bandit.propose()
 
-    def state_dict(self) -> dict:
-        return {"bandit": self.bandit.state_dict(), "total": self.total, "count": self.count,
-                "previous": self.previous}  # fmt: skip
+class GPBanditSchedule:
+    """The bandit as a schedule: ``update(state, log_weight)`` adds the step's ``L̂`` to the
+    round; at the end of a round of ``every`` updates it rewards the round's partition with the
+    improvement of the mean ``L̂`` and moves to the bandit's next proposal. The first partition
+    is the log schedule of ``beta1``. ``options`` go to :class:`GPBandit`."""
 
-    def load_state_dict(self, state: dict) -> None:
-        self.bandit.load_state_dict(state["bandit"])
-        self.total, self.count, self.previous = state["total"], state["count"], state["previous"]
+    adaptive = True
+
+    def __init__(self, K: int, beta1: float = 0.1, every: int = 100, seed: int = 0, **options):
+        self.bandit = GPBandit(K, seed, **options)  # validates K, needs scikit-learn
+        self.start = log_partition(K, "log", beta1)
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+            raise ValueError(f"adapt_every must be an integer ≥ 1, got {every!r}")
+        self.K, self.every, self.seed, self.options = K, every, seed, options
+
+    def init(self) -> BanditState:
+        return BanditState(self.start, 0, 0.0, None, (), ())
+
+    def update(self, state: BanditState, log_weight: Tensor) -> BanditState:
+        total = state.total + logmeanexp(log_weight.detach().double(), 0).mean()
+        count = state.count + 1
+        if count < self.every:
+            return state._replace(count=count, total=total)
+        mean = float(total) / count
+        bandit = GPBandit(self.K, self.seed, **self.options)
+        bandit.load_state_dict({"arms": state.arms, "rewards": state.rewards})
+        if state.previous is not None:
+            bandit.observe(state.partition, mean - state.previous)
+        arms, rewards = tuple(map(tuple, bandit.arms)), tuple(bandit.rewards)
+        return BanditState(bandit.propose(), 0, 0.0, mean, arms, rewards)
+
+    def state_dict(self, state: BanditState) -> dict:
+        """The checkpoint's layout (the same as before the schedule had an explicit state)."""
+        bandit = {"arms": [list(a) for a in state.arms], "rewards": list(state.rewards)}
+        return {"bandit": bandit, "total": state.total, "count": state.count,
+                "previous": state.previous}  # fmt: skip
+
+    def load_state_dict(self, partition: Tensor, saved: dict | None, step: int) -> BanditState:
+        if saved is None:
+            raise ValueError("a gp-bandit checkpoint needs the bandit's state; it has none")
+        arms = tuple(tuple(a) for a in saved["bandit"]["arms"])
+        return BanditState(partition.double().cpu(), saved["count"], saved["total"],
+                           saved["previous"], arms, tuple(saved["bandit"]["rewards"]))  # fmt: skip
+
+    def __repr__(self) -> str:
+        return f"GPBanditSchedule(K={self.K}, every={self.every}, seed={self.seed})"

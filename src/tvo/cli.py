@@ -21,10 +21,11 @@ from tvo import runtime
 from tvo.config import PRESETS, ConfigError, TrainConfig
 from tvo.data import DATASETS, DataError
 from tvo.models import MODELS
-from tvo.objectives import OBJECTIVES, TVO_OBJECTIVES
+from tvo.objectives import OBJECTIVES, TVO
 from tvo.runs import Run, RunError
 
 DEFAULTS = TrainConfig()
+TVO_DEFAULTS = TVO.settings  # the TVO's settings (None in runs of objectives without them)
 
 
 class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -40,28 +41,31 @@ def add_train(sub) -> None:
         "train", formatter_class=argparse.RawDescriptionHelpFormatter,
         help="train a model (or resume a run)", description=description,
     )  # fmt: skip
-    d = DEFAULTS
+    d, t = DEFAULTS, TVO_DEFAULTS
     p.add_argument("--model", help=f"one of: {', '.join(MODELS)} (default: {d.model})")
     p.add_argument("--objective", help=f"one of: {', '.join(OBJECTIVES)} (default: {d.objective})")
     p.add_argument(
         "-S", "--particles", type=int, help=f"particles per data point (default: {d.particles})"
     )
     p.add_argument(
-        "-K", "--partitions", type=int, help=f"TVO intervals K (default: {d.partitions})"
-    )
+        "-K", "--partitions", type=int,
+        help=f"TVO intervals K (tvo, tvo-reparam; default: {t['partitions']})",
+    )  # fmt: skip
     p.add_argument(
-        "--beta1", type=float, help=f"first point of the log schedule (default: {d.beta1})"
-    )
+        "--beta1", type=float,
+        help=f"first point of the log schedule, where the adaptive ones start (default: "
+        f"{t['beta1']})",
+    )  # fmt: skip
     p.add_argument(
         "--schedule",
-        help=f"log, linear, or adaptive: moments or gp-bandit (default: {d.schedule})",
+        help=f"log, linear, or adaptive: moments or gp-bandit (default: {t['schedule']})",
     )
     p.add_argument(
         "--adapt-every", type=int,
-        help=f"steps between moves of an adaptive partition (default: {d.adapt_every})",
+        help=f"steps between moves of an adaptive partition (default: {t['adapt_every']})",
     )  # fmt: skip
     p.add_argument(
-        "--integration", help=f"TVO Riemann sum: left, right, trapz (default: {d.integration})"
+        "--integration", help=f"TVO Riemann sum: left, right, trapz (default: {t['integration']})"
     )
     p.add_argument("--data", help=f"{', '.join(DATASETS)} or a .npz/.npy path (default: {d.data})")
     p.add_argument("--data-root", help="local files of the dataset (see tvo.data.load)")
@@ -110,7 +114,8 @@ FLAG_FIELDS = ("model", "objective", "particles", "partitions", "beta1", "schedu
 
 
 def cmd_train(args) -> int:
-    from tvo.train import setup, train
+    from tvo.build import build
+    from tvo.train import train
 
     flags = {name: getattr(args, name) for name in FLAG_FIELDS}
     if args.resume is not None:
@@ -120,10 +125,10 @@ def cmd_train(args) -> int:
             raise ConfigError(f"--resume continues a run with its own settings; drop {given}")
         run = Run.open(args.resume)
         config = run.config
-        prepared = setup(config)
+        prepared = build(config)
     else:
         config = config_module.resolve(args.preset, args.config, **flags)
-        prepared = setup(config)  # loads the data: errors stop here, before the run exists
+        prepared = build(config)  # loads the data: errors stop here, before the run exists
         out = args.out or Path("runs") / time.strftime(
             f"{config.objective}-{config.model}-%Y%m%d-%H%M%S"
         )
@@ -164,19 +169,20 @@ def cmd_eval(args) -> int:
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be ≥ 1, got {args.limit}")
     config_module._check_choice("split", args.split, config_module.EVAL_SPLITS)
-    from tvo.train import evaluate_run
+    from tvo.evaluate.run import evaluate_run
 
     report = evaluate_run(run, args.split, args.particles, args.limit, args.chunk_size, args.seed)
-    values = report
     if args.json:
         print(json.dumps(report))
-    else:
-        print(f"{run.path} at step {report['step']}: {args.split}, {report['num_images']} "
-              f"images, {args.particles} particles each ({report['seconds']} s)")  # fmt: skip
-        names = {"log_px": "log p(x)", "kl": "KL(q||p)", "elbo": "ELBO",
-                 "tvo_lower": "TVO lower", "tvo_upper": "TVO upper"}  # fmt: skip
-        for key, name in names.items():
-            print(f"  {name:>10}  {values[key]:10.3f}")
+        return 0
+    print(f"{run.path} at step {report['step']}: {args.split}, {report['num_images']} "
+          f"images, {args.particles} particles each ({report['seconds']} s)")  # fmt: skip
+    names = {"log_px": "log p(x)", "kl": "KL(q||p)", "elbo": "ELBO",
+             "tvo_lower": "TVO lower", "tvo_upper": "TVO upper"}  # fmt: skip
+    for key, name in names.items():
+        print(f"  {name:>10}  {report[key]:10.3f}")
+    if report["partition"] is None:
+        print("  (the run has no partition: the TVO bounds are at [0, 1], the ELBO and the EUBO)")
     return 0
 
 
@@ -195,8 +201,8 @@ def cmd_compare(args) -> int:
         last = next((r for r in reversed(rows) if r.get("log_px") is not None), {})
         done = rows[-1]["step"] if rows else 0
         total = c.steps if c.steps is not None else f"{c.epochs} ep"
-        k = str(c.partitions) if c.objective in TVO_OBJECTIVES else "-"
-        beta1 = f"{c.beta1:g}" if c.objective in TVO_OBJECTIVES and c.schedule == "log" else "-"
+        k = "-" if c.partitions is None else str(c.partitions)
+        beta1 = f"{c.beta1:g}" if c.beta1 is not None and c.schedule == "log" else "-"
         values = [_num(last.get(key)) for key in ("log_px", "kl", "elbo")]
         settings = [c.model, c.objective, str(c.particles), k, beta1, f"{done}/{total}"]
         table.append((str(run.path), *settings, *values))
@@ -225,23 +231,22 @@ def add_plot(sub) -> None:
 
 def cmd_plot(args) -> int:
     from tvo import plots
-    from tvo.train import load_trained
+    from tvo.build import load_trained
 
     runs = [Run.open(path) for path in args.runs]
     out = args.out or runs[0].path / "plots"
     written = [plots.learning_curves([(r.label(), r.read_metrics()) for r in runs],
                                      out / "learning_curves.png")]  # fmt: skip
     for i, run in enumerate(runs):
-        prepared, beta, _ = load_trained(run)
+        trained = load_trained(run)
         prefix = "" if len(runs) == 1 else f"{i + 1}-{run.path.name}-"
         torch.manual_seed(0)
-        test = prepared.dataset.test[: args.images]
-        if prepared.dataset.dynamic:
-            test = torch.bernoulli(test)
+        test = trained.dataset.evaluation_images("test", args.images)
         written.append(
-            plots.samples_and_reconstructions(prepared.model, test, out / f"{prefix}samples.png")
+            plots.samples_and_reconstructions(trained.model, test, out / f"{prefix}samples.png")
         )
-        written.append(plots.integrand(prepared.model, test, beta, out / f"{prefix}integrand.png",
+        written.append(plots.integrand(trained.model, test, trained.partition,
+                                       out / f"{prefix}integrand.png",
                                        num_particles=args.particles))  # fmt: skip
     for path in written:
         print(path)
@@ -290,26 +295,35 @@ def cmd_sweep(args) -> int:
 
 
 def add_report(sub) -> None:
-    p = sub.add_parser("report", formatter_class=Formatter, help="results document of a sweep",
-                       description="Tables, figures and a verdict per claim of the TVO paper, "
-                       "from a finished (or partly finished) sweep.")  # fmt: skip
+    p = sub.add_parser("report", formatter_class=Formatter, help="results of a sweep",
+                       description="Per experiment of a sweep file, each setting's final "
+                       "metrics: mean ± standard deviation over its seeds, as Markdown (the "
+                       "paper's document: python benchmarks/paper_report.py FILE)")  # fmt: skip
     p.add_argument("config", type=Path, help="the sweep file (TOML)")
     p.add_argument("--runs", type=Path,
                    help="folder of the runs (default: the file's out, else "
                    "results/CONFIG_NAME)")  # fmt: skip
-    p.add_argument("--out", type=Path, default=Path("docs/RESULTS.md"), help="the document")
-    p.add_argument("--cost", type=Path, help="speed benchmark JSON rows (default: [cost] file)")
+    p.add_argument("--out", type=Path, help="write the Markdown here (default: print it)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 
 def cmd_report(args) -> int:
     from tvo import report
     from tvo import sweep as sweep_module
+    from tvo.files import write_atomic
 
     sweep = sweep_module.load(args.config)
     runs = args.runs or sweep.out or Path("results") / args.config.stem
     if not runs.is_dir():
         raise ConfigError(f"no runs at {runs}: run tvo sweep {args.config} first, or pass --runs")
-    print(report.write(sweep, runs, args.out, args.cost))
+    if args.out is not None and args.out.exists() and not args.overwrite:
+        raise ConfigError(f"{args.out} exists; pass --overwrite to replace it")
+    text = report.document(sweep, runs)
+    if args.out is None:
+        print(text, end="")
+    else:
+        write_atomic(args.out, lambda tmp: tmp.write_text(text))
+        print(args.out)
     return 0
 
 

@@ -4,6 +4,13 @@ Everything a run needs to be reproduced is in :class:`TrainConfig`; the run fold
 resolved (``config.json``). :func:`validate` checks it before any work starts and raises
 :class:`ConfigError` naming the bad value and what would be valid.
 
+Settings that belong to one objective (the TVO's ``partitions``, ``schedule``, ``beta1``,
+``integration``, ``adapt_every``) are declared by the objective class (its ``settings`` and
+``applicable``), and are ``None`` in a run whose objective does not use them. Given explicitly
+(a flag, a config file, a sweep's grid) to an objective or schedule that does not use them, they
+are an error; filled in by a preset or a sweep's ``[defaults]``, they are applied where they
+apply.
+
 Presets (the paper's settings; a preset fills in values, a config file or a flag overrides):
 
 - ``sbn``: ``linear_1`` on ``binarized-mnist``, TVO with K = 2, batch 24, Adam 3·10⁻⁴, S = 10
@@ -29,10 +36,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from tvo.bandit import require_sklearn
-from tvo.models import CONTINUOUS, MODELS
-from tvo.objectives import OBJECTIVES, TVO_OBJECTIVES
-from tvo.objectives.tvo import INTEGRATIONS
-from tvo.partitions import ADAPTIVE_SCHEDULES, SCHEDULES
+from tvo.models import MODELS, model_class
+from tvo.objectives import OBJECTIVES, objective_class
+from tvo.partitions import ADAPTIVE_SCHEDULES, INTEGRATIONS, SCHEDULE_SETTINGS, SCHEDULES
 
 
 class ConfigError(ValueError):
@@ -46,11 +52,11 @@ class TrainConfig:
     data: str = "binarized-mnist"
     data_root: str | None = None
     particles: int = 10
-    partitions: int = 5
-    schedule: str = "log"
-    adapt_every: int = 100
-    beta1: float = 0.1
-    integration: str = "left"
+    partitions: int | None = None  # the objective-specific settings: None where they do not apply
+    schedule: str | None = None
+    adapt_every: int | None = None
+    beta1: float | None = None
+    integration: str | None = None
     batch_size: int = 24
     lr: float = 3e-4
     steps: int | None = 10_000
@@ -82,6 +88,8 @@ PRESETS: dict[str, dict] = {
 }  # fmt: skip
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+# Every setting that belongs to some objective, and its default there.
+OBJECTIVE_SETTINGS = {k: v for cls in OBJECTIVES.values() for k, v in cls.settings.items()}
 DEVICES = ("auto", "cpu", "cuda")
 NONFINITE = ("skip", "stop")
 EVAL_SPLITS = ("train", "valid", "test")
@@ -111,28 +119,80 @@ def check_keys(settings: dict, valid, where: str) -> None:
         )
 
 
-def resolve(preset: str | None = None, file: str | Path | None = None, **flags) -> TrainConfig:
-    """Defaults, then the preset, then the file, then the flags that were given (not ``None``).
+def resolve(
+    preset: str | None = None,
+    file: str | Path | None = None,
+    defaults: dict | None = None,
+    **flags,
+) -> TrainConfig:
+    """Defaults, then the preset, then ``defaults`` (a sweep's shared settings), then the file,
+    then the flags that were given (not ``None``).
 
-    With the ``sbn`` preset and no β1 given, β1 follows the paper's choice for the chosen S.
+    Settings of the objective (see the module docstring) that the preset or ``defaults`` fill in
+    are kept where they apply to the chosen objective and schedule; given in the file or as
+    flags where they do not apply, they are a :class:`ConfigError`. With the ``sbn`` preset and
+    no β1 given, β1 follows the paper's choice for the chosen S.
     """
     settings: dict = {}
     if preset is not None:
         if preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r}: expected one of {', '.join(PRESETS)}")
         settings.update(PRESETS[preset], preset=preset)
+    settings.update(defaults or {})
     from_file = read_toml(file) if file is not None else {}
-    settings.update(from_file)
     given = {k: v for k, v in flags.items() if v is not None}
-    settings.update(given)
     explicit = {**from_file, **given}
+    settings.update(explicit)
     if explicit.get("epochs") is not None and "steps" not in explicit:
         settings["steps"] = None  # epochs given: the default step count no longer applies
-    if preset == "sbn" and "beta1" not in from_file and "beta1" not in given:
+    if preset == "sbn" and "beta1" not in explicit:
         settings["beta1"] = BETA1_BY_PARTICLES.get(settings.get("particles", 10), 0.2)
+    settings = objective_settings(settings, explicit)
     config = TrainConfig(**{k: v for k, v in settings.items() if k in FIELDS})
     validate(config)
     return config
+
+
+def objective_settings(settings: dict, explicit=()) -> dict:
+    """``settings`` with the objective's own settings resolved: its defaults where they apply
+    and are missing, ``None`` where they do not apply. A setting in ``explicit`` that does not
+    apply is a :class:`ConfigError` saying why."""
+    name = settings.get("objective", FIELDS["objective"].default)
+    try:
+        cls = objective_class(name)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    schedule = settings.get("schedule")
+    if "schedule" in cls.applicable(settings) and schedule is not None:
+        _check_choice("schedule", schedule, SCHEDULES + ADAPTIVE_SCHEDULES)
+    applicable = cls.applicable(settings)
+    resolved = dict(settings)
+    for setting in OBJECTIVE_SETTINGS:
+        value = settings.get(setting)
+        if setting not in applicable:
+            if setting in explicit and value is not None:
+                raise ConfigError(not_applicable(setting, name, settings))
+            resolved[setting] = None
+        elif value is None:
+            resolved[setting] = cls.settings[setting]
+    return resolved
+
+
+def not_applicable(setting: str, objective: str, settings: dict) -> str:
+    """Why ``setting`` does not apply, naming the objective or schedule that decides it."""
+    cls = objective_class(objective)
+    if setting in cls.settings:
+        schedule = settings.get("schedule") or cls.settings.get("schedule")
+        takes = [s for s, names in SCHEDULE_SETTINGS.items() if setting in names]
+        return (
+            f"{setting} does not apply to schedule {schedule!r}; it is a setting of the "
+            f"schedules {', '.join(takes)}: drop it or choose one of those"
+        )
+    users = [n for n, c in OBJECTIVES.items() if setting in c.settings]
+    return (
+        f"{setting} does not apply to objective {objective!r} (it has no partition); it is a "
+        f"setting of {', '.join(users)}: drop it or choose one of those"
+    )
 
 
 def _check_choice(name: str, value, choices) -> None:
@@ -155,21 +215,34 @@ def validate(config: TrainConfig) -> None:
     """Raise :class:`ConfigError` for any setting that cannot work."""
     _check_choice("model", config.model, MODELS)
     _check_choice("objective", config.objective, OBJECTIVES)
-    _check_choice("schedule", config.schedule, SCHEDULES + ADAPTIVE_SCHEDULES)
-    _check_choice("integration", config.integration, INTEGRATIONS)
+    cls = objective_class(config.objective)
+    values = config.to_dict()
+    applicable = cls.applicable(values)
+    for setting in OBJECTIVE_SETTINGS:
+        given = getattr(config, setting) is not None
+        if given and setting not in applicable:
+            raise ConfigError(not_applicable(setting, config.objective, values))
+        if not given and setting in applicable:
+            raise ConfigError(f"{setting} is needed by objective {config.objective!r}, got None")
+    if config.schedule is not None:
+        _check_choice("schedule", config.schedule, SCHEDULES + ADAPTIVE_SCHEDULES)
+    if config.integration is not None:
+        _check_choice("integration", config.integration, INTEGRATIONS)
     _check_choice("device", config.device, DEVICES)
     _check_choice("nonfinite policy", config.nonfinite, NONFINITE)
     _check_choice("eval split", config.eval_split, EVAL_SPLITS)
-    min_particles = OBJECTIVES[config.objective].min_particles
-    _check_number("particles (S)", config.particles, min_particles)
-    _check_number("partitions (K)", config.partitions, 1)
-    _check_number("beta1", config.beta1, 0.0, float, high=1.0, open_low=True)
+    _check_number("particles (S)", config.particles, cls.min_particles)
+    if config.partitions is not None:
+        _check_number("partitions (K)", config.partitions, 1)
+    if config.beta1 is not None:
+        _check_number("beta1", config.beta1, 0.0, float, high=1.0, open_low=True)
     _check_number("batch size", config.batch_size, 1)
     _check_number("learning rate", config.lr, 0.0, float, open_low=True)
     names = ("eval_every", "eval_particles", "eval_images", "log_every", "checkpoint_every",
              "adapt_every")  # fmt: skip
     for name in names:
-        _check_number(name.replace("_", " "), getattr(config, name), 1)
+        if getattr(config, name) is not None:
+            _check_number(name.replace("_", " "), getattr(config, name), 1)
     _check_number("seed", config.seed, 0)
     if (config.steps is None) == (config.epochs is None):
         raise ConfigError("give exactly one of steps and epochs")
@@ -177,7 +250,7 @@ def validate(config: TrainConfig) -> None:
         _check_number("steps", config.steps, 1)
     else:
         _check_number("epochs", config.epochs, 0.0, float, open_low=True)
-    if config.schedule == "gp-bandit" and config.objective in TVO_OBJECTIVES:
+    if config.schedule == "gp-bandit":
         if config.partitions < 2:
             raise ConfigError(
                 f"the gp-bandit schedule needs partitions (K) ≥ 2, got "
@@ -191,18 +264,18 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(f"compile must be true or false, got {config.compile!r}")
     if config.compile:
         check_compile(config)
-    reparameterized = OBJECTIVES[config.objective].reparameterized
-    if reparameterized and config.model not in CONTINUOUS:
+    if cls.requirement_error(model_class(config.model)) is not None:
         raise ConfigError(
             f"objective {config.objective!r} is pathwise (reparameterised), but model "
-            f"{config.model!r} has discrete latents; use tvo, elbo, reinforce, vimco, rws, ws or ic"
+            f"{config.model!r} has discrete latents (has_rsample is False); use tvo, elbo, "
+            "reinforce, vimco, rws, ws or ic"
         )
 
 
 def check_compile(config: TrainConfig) -> None:
     """``compile`` traces one step's loss for a fixed partition and, on the CPU, needs a C++
     compiler for the kernels it generates."""
-    if config.schedule in ADAPTIVE_SCHEDULES and config.objective in TVO_OBJECTIVES:
+    if config.schedule in ADAPTIVE_SCHEDULES:
         raise ConfigError(
             f"compile needs a fixed partition, but schedule {config.schedule!r} moves it (each "
             "move would compile the step again); use schedule log or linear, or drop compile"
@@ -219,4 +292,10 @@ def save(config: TrainConfig) -> str:
 
 
 def load(text: str) -> TrainConfig:
-    return TrainConfig(**json.loads(text))
+    """A ``config.json``. Runs written before the objective declared its settings recorded the
+    TVO's settings for every objective, where they had no effect: those are dropped here."""
+    values = json.loads(text)
+    if not isinstance(values, dict):
+        raise ValueError(f"expected a JSON object, got {type(values).__name__}")
+    values = objective_settings(values)
+    return TrainConfig(**values)

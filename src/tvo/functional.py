@@ -1,24 +1,32 @@
-"""The functional layer: one pure function per objective on ``[S, B]`` log-weight tensors.
+"""The functional layer: one pure function per objective on ``[S, B]`` tensors.
 
-Each takes ``log_p = log p(x, z_s)`` and ``log_q = log q(z_s | x)`` (particles first) and returns a
+Most take ``log_p = log p(x, z_s)`` and ``log_q = log q(z_s | x)`` (particles first) and return a
 named tuple with ``surrogate`` ``[B]`` (its gradient is the estimator, for θ and φ at once) and
-``estimate`` ``[B]`` (the objective's value). Wake-sleep and inference compilation need model
-samples and live at the model level (:mod:`tvo.objectives.wake_sleep`).
+``estimate`` ``[B]`` (the objective's value). The others take the tensors of their sampling mode
+(:mod:`tvo.objectives.sampling`): :func:`dreg` and :func:`tvo_reparam` ``(log p(x, sg(z)),
+ℓ|_{parameters stopped})``, :func:`wake_sleep` and :func:`inference_compilation`
+``(log_p, log_q, log_q_sleep)``. Every one works under ``torch.func.vmap`` and
+``torch.func.grad``.
 """
 
 from tvo.objectives.elbo import elbo, vae
-from tvo.objectives.iwae import iwae, reinforce, vimco
-from tvo.objectives.tvo import integration_weights, tvo
-from tvo.objectives.wake_sleep import rws, wake_theta
+from tvo.objectives.iwae import dreg, iwae, reinforce, vimco
+from tvo.objectives.tvo import tvo, tvo_reparam
+from tvo.objectives.wake_sleep import inference_compilation, rws, wake_sleep, wake_theta
+from tvo.partitions import integration_weights
 
 __all__ = [
+    "dreg",
     "elbo",
+    "inference_compilation",
     "integration_weights",
     "iwae",
     "reinforce",
     "rws",
     "tvo",
+    "tvo_reparam",
     "vae",
     "vimco",
+    "wake_sleep",
     "wake_theta",
 ]

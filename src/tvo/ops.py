@@ -3,6 +3,11 @@
 Every function here reduces over the particle axis, which is dimension 0 of a ``[S, B]``
 tensor (``S`` particles for each of ``B`` data points). Nothing is ever reduced across the
 batch, and no raw log-weight is exponentiated.
+
+The TVO integrand ``ĝ(β) = Σ_s softmax_s(β ℓ)_s ℓ_s`` lives here too (:func:`integrand`, and
+:func:`integrand_terms` for chunks of particles that are merged later); the TVO's training
+estimator computes the same ``ĝ`` inside its fused arithmetic (``tvo.objectives.tvo``), which a
+test holds equal to this one.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ def leave_one_out_logsumexp(a: Tensor) -> Tensor:
     a_max, arg_max = a.max(dim=0, keepdim=True)
     shifted = torch.exp(a - a_max)
     others = torch.log(shifted.sum(0, keepdim=True) - shifted) + a_max
-    is_max = torch.zeros_like(a, dtype=torch.bool).scatter_(0, arg_max, True)
+    is_max = torch.arange(a.shape[0], device=a.device)[:, None] == arg_max  # one per column
     without_max = torch.logsumexp(a.masked_fill(is_max, -math.inf), dim=0, keepdim=True)
     return torch.where(is_max, without_max.expand_as(a), others)
 
@@ -75,3 +80,21 @@ def merge(a: WeightedMean, b: WeightedMean) -> WeightedMean:
     log_norm = torch.logaddexp(a.log_norm, b.log_norm)
     mean = a.mean * torch.exp(a.log_norm - log_norm) + b.mean * torch.exp(b.log_norm - log_norm)
     return WeightedMean(log_norm, mean)
+
+
+def integrand_terms(log_weight: Tensor, beta: Tensor) -> WeightedMean:
+    """The TVO integrand at each ``β`` with its normalisers, mergeable across chunks of particles
+    (:func:`merge`): ``log Σ_s e^{β ℓ_s}`` and ``ĝ(β) = Σ_s softmax_s(β ℓ)_s ℓ_s``.
+
+    ``log_weight`` ``ℓ`` is ``[S, B]``, ``beta`` ``[K]``; both fields come back ``[K, B]``.
+    At ``β = 1`` the normaliser minus ``log S`` is ``log p̂(x)``.
+    """
+    beta = beta.to(log_weight)
+    return weighted_mean(beta[:, None, None] * log_weight, log_weight, dim=1)
+
+
+def integrand(log_weight: Tensor, beta: Tensor) -> Tensor:
+    """The self-normalised TVO integrand ``ĝ(β_k) = Σ_s softmax_s(β_k ℓ)_s ℓ_s``, ``[K, B]``, from
+    ``[S, B]`` log-weights at the ``[K]`` points ``beta``. Non-decreasing in ``β`` (it is the mean
+    of ``ℓ`` under the tilted weights, whose derivative in ``β`` is their variance)."""
+    return integrand_terms(log_weight, beta).mean

@@ -1,4 +1,4 @@
-"""Partitions ``0 = β_0 < β_1 < … < β_K = 1`` of the unit interval for thermodynamic integration.
+"""Partitions ``0 = β_0 < … < β_K = 1`` of the unit interval, and the schedules that move them.
 
 A partition is a 1-D float64 tensor of ``K + 1`` points. Fixed schedules (MATH.md, "Schedules"):
 
@@ -7,25 +7,46 @@ A partition is a 1-D float64 tensor of ``K + 1`` points. Fixed schedules (MATH.m
   ``β_k = beta1^((K − k) / (K − 1))``;
 - for ``K = 1`` every schedule gives ``[0, 1]``.
 
-Adaptive schedule (Brekelmans et al., ICML 2020): :func:`moments` places ``β_1 … β_{K−1}`` so
-that the integrand is evenly spaced, ``g(β_k) = g(0) + (k / K)(g(1) − g(0))``, found by bisection
-(``g`` is non-decreasing), from the self-normalised ``ĝ`` of recent log-weights. The
-Gaussian-process bandit schedule (Nguyen et al., NeurIPS 2020) has a module of its own,
-:mod:`tvo.bandit`.
+Riemann sums over a partition: :func:`integration_weights` ``m`` with ``Σ_k m_k g(β_k)`` the
+left sum (``TVO_L``), the right sum (``TVO_U``) or their average; :func:`riemann_sum`.
+
+A *schedule* says where the points are during training. It is two functions of an explicit
+state, as in BlackJAX: ``state = schedule.init()`` and ``state = schedule.update(state,
+log_weight)`` after every applied step, with that step's ``[S, B]`` log-weights; the partition
+in use is ``state.partition``. The state is a plain value (a named tuple of tensors and numbers)
+that whoever trains owns and checkpoints; a schedule object holds settings only.
+
+- :class:`Fixed`: any of the fixed schedules, or a user-given partition; ``update`` returns the
+  state unchanged.
+- :class:`Moments` (Brekelmans et al., ICML 2020): every ``every`` updates the inner points move
+  to where the integrand is evenly spaced, ``g(β_k) = g(0) + (k / K)(g(1) − g(0))``, found by
+  bisection (``g`` is non-decreasing) from the self-normalised ``ĝ`` of that step's log-weights.
+- ``gp-bandit`` (Nguyen et al., NeurIPS 2020): :class:`tvo.bandit.GPBanditSchedule`.
+
+:func:`schedule` builds one by name; :data:`SCHEDULE_SETTINGS` says which settings each takes.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import NamedTuple, Protocol
 
 import torch
 from torch import Tensor
 
-from tvo.ops import normalized_weights
+from tvo.ops import integrand
 
 SCHEDULES = ("log", "linear")
 ADAPTIVE_SCHEDULES = ("moments", "gp-bandit")  # gp-bandit: see tvo.bandit
+INTEGRATIONS = ("left", "right", "trapz")
+# The settings each schedule takes besides K (the others do not apply to it).
+SCHEDULE_SETTINGS = {
+    "log": ("beta1",),
+    "linear": (),
+    "moments": ("beta1", "adapt_every"),  # starts from the log schedule of beta1
+    "gp-bandit": ("beta1", "adapt_every"),
+}
 
 
 def partition(
@@ -117,13 +138,146 @@ def invert_integrand(g: Callable[[Tensor], Tensor], K: int, iterations: int = 60
 
 
 def moments(log_weight: Tensor, K: int) -> Tensor:
-    """The moments partition from ``[S, B]`` log-weights: ``ĝ(β)`` is the batch mean of
-    ``Σ_s softmax_s(β ℓ) ℓ_s``, evaluated in float64."""
+    """The moments partition from ``[S, B]`` log-weights: ``ĝ(β)`` (:func:`tvo.ops.integrand`) is
+    averaged over the batch, in float64."""
     ell = log_weight.detach().to(torch.float64)
+    return invert_integrand(lambda beta: integrand(ell, beta).mean(1).cpu(), K)
 
-    def integrand(beta: Tensor) -> Tensor:
-        beta = beta.to(ell.device)
-        weights = normalized_weights(ell, beta[:, None, None])  # [K, S, B]
-        return (weights * ell).sum(1).mean(1).cpu()
 
-    return invert_integrand(integrand, K)
+def integration_weights(partition: Tensor, integration: str = "left") -> Tensor:
+    """Weights ``m`` ``[K + 1]`` with ``Σ_k m_k g(β_k)`` the chosen Riemann sum.
+
+    left: ``m_k = Δ_{k+1}`` for ``k < K``, ``m_K = 0`` (a lower bound); right: ``m_0 = 0``,
+    ``m_k = Δ_k`` (an upper bound); trapz: their average (not a bound).
+    """
+    if integration not in INTEGRATIONS:
+        raise ValueError(
+            f"unknown integration {integration!r}: expected one of {', '.join(INTEGRATIONS)}"
+        )
+    widths = partition[1:] - partition[:-1]
+    zero = widths.new_zeros(1)
+    left = torch.cat([widths, zero])
+    right = torch.cat([zero, widths])
+    return {"left": left, "right": right, "trapz": (left + right) / 2}[integration]
+
+
+def riemann_sum(values: Tensor, partition: Tensor, integration: str = "left") -> Tensor:
+    """``Σ_k m_k g(β_k)`` for ``values`` ``g(β_k)`` ``[K + 1, …]`` at the points of ``partition``:
+    ``TVO_L`` (left) or ``TVO_U`` (right) when ``g`` is the integrand. Returns ``[…]``."""
+    weights = integration_weights(partition.to(values), integration)
+    return torch.tensordot(weights, values, dims=1)
+
+
+# --- schedules: settings, an initial state, an update ----------------------------------------
+
+
+class ScheduleState(Protocol):
+    """What every schedule's state has: the partition in use, float64 ``[K + 1]``."""
+
+    partition: Tensor
+
+
+class Schedule(Protocol):
+    """``init() → state`` and ``update(state, log_weight) → state``; ``adaptive`` says whether
+    ``update`` can move the partition. ``state_dict``/``load_state_dict`` turn a state into the
+    plain dict a checkpoint stores (besides the partition) and back."""
+
+    adaptive: bool
+    K: int
+
+    def init(self) -> ScheduleState: ...
+
+    def update(self, state, log_weight: Tensor): ...
+
+    def state_dict(self, state) -> dict | None: ...
+
+    def load_state_dict(self, partition: Tensor, saved: dict | None, step: int): ...
+
+
+class FixedState(NamedTuple):
+    partition: Tensor
+
+
+class Fixed:
+    """A partition that never moves: ``Fixed(partition(5, "log", 0.1))``."""
+
+    adaptive = False
+
+    def __init__(self, points: Tensor | Sequence[float]):
+        self.partition = validate(points)
+
+    @property
+    def K(self) -> int:
+        return self.partition.numel() - 1
+
+    def init(self) -> FixedState:
+        return FixedState(self.partition)
+
+    def update(self, state: FixedState, log_weight: Tensor) -> FixedState:
+        return state
+
+    def state_dict(self, state: FixedState) -> None:
+        return None
+
+    def load_state_dict(self, partition, saved, step: int) -> FixedState:
+        return FixedState(validate(partition))
+
+    def __repr__(self) -> str:
+        return f"Fixed([{', '.join(f'{b:.4g}' for b in self.partition.tolist())}])"
+
+
+class MomentsState(NamedTuple):
+    partition: Tensor
+    count: int  # updates since the partition last moved
+
+
+class Moments:
+    """The moments schedule: starts from the log schedule of ``beta1``; at every ``every``-th
+    update the partition moves to :func:`moments` of that step's log-weights."""
+
+    adaptive = True
+
+    def __init__(self, K: int, beta1: float = 0.1, every: int = 100):
+        self.start = partition(K, "log", beta1)
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+            raise ValueError(f"adapt_every must be an integer ≥ 1, got {every!r}")
+        self.K, self.every = int(K), every
+
+    def init(self) -> MomentsState:
+        return MomentsState(self.start, 0)
+
+    def update(self, state: MomentsState, log_weight: Tensor) -> MomentsState:
+        count = state.count + 1
+        if count < self.every:
+            return MomentsState(state.partition, count)
+        return MomentsState(moments(log_weight, self.K), 0)
+
+    def state_dict(self, state: MomentsState) -> dict:
+        return {"count": state.count}
+
+    def load_state_dict(self, partition, saved: dict | None, step: int) -> MomentsState:
+        # checkpoints written before the schedule had a state moved at steps divisible by every
+        count = saved["count"] if saved is not None else step % self.every
+        return MomentsState(validate(partition), count)
+
+    def __repr__(self) -> str:
+        return f"Moments(K={self.K}, every={self.every})"
+
+
+def schedule(
+    name: str, K: int = 5, beta1: float = 0.1, every: int = 100, seed: int = 0
+) -> Schedule:
+    """The schedule called ``name`` (``log``, ``linear``, ``moments`` or ``gp-bandit``) for ``K``
+    intervals; ``beta1`` for those that start from the log schedule, ``every`` (updates between
+    moves) and ``seed`` for the adaptive ones."""
+    if name in SCHEDULES:
+        return Fixed(partition(K, name, beta1))
+    if name == "moments":
+        return Moments(K, beta1, every)
+    if name == "gp-bandit":
+        from tvo.bandit import GPBanditSchedule
+
+        return GPBanditSchedule(K, beta1, every, seed)
+    raise ValueError(
+        f"unknown schedule {name!r}: expected one of {', '.join(SCHEDULES + ADAPTIVE_SCHEDULES)}"
+    )

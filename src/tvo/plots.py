@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
-from tvo.objectives.tvo import tvo as tvo_terms
+from tvo.evaluate import estimate_integrand
+from tvo.partitions import riemann_sum
 
 
 def _save(fig, path: Path) -> Path:
@@ -69,30 +70,32 @@ def samples_and_reconstructions(model, data: torch.Tensor, path: Path, count: in
 
 
 @torch.no_grad()
-def integrand(model, data: torch.Tensor, partition: torch.Tensor, path: Path,
+def integrand(model, data: torch.Tensor, partition: torch.Tensor | None, path: Path,
               num_particles: int = 1000) -> Path:  # fmt: skip
-    """``ĝ(β) = E_{π_β}[log w]`` against ``β`` (self-normalised, averaged over ``data``) with
-    the left (lower bound) and right (upper bound) Riemann rectangles of ``partition``."""
-    z, log_q = model.sample_guide(data, num_particles)
-    log_p = model.log_joint(data, z)
+    """``ĝ(β) = E_{π_β}[log w]`` against ``β`` (self-normalised, float64, averaged over
+    ``data``) and, for a run that trained with a ``partition``, its left (lower bound) and right
+    (upper bound) Riemann rectangles."""
     grid = torch.linspace(0, 1, 101, dtype=torch.float64)
-    beta = partition.double().cpu()
-    log_w = (log_p - log_q).double()
-    points = torch.cat([grid, beta]).to(log_w.device)  # one pass over the particles for both
-    values = tvo_terms(log_w, torch.zeros_like(log_w), points).integrand.mean(1).cpu()
-    g, at_points = values[: len(grid)], values[len(grid) :]
-    low = min(g.min().item(), at_points.min().item())
-    high = max(g.max().item(), at_points.max().item())
-    floor = low - 0.15 * (high - low)  # the rectangles stand on the bottom of the axes
-    widths = (beta[1:] - beta[:-1]).numpy()
-    left, right = at_points[:-1].numpy(), at_points[1:].numpy()
+    beta = None if partition is None else partition.double().cpu()
+    points = grid if beta is None else torch.unique(torch.cat([grid, beta]))
+    values, _ = estimate_integrand(model, data, points.to(data.device), num_particles)
+    values = values.mean(1).cpu()  # one pass over the particles for the curve and the points
+    g = values[torch.searchsorted(points, grid)]
+    low, high = g.min().item(), g.max().item()
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
-    ax.bar(beta[:-1].numpy(), left - floor, bottom=floor, width=widths, align="edge", alpha=0.3,
-           color="tab:blue", label=f"left sum TVO_L = {float(widths @ left):.2f}")  # fmt: skip
-    ax.bar(beta[:-1].numpy(), right - floor, bottom=floor, width=widths, align="edge",
-           fill=False, edgecolor="tab:red", linestyle="--",
-           label=f"right sum TVO_U = {float(widths @ right):.2f}")  # fmt: skip
+    floor = low - 0.15 * (high - low)  # the rectangles stand on the bottom of the axes
+    if beta is not None:
+        at_points = values[torch.searchsorted(points, beta)]
+        widths = (beta[1:] - beta[:-1]).numpy()
+        left, right = at_points[:-1].numpy(), at_points[1:].numpy()
+        lower = riemann_sum(at_points, beta, "left").item()
+        upper = riemann_sum(at_points, beta, "right").item()
+        ax.bar(beta[:-1].numpy(), left - floor, bottom=floor, width=widths, align="edge",
+               alpha=0.3, color="tab:blue", label=f"left sum TVO_L = {lower:.2f}")  # fmt: skip
+        ax.bar(beta[:-1].numpy(), right - floor, bottom=floor, width=widths, align="edge",
+               fill=False, edgecolor="tab:red", linestyle="--",
+               label=f"right sum TVO_U = {upper:.2f}")  # fmt: skip
     ax.plot(grid.numpy(), g.numpy(), color="black", label="ĝ(β) = E_π_β[log w]")
     ax.set_ylim(floor, high + 0.05 * (high - low))
     ax.set(xlabel="β", ylabel="nats", title=f"TVO integrand, {num_particles} particles, "

@@ -1,50 +1,29 @@
-"""``docs/RESULTS.md`` from a finished sweep: tables, figures and a verdict per claim.
+"""Results of any sweep: per experiment, each setting's final metrics over its seeds.
 
-``tvo report benchmarks/sweeps/laptop.toml`` reads the sweep file, its runs
-(``benchmarks/results/laptop``), the claim-1 evaluation (``bounds.json``) and the speed
-benchmark's JSON rows (``[cost] file``), and writes the document and its figures. Every number
-in it comes from those files.
-
-Statistics: mean ± sample standard deviation over seeds; a difference between two settings is
-called clear when it exceeds twice its standard error ``sqrt(sd₁²/n₁ + sd₂²/n₂)``.
+``tvo report FILE`` reads the sweep file and its runs' ``final.json`` and ``summary.json`` and
+prints (or with ``--out`` writes) a Markdown table per experiment: mean ± sample standard
+deviation over seeds of the final ``log p̂(x)``, ``KL̂(q‖p)`` and ELBO, the training time and
+steps. The paper's own document (claims and verdicts) is built on these groups by
+``benchmarks/paper_report.py``.
 """
 
 from __future__ import annotations
 
-import json
-import platform
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from tvo import plots
-from tvo.objectives import TVO_OBJECTIVES
-from tvo.partitions import ADAPTIVE_SCHEDULES, SCHEDULES
+from tvo.config import TrainConfig
 from tvo.runs import Run
 from tvo.sweep import Sweep
-
-PAPER_CONTINUOUS = {  # test log p̂(x) after 5000 epochs, as issue #7 quotes the paper
-    "vae": {5: -87.21, 10: -87.19, 50: -87.15},
-    "iwae": {5: -85.53, 10: -85.21, 50: -84.65},
-    "tvo": {5: -86.18, 10: -85.70, 50: -84.72},
-}
-
-# The paper gives its SBN results as learning curves only, without a table; the figures could
-# not be viewed where this was written, so no value is quoted rather than one guessed.
-SBN_PAPER = (
-    "Side by side with the paper: it reports its SBN results only as learning curves (no "
-    "table), trained for 4·10⁶ steps; their values are not quoted here (the figures could not "
-    "be read where this report was written), so compare the ordering of the methods, not the "
-    "levels. The steps trained here are in the table."
-)
 
 
 @dataclass
 class Group:
-    """The runs of one setting across seeds."""
+    """The finished runs of one setting across seeds."""
 
     label: str
-    config: object  # the TrainConfig of the first seed
+    config: TrainConfig  # the first seed's
     names: list[str]
     finals: list[dict]
     summaries: list[dict]
@@ -64,13 +43,16 @@ class Group:
         return f"{self.mean(key):.2f} ± {self.sd(key):.2f}"
 
 
-def label(config) -> str:
-    """``linear_1 S=10 tvo K=5 log β1=0.05``…: a setting without its seed."""
+def label(config: TrainConfig) -> str:
+    """``linear_1 S=10 tvo K=5 log β1=0.05``…: a setting without its seed (the objective's own
+    settings where they apply)."""
     text = f"{config.model} S={config.particles} {config.objective}"
-    if config.objective in TVO_OBJECTIVES:
+    if config.partitions is not None:
         text += f" K={config.partitions} {config.schedule}"
-        if config.schedule == "log":
-            text += f" β1={config.beta1:g}"
+    if config.beta1 is not None and config.schedule == "log":
+        text += f" β1={config.beta1:g}"
+    if config.integration not in (None, "left"):
+        text += f" {config.integration}"
     return text
 
 
@@ -78,295 +60,39 @@ def groups(sweep: Sweep, runs_dir: Path, experiment: str) -> dict[str, Group]:
     """The experiment's finished runs grouped by setting, in file order."""
     found: dict[str, Group] = {}
     for name in sweep.experiments.get(experiment, []):
-        folder = runs_dir / name
-        if not (folder / "final.json").is_file():
+        run = Run(runs_dir / name)
+        final = run.final()
+        if final is None:
             continue
-        run = Run(folder)
         key = label(sweep.runs[name])
         group = found.setdefault(key, Group(key, sweep.runs[name], [], [], [], []))
         group.names.append(name)
-        group.finals.append(json.loads((folder / "final.json").read_text()))
-        group.summaries.append(json.loads((folder / "summary.json").read_text()))
+        group.finals.append(final)
+        group.summaries.append(run.summary() or {})
         group.metrics.append(run.read_metrics())
     return found
 
 
-def compare(a: Group, b: Group, key: str, higher_is_better: bool = True) -> tuple[float, float]:
-    """``(difference, standard error)`` of ``a − b`` (signed so that positive favours ``a``)."""
-    sign = 1 if higher_is_better else -1
-    se = (a.sd(key) ** 2 / len(a.finals) + b.sd(key) ** 2 / len(b.finals)) ** 0.5
-    return sign * (a.mean(key) - b.mean(key)), se
-
-
-def describe(difference: float, se: float) -> str:
-    if difference > 2 * se:
-        word = "clearly better"
-    elif difference < -2 * se:
-        word = "clearly worse"
-    else:
-        word = "within noise"
-    return f"{difference:+.2f} ± {se:.2f} nats, {word}"
-
-
 def table(found: dict[str, Group]) -> list[str]:
-    lines = ["| setting | seeds | test log p̂(x) | test KL̂(q‖p) | ELBO | train time (s) | steps |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    """A Markdown table: one row per group, mean ± sd over its seeds."""
+    split = next((g.finals[0].get("split", "test") for g in found.values()), "test")
+    lines = [f"| setting | seeds | {split} log p̂(x) | {split} KL̂(q‖p) | ELBO | train time (s) "
+             "| steps |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for g in found.values():
-        seconds = statistics.fmean(s["seconds"] for s in g.summaries)
-        steps = g.summaries[0]["steps"]
+        seconds = statistics.fmean(s.get("seconds", float("nan")) for s in g.summaries)
+        steps = g.summaries[0].get("steps", "-")
         lines.append(f"| {g.label} | {len(g.finals)} | {g.cell('log_px')} | {g.cell('kl')} | "
                      f"{g.cell('elbo')} | {seconds:.0f} | {steps} |")  # fmt: skip
     return lines
 
 
-def best(found: dict[str, Group], objective: str, model: str, particles: int) -> Group | None:
-    """The group of ``objective`` with the highest mean log p̂(x) at this model and S."""
-    candidates = [g for g in found.values() if (g.config.objective, g.config.model,
-                  g.config.particles) == (objective, model, particles)]  # fmt: skip
-    return max(candidates, key=lambda g: g.mean("log_px"), default=None)
-
-
-def settings(found: dict[str, Group]) -> list[tuple[str, int]]:
-    """The distinct (model, S) of the groups, in order."""
-    return list(dict.fromkeys((g.config.model, g.config.particles) for g in found.values()))
-
-
-def versus(winner: Group, others: list[Group]) -> tuple[list[str], str]:
-    """Sentences comparing ``winner`` with each of ``others`` on log p̂ and KL̂, and the
-    verdict: reproduced (clearly better on every count), reversed (clearly worse on some and
-    clearly better on none), mixed, or not reproduced (no clear difference)."""
-    lines, better, worse, total = [], 0, 0, 0
-    for other in others:
-        for key, higher in (("log_px", True), ("kl", False)):
-            difference, se = compare(winner, other, key, higher)
-            better += difference > 2 * se
-            worse += difference < -2 * se
-            total += 1
-            what = "log p̂(x)" if key == "log_px" else "KL̂ (lower is better)"
-            lines.append(f"  - vs {other.label}, {what}: {describe(difference, se)}")
-    if better == total:
-        word = "**Reproduced**"
-    elif worse and not better:
-        word = "**Reversed at this budget**"
-    elif worse:
-        word = (f"**Mixed at this budget** ({better} of {total} comparisons clearly better, "
-                f"{worse} clearly worse)")  # fmt: skip
-    else:
-        word = (f"**Not reproduced at this budget** ({better} of {total} comparisons clearly "
-                "better, none clearly worse)")  # fmt: skip
-    return lines, word
-
-
-def figure(path: Path, out_md: Path) -> str:
-    return f"![{path.stem}]({path.relative_to(out_md.parent).as_posix()})"
-
-
-def claim_sbn(sweep, runs_dir, out_md, figures) -> list[str]:
-    found = groups(sweep, runs_dir, "sbn")
-    if not found:
-        return ["(no finished runs of experiment `sbn`)"]
-    lines = ["## Claim 2: sigmoid belief networks (binarized MNIST)", ""]
-    lines += [*table(found), ""]
-    curves = plots.mean_curves({g.label: g.metrics for g in found.values()},
-                               figures / "sbn_curves.png", "SBN")  # fmt: skip
-    lines += [figure(curves, out_md), "", SBN_PAPER, ""]
-    for model, s in settings(found):
-        tvo = best(found, "tvo", model, s)
-        rivals = [best(found, o, model, s) for o in ("vimco", "rws")]
-        weak = [best(found, o, model, s) for o in ("reinforce", "ws")]
-        if tvo and all(rivals):
-            text, word = versus(tvo, rivals)
-            lines += [f"{word} for {model} at S = {s}: the best TVO setting ({tvo.label}) "
-                      "against VIMCO and RWS:", *text, ""]  # fmt: skip
-        if tvo and all(weak):
-            text, word = versus(tvo, weak)
-            lines += [f"Against REINFORCE and wake-sleep ({model}, S = {s}): {word}", *text, ""]
-    return lines
-
-
-def claim_grid(sweep, runs_dir, out_md, figures) -> list[str]:
-    if "sbn-grid" not in sweep.experiments:
-        return []
-    found = {**groups(sweep, runs_dir, "sbn"), **groups(sweep, runs_dir, "sbn-grid")}
-    found = {k: g for k, g in found.items() if g.config.objective == "tvo"}
-    if not found:
-        return []
-    lines = ["## The β1 × K grid, and the adaptive schedules (issue #8)", ""]
-    lines += [*table(found), ""]
-    fixed = [g for g in found.values() if g.config.schedule in SCHEDULES]
-    adaptive = [g for g in found.values() if g.config.schedule in ADAPTIVE_SCHEDULES]
-    if fixed and adaptive:
-        top = max(fixed, key=lambda g: g.mean("log_px"))
-        for m in adaptive:
-            difference, se = compare(m, top, "log_px")
-            kl_difference, kl_se = compare(m, top, "kl", False)
-            lines.append(
-                f"- {m.label} against the best fixed schedule ({top.label}): log p̂(x) "
-                f"{describe(difference, se)}; KL̂ {describe(kl_difference, kl_se)}."
-            )
-    curves = plots.mean_curves({g.label: g.metrics for g in found.values()},
-                               figures / "sbn_grid_curves.png", "TVO grid")  # fmt: skip
-    return [*lines, "", figure(curves, out_md)]
-
-
-def claim_continuous(sweep, runs_dir, out_md, figures) -> list[str]:
-    found = groups(sweep, runs_dir, "continuous")
-    if not found:
-        return ["(no finished runs of experiment `continuous`)"]
-    lines = ["## Claim 3: the continuous model (dynamically binarised MNIST)", ""]
-    lines += [*table(found), ""]
-    curves = plots.mean_curves({g.label: g.metrics for g in found.values()},
-                               figures / "continuous_curves.png", "Gaussian VAE")  # fmt: skip
-    lines += [figure(curves, out_md), ""]
-    images = sweep.evaluation["images"] or "all"
-    for model, s in settings(found):
-        tvo, vae, iwae = (best(found, o, model, s) for o in ("tvo", "vae", "iwae"))
-        if tvo and vae and iwae:
-            d_vae, se_vae = compare(tvo, vae, "log_px")
-            d_iwae, se_iwae = compare(tvo, iwae, "log_px")
-            word = "**Reproduced**" if d_vae >= -2 * se_vae else "**Not reproduced at this budget**"
-            lines += [f"{word} at S = {s} (competitive here means: not clearly worse than the "
-                      "VAE; in the paper the TVO sits between the VAE and the IWAE): "
-                      f"{tvo.label} against vae: {describe(d_vae, se_vae)}; against iwae: "
-                      f"{describe(d_iwae, se_iwae)}.", ""]  # fmt: skip
-        paper = " | ".join(f"{o}: {PAPER_CONTINUOUS[o].get(s, float('nan')):.2f}"
-                           for o in PAPER_CONTINUOUS)  # fmt: skip
-        ours = " | ".join(f"{o}: {g.mean('log_px'):.2f}" for o in PAPER_CONTINUOUS
-                          if (g := best(found, o, model, s)))  # fmt: skip
-        c = (tvo or vae or iwae).config
-        length = f"{c.steps} steps" if c.steps is not None else f"{c.epochs:g} epochs"
-        lines += [
-            f"Side by side with the paper (test log p̂(x), S = {s}):",
-            "",
-            f"- paper: 5000 epochs of batch 1000, all 10,000 test images: {paper}",
-            f"- here: {length} of batch {c.batch_size}, {images} test images: {ours}",
-            "",
-        ]
-        for name in ("tvo-reparam", "dreg"):
-            g = best(found, name, model, s)
-            for other in (o for o in (tvo, vae, iwae) if g and o):
-                d, se = compare(g, other, "log_px")
-                d_kl, se_kl = compare(g, other, "kl", False)
-                lines.append(f"- issue #8: {g.label} against {other.label}: log p̂(x) "
-                             f"{describe(d, se)}; KL̂ {describe(d_kl, se_kl)}")  # fmt: skip
-    elsewhere = "; ".join(f"{o} {v[5]:.2f} / {v[50]:.2f}" for o, v in PAPER_CONTINUOUS.items())
-    return [*lines, "", f"The paper's numbers at S = 5 / 50: {elsewhere}."]
-
-
-def claim_bounds(runs_dir, out_md, figures) -> list[str]:
-    path = runs_dir / "bounds.json"
-    if not path.is_file():
-        return ["(no bounds.json: the claim-1 evaluation has not run)"]
-    b = json.loads(path.read_text())
-    points, g = b["points"], b["integrand"]
-
-    def at(beta: float) -> float:
-        return g[min(range(len(points)), key=lambda i: abs(points[i] - beta))]
-
-    def riemann(schedule: list[float], side: str) -> float:
-        pairs = zip(schedule[:-1], schedule[1:])
-        return sum((hi - lo) * at(lo if side == "left" else hi) for lo, hi in pairs)
-
-    families: dict[str, dict[int, float]] = {}
-    uppers: dict[str, dict[int, float]] = {}
-    for name, schedule in b["schedules"].items():
-        family, k = name.rsplit(" K=", 1)
-        families.setdefault(f"TVO_L {family}", {})[int(k)] = riemann(schedule, "left")
-        uppers.setdefault(f"TVO_U {family}", {})[int(k)] = riemann(schedule, "right")
-    references = {"ELBO": at(0.0), **{f"IWAE S={s}": v for s, v in b["iwae"].items()},
-                  f"log p̂(x), S={b['particles']}": b["log_px"]}  # fmt: skip
-    chart = plots.bounds({**families, **{k: v for k, v in uppers.items() if "linear" in k}},
-                         references, figures / "bounds.png",
-                         f"Bounds of {b['run']} (test, {b['num_images']} images)")  # fmt: skip
-    title = "## Claim 1: the TVO is tighter than the ELBO and tightens as the partition is refined"
-    lines = [title, "", f"One trained model ({b['run']}, step {b['step']}), the first "
-             f"{b['num_images']} {b['split']} images, {b['particles']} particles each; every "
-             "bound from the same particles.", "", "| bound | " + " | ".join(f"K={k}" for k in
-             sorted(next(iter(families.values())))) + " |",
-             "|---|" + "---|" * len(next(iter(families.values())))]  # fmt: skip
-    for name, by_k in {**families, **uppers}.items():
-        lines.append(f"| {name} | " + " | ".join(f"{by_k[k]:.2f}" for k in sorted(by_k)) + " |")
-    lines += ["", "References: " + "; ".join(f"{k} {v:.2f}" for k, v in references.items()), "",
-              figure(chart, out_md), ""]  # fmt: skip
-    elbo = references["ELBO"]
-    tighter = all(v > elbo for by_k in families.values() for v in by_k.values())
-    linear = families.get("TVO_L linear", {})
-    ks = sorted(linear)
-    rising = all(linear[a] <= linear[b] for a, b in zip(ks, ks[1:]))
-    best_lower = max(v for by_k in families.values() for v in by_k.values())
-    word = "**Reproduced**" if tighter and rising else "**Not reproduced**"
-    sequence = ", ".join(f"{linear[k]:.2f}" for k in ks)
-    lines.append(f"{word}: every TVO_L is above the ELBO ({elbo:.2f}): {tighter}; on the nested "
-                 f"linear partitions TVO_L rises with K ({sequence}): {rising}. The tightest "
-                 f"lower bound here, {best_lower:.2f}, is {b['log_px'] - best_lower:.2f} nats "
-                 "below log p̂(x).")  # fmt: skip
-    return lines
-
-
-def claim_cost(file: Path | None, out_md, figures) -> list[str]:
-    lines = ["## Claim 4: the cost grows slowly with K", ""]
-    if file is None or not file.is_file():
-        return [*lines, f"(no speed benchmark rows at {file})"]
-    rows = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
-    chart = plots.cost_against_k(rows, figures / "cost_against_k.png")
-    tvo_rows = [r for r in rows if r.get("objective") == "tvo"]
-    all_k = sorted({r["K"] for r in tvo_rows})
-    lines += [f"From `{file}` (`python benchmarks/step_speed.py --grid --json`), model "
-              f"{tvo_rows[0]['model']}, batch {tvo_rows[0]['batch']}:", "",
-              "| S | " + " | ".join(f"K={k} ms" for k in all_k) + " | K=max / K=min |",
-              "|---|" + "---|" * (len(all_k) + 1)]  # fmt: skip
-    ratios = []
-    for s in sorted({r["S"] for r in tvo_rows}):
-        by_k = {r["K"]: r["ms_per_step"] for r in tvo_rows if r["S"] == s}
-        ratio = by_k[max(by_k)] / by_k[min(by_k)]
-        ratios.append(ratio)
-        lines.append(f"| {s} | " + " | ".join(f"{by_k[k]:.2f}" for k in sorted(by_k))
-                     + f" | {ratio:.2f} |")  # fmt: skip
-    others = [r for r in rows if r.get("objective") != "tvo"]
-    lines += ["", figure(chart, out_md), ""]
-    word = "**Reproduced**" if max(ratios) < 2 else "**Not reproduced**"
-    lines.append(f"{word}: from the smallest to the largest K the step costs "
-                 f"{min(ratios):.2f}× to {max(ratios):.2f}× as much, while K grows "
-                 f"{all_k[-1] / all_k[0]:g}-fold.")  # fmt: skip
-    if others:
-        lines.append(f"VIMCO and REINFORCE rows ({len(others)}) are in the same file.")
-    return lines
-
-
-def write(sweep: Sweep, runs_dir: Path, out_md: Path, cost_file: Path | None) -> Path:
-    """Write the document and its figures (``FIGURES`` beside it); returns its path."""
-    import torch
-
-    figures = out_md.parent / "images" / "results"
-    record = runs_dir / "sweep.json"
-    seconds = sum(i["seconds"] for i in json.loads(record.read_text())["invocations"]) \
-        if record.is_file() else float("nan")  # fmt: skip
-    e = sweep.evaluation
-    budget = sweep.extra.get("budget", {}).get("description", "")
-    lines = [f"# Results: `{sweep.path.as_posix()}`", "",
-             "Generated by `tvo report " + sweep.path.as_posix() + "` from the runs in "
-             f"`{runs_dir.as_posix()}`; do not edit by hand.", "",
-             f"- Budget: {budget}" if budget else "- Budget: see the sweep file.",
-             f"- Machine: {platform.machine()}, torch {torch.__version__}; the whole sweep, "
-             f"evaluations included, took {seconds / 60:.1f} minutes of wall-clock time "
-             f"({len(sweep.runs)} runs).",
-             f"- Test metric: log p̂(x) with {e['particles']} particles per image on "
-             f"{'the first ' + str(e['images']) if e['images'] else 'all'} {e['split']} images "
-             "(the paper uses all 10,000); "
-             "KL̂(q‖p) = log p̂(x) − ELBÔ from the same particles. Mean ± standard deviation "
-             "over seeds; a difference is *clear* when it exceeds twice its standard error.",
-             ""]  # fmt: skip
-    cost = sweep.extra.get("cost", {}).get("file")
-    cost_file = cost_file or (Path(cost) if cost else None)
-    for section in (claim_bounds(runs_dir, out_md, figures),
-                    claim_sbn(sweep, runs_dir, out_md, figures),
-                    claim_grid(sweep, runs_dir, out_md, figures),
-                    claim_continuous(sweep, runs_dir, out_md, figures),
-                    claim_cost(cost_file, out_md, figures)):  # fmt: skip
-        lines += [*section, ""]
-    text = "\n".join(lines).rstrip() + "\n"
-    from tvo.files import write_atomic
-
-    out_md.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out_md, lambda tmp: tmp.write_text(text))
-    return out_md
+def document(sweep: Sweep, runs_dir: Path) -> str:
+    """The Markdown of every experiment's table."""
+    lines = [f"# Results of `{sweep.path.as_posix()}`", "",
+             f"Runs in `{runs_dir.as_posix()}`; mean ± standard deviation over seeds."]  # fmt: skip
+    for experiment, names in sweep.experiments.items():
+        found = groups(sweep, runs_dir, experiment)
+        done = sum(len(g.finals) for g in found.values())
+        lines += ["", f"## {experiment} ({done} of {len(names)} runs finished)", ""]
+        lines += table(found) if found else ["(no finished runs)"]
+    return "\n".join(lines) + "\n"

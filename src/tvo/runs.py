@@ -4,9 +4,12 @@
       config.json                  the resolved TrainConfig: enough to reproduce the run
       metrics.csv                  one row per log step; evaluation columns filled at eval steps;
                                    the TVO's partition in use (points separated by spaces)
-      checkpoints/step-NNNNNNNNN.pt the last two: model, optimiser, partition, RNG states
+      checkpoints/step-NNNNNNNNN.pt the last two: model, optimiser, partition, schedule state,
+                                   RNG states
       events/                      TensorBoard event files
       summary.json                 the final metrics, written when training ends
+      final.json                   a sweep's final evaluation of the trained model
+      sweep.log                    a sweep worker's output
       plots/                       written by ``tvo plot``
 
 Every file is written atomically (temporary file, fsync, rename), so a killed process leaves
@@ -31,12 +34,12 @@ from tvo.config import TrainConfig
 from tvo.config import load as load_config
 from tvo.config import save as save_config
 from tvo.files import write_atomic
-from tvo.objectives import TVO_OBJECTIVES
 
 METRICS = ("step", "seconds", "train_objective", "skipped", "split", "log_px", "kl", "elbo",
            "partition")  # fmt: skip
 KEEP_CHECKPOINTS = 2
-RUN_FILES = ("config.json", "metrics.csv", "summary.json", "checkpoints", "events", "plots")
+RUN_FILES = ("config.json", "metrics.csv", "summary.json", "final.json", "sweep.log",
+             "checkpoints", "events", "plots")  # fmt: skip
 
 
 class RunError(ValueError):
@@ -178,15 +181,49 @@ class Run:
                 )
         return None
 
-    # --- summary --------------------------------------------------------------------------------
+    # --- summary, final evaluation, status -----------------------------------------------------
 
     def write_summary(self, summary: dict) -> None:
         write_text(self.path / "summary.json", json.dumps(summary, indent=2) + "\n")
 
+    def summary(self) -> dict | None:
+        """``summary.json`` (written when training ends), or ``None`` before."""
+        return self._read_json("summary.json")
+
+    def write_final(self, report: dict) -> None:
+        """The final evaluation of the trained model (``final.json``): a sweep's result."""
+        write_text(self.path / "final.json", json.dumps(report, indent=2) + "\n")
+
+    def final(self) -> dict | None:
+        """``final.json``, or ``None`` before the final evaluation."""
+        return self._read_json("final.json")
+
+    def _read_json(self, name: str) -> dict | None:
+        file = self.path / name
+        if not file.is_file():
+            return None
+        try:
+            return json.loads(file.read_text())
+        except ValueError as error:
+            raise RunError(f"{file} is corrupt ({error}); it was not changed") from error
+
+    def status(self) -> str:
+        """``done`` (evaluated), ``evaluate`` (trained), ``resume`` (a checkpoint) or ``new``."""
+        if (self.path / "final.json").is_file():
+            return "done"
+        if (self.path / "summary.json").is_file():
+            return "evaluate"
+        return "resume" if self.checkpoints() else "new"
+
+    @property
+    def log_file(self) -> Path:
+        """Where a sweep worker's output goes."""
+        return self.path / "sweep.log"
+
     def label(self) -> str:
         """``objective S=… K=…``: how plots and tables name the run."""
         config = self.config
-        k = f" K={config.partitions}" if config.objective in TVO_OBJECTIVES else ""
+        k = f" K={config.partitions}" if config.partitions is not None else ""
         return f"{config.objective} S={config.particles}{k}"
 
 

@@ -18,14 +18,15 @@ The file (see ``benchmarks/sweeps/*.toml``)::
     seeds = [0, 1, 2]
     grid = [{objective = ["vimco", "rws"]}, {objective = "tvo", partitions = [2, 5]}]
 
-    [bounds]                 # optional: ĝ(β) of one trained run on a fine grid of β (claim 1)
-    run = "linear_1-tvo-S10-K5-log-b0.05-seed0"
-    partitions = [2, 5, 10, 50]
+    [report]                 # optional, free-form: read by report scripts, ignored by the sweep
 
-In a grid a list is crossed with the other lists; a scalar is shared. Every run gets a folder
+In a grid a list is crossed with the other lists; a scalar is shared. A setting of an objective
+(``partitions``, ``beta1``…) in ``[defaults]`` is applied to the runs it applies to (and must
+apply to one at least); in a grid it must apply to the grid's runs. Every run gets a folder
 ``OUT/NAME`` named by its settings, so a run that two experiments share is trained once. A run
 is done when its ``final.json`` exists; a run with a checkpoint is resumed (``tvo train
 --resume``). Each run is its own process with ``threads`` torch threads, ``jobs`` at a time.
+Every setting of the file is checked before any run starts.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import math
 import os
 import signal
 import subprocess
@@ -47,14 +47,10 @@ from pathlib import Path
 from tvo import config as config_module
 from tvo.config import ConfigError, TrainConfig
 from tvo.files import write_atomic
-from tvo.objectives import TVO_OBJECTIVES
-from tvo.partitions import ADAPTIVE_SCHEDULES
 from tvo.runs import Run
 
 EVALUATION_DEFAULTS = {"split": "test", "particles": 5000, "images": None, "chunk_size": None}
-BOUNDS_DEFAULTS = {"partitions": [2, 5, 10, 50], "beta1": [0.01, 0.05, 0.2], "images": None,
-                   "particles": 5000, "split": "test", "iwae": [10, 100]}  # fmt: skip
-TOP_KEYS = {"out", "evaluation", "defaults", "experiment", "bounds", "cost", "budget"}
+TOP_KEYS = {"out", "evaluation", "defaults", "experiment", "report"}
 
 
 @dataclass
@@ -66,18 +62,23 @@ class Sweep:
     evaluation: dict
     runs: dict[str, TrainConfig] = field(default_factory=dict)
     experiments: dict[str, list[str]] = field(default_factory=dict)
-    bounds: dict | None = None
-    extra: dict = field(default_factory=dict)
+    report: dict = field(default_factory=dict)  # the file's [report] table, for report scripts
     out: Path | None = None  # where the runs go unless the command says otherwise
 
 
 def run_name(config: TrainConfig) -> str:
-    """``MODEL-OBJECTIVE-S10[-K5-log-b0.05]-seed0``: the settings a sweep varies."""
+    """``MODEL-OBJECTIVE-S10[-K5-log-b0.05][-right][-every50]-seed0``: the settings a sweep
+    varies; the objective's own settings where they apply (``integration`` and ``adapt_every``
+    where they differ from their defaults)."""
     name = f"{config.model}-{config.objective}-S{config.particles}"
-    if config.objective in TVO_OBJECTIVES:
+    if config.partitions is not None:
         name += f"-K{config.partitions}-{config.schedule}"
-        if config.schedule in ("log", *ADAPTIVE_SCHEDULES):  # adaptive ones start from log
-            name += f"-b{config.beta1:g}"
+    if config.beta1 is not None:
+        name += f"-b{config.beta1:g}"
+    if config.integration not in (None, "left"):
+        name += f"-{config.integration}"
+    if config.adapt_every not in (None, 100):
+        name += f"-every{config.adapt_every}"
     if config.data != "binarized-mnist" and config.model != "gaussian":
         name += f"-{Path(config.data).stem}"
     return f"{name}-seed{config.seed}"
@@ -100,9 +101,8 @@ def load(path: str | Path) -> Sweep:
     experiments = settings.get("experiment", [])
     if not experiments:
         raise ConfigError(f"{path}: no [[experiment]] tables: nothing to run")
-    extra = {k: settings[k] for k in ("cost", "budget") if k in settings}
     out = Path(settings["out"]) if "out" in settings else None
-    sweep = Sweep(path, evaluation, extra=extra, out=out)
+    sweep = Sweep(path, evaluation, report=settings.get("report", {}), out=out)
     for experiment in experiments:
         name = experiment.get("name")
         if not name or name in sweep.experiments:
@@ -113,11 +113,11 @@ def load(path: str | Path) -> Sweep:
             config_module.check_keys(grid, config_module.FIELDS, f"{path} experiment {name!r}")
             for seed in experiment.get("seeds", [0]):
                 for point in _crossed(grid):
-                    values = {**defaults, **point, "seed": seed}
+                    shared = dict(defaults)
                     if "epochs" in point and "steps" not in point:
-                        values.pop("steps", None)  # epochs replace the default step count
+                        shared.pop("steps", None)  # epochs replace the default step count
                     try:
-                        config = config_module.resolve(**values)
+                        config = config_module.resolve(defaults=shared, **point, seed=seed)
                     except (ConfigError, TypeError) as error:
                         raise ConfigError(f"{path}, experiment {name!r}: {error}") from error
                     # A preset only fills in values: the same values make the same run.
@@ -128,24 +128,28 @@ def load(path: str | Path) -> Sweep:
                     sweep.runs[key] = config
                     if key not in names:
                         names.append(key)
-    if "bounds" in settings:
-        sweep.bounds = {**BOUNDS_DEFAULTS, **settings["bounds"]}
-        config_module.check_keys(sweep.bounds, [*BOUNDS_DEFAULTS, "run"], f"{path} [bounds]")
-        if sweep.bounds.get("run") not in sweep.runs:
-            raise ConfigError(f"{path}: [bounds] run must name a run of the sweep, got "
-                              f"{sweep.bounds.get('run')!r}")  # fmt: skip
+    for setting in defaults:
+        if all(getattr(config, setting) is None for config in sweep.runs.values()):
+            raise ConfigError(
+                f"{path} [defaults]: {setting} applies to none of the sweep's runs (their "
+                "objectives and schedules do not use it); drop it or move it into a grid"
+            )
+    check_evaluation(path, evaluation)
     return sweep
+
+
+def check_evaluation(path: Path, evaluation: dict) -> None:
+    """The ``[evaluation]`` table's values, checked before any run starts."""
+    config_module._check_choice(f"{path} [evaluation] split", evaluation["split"],
+                                config_module.EVAL_SPLITS)  # fmt: skip
+    for key in ("particles", "images", "chunk_size"):
+        if evaluation[key] is not None or key == "particles":
+            config_module._check_number(f"{path} [evaluation] {key}", evaluation[key], 1)
 
 
 def status(folder: Path) -> str:
     """``done`` (evaluated), ``evaluate`` (trained), ``resume`` (a checkpoint) or ``new``."""
-    if (folder / "final.json").is_file():
-        return "done"
-    if (folder / "summary.json").is_file():
-        return "evaluate"
-    if (folder / "checkpoints").is_dir() and any((folder / "checkpoints").glob("*.pt")):
-        return "resume"
-    return "new"
+    return Run(folder).status()
 
 
 def prepare(sweep: Sweep, out: Path) -> dict[str, str]:
@@ -163,9 +167,10 @@ def prepare(sweep: Sweep, out: Path) -> dict[str, str]:
                     f"{folder} holds a run whose settings differ from the sweep's "
                     f"({', '.join(changed)}); move it away or give the sweep another --out"
                 )
+            run = Run(folder)
         else:
-            Run.create(folder, config)
-        states[name] = status(folder)
+            run = Run.create(folder, config)
+        states[name] = run.status()
     return states
 
 
@@ -200,7 +205,7 @@ def run(sweep: Sweep, out: str | Path, jobs: int | None = None, threads: int | N
     def one(name: str) -> tuple[str, int]:
         if stopping.is_set():
             return name, -1
-        with open(out / name / "sweep.log", "a") as log:
+        with open(Run(out / name).log_file, "a") as log:
             log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n")
             log.flush()
             cmd = worker_command(out / name, sweep.evaluation)
@@ -219,9 +224,7 @@ def run(sweep: Sweep, out: str | Path, jobs: int | None = None, threads: int | N
             bar.update()
             if code != 0:
                 failed.append(name)
-                bar.write(f"failed ({code}): {name}, see {out / name / 'sweep.log'}")
-        if sweep.bounds is not None and not failed:
-            bounds(sweep, out)
+                bar.write(f"failed ({code}): {name}, see {Run(out / name).log_file}")
     except KeyboardInterrupt:
         stopping.set()
         for process in list(live):  # training stops at a checkpoint; an evaluation is redone
@@ -255,71 +258,20 @@ def _record_time(out: Path, seconds: float, jobs: int, threads: int) -> None:
     write_atomic(path, lambda tmp: tmp.write_text(json.dumps(record, indent=2) + "\n"))
 
 
-def bounds(sweep: Sweep, out: Path) -> Path:
-    """Claim 1's evaluation of the ``[bounds]`` run, written to ``OUT/bounds.json`` (skipped
-    when it exists): the mean ``ĝ(β)`` at every point of the linear schedule and of the log
-    schedule (each β1) for each K, ``log p̂(x)``, and the IWAE bound ``E[L̂_S]`` for
-    ``S ∈ iwae`` (from disjoint groups of the same particles)."""
-    import torch
-
-    from tvo.ops import logmeanexp, merge, weighted_mean
-    from tvo.partitions import partition
-    from tvo.train import load_trained
-
-    target = out / "bounds.json"
-    if target.is_file():
-        return target
-    b = sweep.bounds
-    schedules = {f"linear K={k}": partition(k, "linear") for k in b["partitions"]}
-    for beta1 in b["beta1"]:
-        schedules.update({f"log b1={beta1:g} K={k}": partition(k, "log", beta1)
-                          for k in b["partitions"]})  # fmt: skip
-    points = torch.unique(torch.cat(list(schedules.values())).double())
-    prepared, _, step = load_trained(Run.open(out / b["run"]))
-    images = prepared.dataset.split(b["split"])[: b["images"]]
-    torch.manual_seed(0)
-    if prepared.dataset.dynamic:
-        images = torch.bernoulli(images)
-    points = points.to(images.device)
-    start, chunk = time.perf_counter(), 500
-    integrand, log_px, iwae = [], [], {s: [] for s in b["iwae"] if chunk % s == 0}
-    with torch.no_grad():
-        for i in range(0, len(images), 100):
-            x, state = images[i : i + 100], None
-            for _ in range(0, b["particles"], chunk):
-                z, log_q = prepared.model.sample_guide(x, chunk)
-                ell = (prepared.model.log_joint(x, z) - log_q).double()  # [chunk, B]
-                piece = weighted_mean(points[:, None, None] * ell, ell, dim=1)
-                state = piece if state is None else merge(state, piece)
-                for size, values in iwae.items():
-                    values.append(logmeanexp(ell.reshape(chunk // size, size, -1), 1).mean(0))
-            integrand.append(state.mean)
-            log_px.append(state.log_norm[-1] - math.log(b["particles"]))
-    record = {"run": b["run"], "step": step, "split": b["split"], "num_images": len(images),
-              "particles": b["particles"], "points": points.tolist(),
-              "integrand": torch.cat(integrand, 1).mean(1).tolist(),
-              "log_px": torch.cat(log_px).mean().item(),
-              "iwae": {str(s): torch.stack(v).mean().item() for s, v in iwae.items()},
-              "schedules": {k: v.tolist() for k, v in schedules.items()},
-              "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
-    write_atomic(target, lambda tmp: tmp.write_text(json.dumps(record) + "\n"))
-    return target
-
-
 def work(folder: Path, evaluation: dict) -> int:
     """One run, in its own process: train (or resume) to the end, then the final evaluation."""
-    from tvo.train import evaluate_run, train
+    from tvo.evaluate.run import evaluate_run
+    from tvo.train import train
 
     run_folder = Run.open(folder)
-    if status(folder) in ("new", "resume"):
+    if run_folder.status() in ("new", "resume"):
         summary = train(run_folder, quiet=True)
         if summary["steps"] < summary["total_steps"]:
             return 1  # interrupted: the checkpoint is saved, the next sweep resumes it
     report = evaluate_run(run_folder, evaluation["split"], evaluation["particles"],
                           evaluation["images"], evaluation["chunk_size"])  # fmt: skip
-    text = json.dumps(report, indent=2) + "\n"
-    write_atomic(folder / "final.json", lambda tmp: tmp.write_text(text))
-    print(f"final: {text}", flush=True)
+    run_folder.write_final(report)
+    print(f"final: {json.dumps(report, indent=2)}", flush=True)
     return 0
 
 

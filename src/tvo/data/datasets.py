@@ -75,6 +75,22 @@ class Dataset:
         images = self.split(split)[index]
         return torch.bernoulli(images, generator=generator) if self.dynamic else images
 
+    def sample_batch(self, batch_size: int, generator: torch.Generator) -> Tensor:
+        """A training batch ``[batch_size, D]``: indices drawn uniformly with replacement, then
+        binarised if the dataset is dynamic, both from ``generator``."""
+        index = torch.randint(len(self.train), (batch_size,), generator=generator,
+                              device=self.train.device)  # fmt: skip
+        return self.batch("train", index, generator=generator)
+
+    def evaluation_images(
+        self, split: str, limit: int | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """The first ``limit`` images of ``split`` (all of them for ``None``) as evaluations see
+        them: binarised once, from ``generator`` (torch's default generator if ``None``), where
+        the dataset is dynamic."""
+        images = self.split(split)[:limit]
+        return torch.bernoulli(images, generator=generator) if self.dynamic else images
+
     @property
     def pixels(self) -> int:
         return self.train.shape[1]

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 from torch import nn
 
@@ -16,29 +17,42 @@ from tvo.models.sbn import SBN
 from tvo.models.toy import DiscreteToy, LinearGaussian
 from tvo.models.vae import GaussianVAE
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    "linear_1": lambda pixels, data_mean: SBN((200,), pixels, (), data_mean),
-    "linear_2": lambda pixels, data_mean: SBN((200, 200), pixels, (), data_mean),
-    "linear_3": lambda pixels, data_mean: SBN((200, 200, 200), pixels, (), data_mean),
-    "non_linear": lambda pixels, data_mean: SBN((200,), pixels, (200, 200), data_mean),
-    "gaussian": lambda pixels, data_mean: GaussianVAE(50, pixels, (200, 200), data_mean),
-    "discrete_toy": lambda pixels, data_mean: DiscreteToy(num_latents=3, num_observed=pixels),
-    "linear_gaussian": lambda pixels, data_mean: LinearGaussian(latent_dim=2, obs_dim=pixels),
-}
 
-CONTINUOUS = ("gaussian", "linear_gaussian")  # the models with reparameterisable latents
+class Registered(NamedTuple):
+    """A model by name: its class (whose ``has_rsample`` objectives ask about) and how to build
+    it for ``pixels``-dimensional data with mean image ``data_mean``."""
+
+    cls: type
+    build: Callable[..., nn.Module]
+
+
+MODELS: dict[str, Registered] = {
+    "linear_1": Registered(SBN, lambda pixels, mean: SBN((200,), pixels, (), mean)),
+    "linear_2": Registered(SBN, lambda pixels, mean: SBN((200, 200), pixels, (), mean)),
+    "linear_3": Registered(SBN, lambda pixels, mean: SBN((200, 200, 200), pixels, (), mean)),
+    "non_linear": Registered(SBN, lambda pixels, mean: SBN((200,), pixels, (200, 200), mean)),
+    "gaussian": Registered(GaussianVAE, lambda pixels, mean: GaussianVAE(50, pixels, (200, 200),
+                                                                         mean)),
+    "discrete_toy": Registered(DiscreteToy, lambda pixels, mean: DiscreteToy(3, pixels)),
+    "linear_gaussian": Registered(LinearGaussian, lambda pixels, mean: LinearGaussian(2, pixels)),
+}  # fmt: skip
+
+
+def model_class(name: str) -> type:
+    """The class of the model called ``name``; ``ValueError`` naming the valid ones otherwise."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}: expected one of {', '.join(MODELS)}")
+    return MODELS[name].cls
 
 
 def create(name: str, pixels: int = 784, data_mean=None) -> nn.Module:
     """The model called ``name`` for ``pixels``-dimensional data, its output bias set from
     ``data_mean`` (the mean training image) where the model has one."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}: expected one of {', '.join(MODELS)}")
-    return MODELS[name](pixels, data_mean)
+    model_class(name)
+    return MODELS[name].build(pixels, data_mean)
 
 
 __all__ = [
-    "CONTINUOUS",
     "MODELS",
     "SBN",
     "DiscreteToy",
@@ -47,4 +61,5 @@ __all__ = [
     "LinearGaussian",
     "Model",
     "create",
+    "model_class",
 ]

@@ -61,12 +61,18 @@ class _BernoulliLogProb(torch.autograd.Function):
     Autograd's own graph of the same expression makes about three times as many passes over
     the ``[S, B, D]`` logits (the log-sigmoid's buffer, the broadcast product, the sum's
     expansion and a copy for the matrix product); this makes three forward and three backward.
+    In the ``setup_context`` form, so that ``torch.func`` (``vmap``, ``grad``) can transform it.
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, logits: Tensor, value: Tensor) -> Tensor:
-        ctx.save_for_backward(logits, value)
+    def forward(logits: Tensor, value: Tensor) -> Tensor:
         return (logits * value).sum(-1) - F.softplus(logits).sum(-1)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(*inputs)
 
     @staticmethod
     def backward(ctx, grad: Tensor):

@@ -1,25 +1,34 @@
-"""Objectives, one module per family; each has a pure function and a model-level class."""
+"""Objectives, one module per family; each a pure function of ``[S, B]`` tensors and a small
+class that declares its sampling mode and settings (:class:`~tvo.objectives.base.Objective`).
+
+:data:`OBJECTIVES` is the registry by name; :func:`objective_class` looks one up with a clear
+error.
+"""
 
 from tvo.objectives.base import Objective, Output, Terms
 from tvo.objectives.elbo import ELBO, VAE, elbo, vae
-from tvo.objectives.iwae import IWAE, VIMCO, DReG, Reinforce, iwae, reinforce, vimco
-from tvo.objectives.tvo import TVO, TVOReparam, TVOTerms, integration_weights, tvo
-from tvo.objectives.wake_sleep import RWS, InferenceCompilation, WakeSleep, rws, sleep_phi
+from tvo.objectives.iwae import IWAE, VIMCO, DReG, Reinforce, dreg, iwae, reinforce, vimco
+from tvo.objectives.tvo import TVO, TVOReparam, TVOTerms, tvo, tvo_reparam
+from tvo.objectives.wake_sleep import (
+    RWS,
+    InferenceCompilation,
+    WakeSleep,
+    inference_compilation,
+    rws,
+    wake_sleep,
+)
 
-OBJECTIVES = {
-    "tvo": TVO,
-    "tvo-reparam": TVOReparam,
-    "elbo": ELBO,
-    "vae": VAE,
-    "iwae": IWAE,
-    "dreg": DReG,
-    "reinforce": Reinforce,
-    "vimco": VIMCO,
-    "rws": RWS,
-    "ws": WakeSleep,
-    "ic": InferenceCompilation,
-}
-TVO_OBJECTIVES = ("tvo", "tvo-reparam")  # the ones with a partition (K, schedule, β1)
+_CLASSES = (TVO, TVOReparam, ELBO, VAE, IWAE, DReG, Reinforce, VIMCO, RWS, WakeSleep,
+            InferenceCompilation)  # fmt: skip
+OBJECTIVES: dict[str, type[Objective]] = {cls.name: cls for cls in _CLASSES}
+
+
+def objective_class(name: str) -> type[Objective]:
+    """The objective class called ``name``; ``ValueError`` naming the valid ones otherwise."""
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown objective {name!r}: expected one of {', '.join(OBJECTIVES)}")
+    return OBJECTIVES[name]
+
 
 __all__ = [
     "ELBO",
@@ -27,7 +36,6 @@ __all__ = [
     "OBJECTIVES",
     "RWS",
     "TVO",
-    "TVO_OBJECTIVES",
     "VAE",
     "VIMCO",
     "DReG",
@@ -39,13 +47,16 @@ __all__ = [
     "TVOTerms",
     "Terms",
     "WakeSleep",
+    "dreg",
     "elbo",
-    "integration_weights",
+    "inference_compilation",
     "iwae",
+    "objective_class",
     "reinforce",
     "rws",
-    "sleep_phi",
     "tvo",
+    "tvo_reparam",
     "vae",
     "vimco",
+    "wake_sleep",
 ]

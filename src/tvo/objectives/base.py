@@ -4,18 +4,20 @@ Functional layer: a pure function of ``log_p = log p(x, z_s)`` and ``log_q = log
 both ``[S, B]``, returning :class:`Terms`: a ``surrogate`` ``[B]`` whose gradient is the
 estimator (for θ and φ at once) and the objective's value ``estimate`` ``[B]`` (detached).
 
-Model level: an :class:`Objective` draws the particles from a model, calls its function and
-returns :class:`Output`: the scalar ``loss = −mean_b surrogate_b`` to minimise, the estimate and
-diagnostics.
+Model level: an :class:`Objective` draws its tensors from a model in its sampling mode
+(:mod:`tvo.objectives.sampling`), calls its function and returns :class:`Output`: the scalar
+``loss = −mean_b surrogate_b`` to minimise, the estimate and diagnostics. No objective has
+sampling code of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import ClassVar, NamedTuple
 
 from torch import Tensor
 
+from tvo.objectives.sampling import REPARAMETERIZED, SAMPLING
 from tvo.ops import effective_sample_size, logmeanexp
 
 
@@ -84,46 +86,97 @@ class Diagnostics(Mapping):
         return f"Diagnostics({', '.join(self)})"
 
 
-def log_weight_diagnostics(log_weight: Tensor, **extra: Tensor) -> Diagnostics:
-    """The :class:`Diagnostics` of ``[S, B]`` log-weights."""
-    return Diagnostics(log_weight, **extra)
-
-
 class Objective:
     """Base class of the model-level objectives: ``objective(model, x, num_particles)``.
 
-    Subclasses set ``name``, ``reparameterized`` (draw particles with ``rsample``: needs a model
-    with ``has_rsample``), ``min_particles`` and implement :meth:`terms`.
+    A subclass declares what it is, and holds its settings only:
+
+    - ``name``: its name on the command line and in run folders;
+    - ``sampling``: how its tensors are drawn (:mod:`tvo.objectives.sampling`); ``pathwise`` and
+      ``doubly-reparameterized`` need a model with ``has_rsample``;
+    - ``function``: the pure function of those tensors that returns :class:`Terms`;
+    - ``min_particles``;
+    - ``settings``: the run settings it takes beyond the common ones (model, data, particles,
+      optimiser…), e.g. the TVO's ``partitions``, ``schedule``, ``beta1``; :meth:`applicable`
+      says which of them apply to given values, :meth:`from_settings` builds it from them.
+
+    An objective with a partition (``uses_partition``) is given the one to use at each call
+    (``partition=``); every other objective refuses one.
     """
 
-    name: str = "objective"
-    reparameterized: bool = False
-    min_particles: int = 1
+    name: ClassVar[str] = "objective"
+    sampling: ClassVar[str] = "score"
+    min_particles: ClassVar[int] = 1
+    settings: ClassVar[dict[str, object]] = {}  # name: default
+    uses_partition: ClassVar[bool] = False
+    function: ClassVar[Callable[..., Terms]]
 
-    def terms(self, log_p: Tensor, log_q: Tensor) -> Terms:
-        raise NotImplementedError
+    @classmethod
+    def needs_rsample(cls) -> bool:
+        """Whether the model must have reparameterisable latents (``has_rsample``)."""
+        return cls.sampling in REPARAMETERIZED
+
+    @property
+    def reparameterized(self) -> bool:
+        return self.needs_rsample()
+
+    @classmethod
+    def applicable(cls, values: Mapping[str, object]) -> tuple[str, ...]:
+        """The names of ``settings`` that apply, given the values chosen so far (``values`` may
+        lack some): all of them, unless a subclass says otherwise."""
+        return tuple(cls.settings)
+
+    @classmethod
+    def from_settings(cls, seed: int = 0, **settings) -> Objective:
+        """The objective with these ``settings`` (those that apply), ``seed`` for any randomness
+        of its own."""
+        return cls(**settings)
+
+    @classmethod
+    def requirement_error(cls, model) -> str | None:
+        """Why ``model`` (an instance or a class) cannot be trained with this objective, or
+        ``None``. Asked of the model's ``has_rsample``, never of its name."""
+        if cls.needs_rsample() and not getattr(model, "has_rsample", False):
+            name = model.__name__ if isinstance(model, type) else type(model).__name__
+            return (
+                f"{cls.name} is a pathwise (reparameterised) objective, but {name} has no "
+                "reparameterisable latents (has_rsample is False, e.g. discrete latents); use a "
+                "score-function objective instead: tvo, elbo, reinforce, vimco, rws, ws or ic"
+            )
+        return None
 
     def check(self, model, num_particles: int) -> None:
         """Reject settings that cannot work, before any sampling."""
-        if not isinstance(num_particles, int) or num_particles < self.min_particles:
+        if (
+            not isinstance(num_particles, int)
+            or isinstance(num_particles, bool)
+            or num_particles < self.min_particles
+        ):
             raise ValueError(
                 f"{self.name} needs num_particles to be an integer ≥ {self.min_particles}, "
                 f"got {num_particles!r}"
             )
-        if self.reparameterized and not getattr(model, "has_rsample", False):
-            raise ValueError(
-                f"{self.name} is a pathwise (reparameterised) objective, but "
-                f"{type(model).__name__} has no reparameterisable latents (has_rsample is "
-                "False, e.g. discrete latents); use a score-function objective instead: "
-                "tvo, elbo, reinforce, vimco, rws or wake-sleep"
-            )
+        error = self.requirement_error(model)
+        if error is not None:
+            raise ValueError(error)
 
-    def __call__(self, model, x: Tensor, num_particles: int) -> Output:
+    def resolve_partition(self, partition):
+        """The partition a call uses: objectives without one refuse to be given one."""
+        if partition is not None:
+            raise ValueError(f"{self.name} has no partition, but was given one: {partition!r}")
+        return None
+
+    def terms(self, *tensors: Tensor, partition=None) -> Terms:
+        """The pure function on the sampled tensors."""
+        return type(self).function(*tensors)
+
+    def __call__(self, model, x: Tensor, num_particles: int, partition=None) -> Output:
         self.check(model, num_particles)
-        z, log_q = model.sample_guide(x, num_particles, reparameterize=self.reparameterized)
-        log_p = model.log_joint(x, z)
-        terms = self.terms(log_p, log_q)
-        diagnostics = log_weight_diagnostics(log_p - log_q, **self.extra_diagnostics(terms))
+        partition = self.resolve_partition(partition)
+        sampling = SAMPLING[self.sampling]
+        tensors = sampling.draw(model, x, num_particles)
+        terms = self.terms(*tensors, partition=partition)
+        diagnostics = Diagnostics(sampling.log_weight(tensors), **self.extra_diagnostics(terms))
         return Output(-terms.surrogate.mean(), terms.estimate, diagnostics)
 
     def extra_diagnostics(self, terms: Terms) -> dict[str, Tensor]:

@@ -45,16 +45,12 @@ class ELBO(Objective):
     """The ELBO with the score-function estimator: works for discrete and continuous latents."""
 
     name = "elbo"
-
-    def terms(self, log_p: Tensor, log_q: Tensor) -> Terms:
-        return elbo(log_p, log_q)
+    function = staticmethod(elbo)
 
 
 class VAE(Objective):
     """The ELBO with the pathwise estimator (the VAE): needs reparameterisable latents."""
 
     name = "vae"
-    reparameterized = True
-
-    def terms(self, log_p: Tensor, log_q: Tensor) -> Terms:
-        return vae(log_p, log_q)
+    sampling = "pathwise"
+    function = staticmethod(vae)

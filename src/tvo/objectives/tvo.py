@@ -24,19 +24,26 @@ with reparameterisable latents (Brekelmans et al., ICML 2020).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
 
-from tvo.bandit import BanditSchedule
-from tvo.objectives.base import Objective, Output, check_log_weights, log_weight_diagnostics
-from tvo.objectives.iwae import doubly_reparameterized_terms
+from tvo.objectives.base import Objective, check_log_weights
+from tvo.ops import integrand as integrand_at
 from tvo.ops import normalized_weights
-from tvo.partitions import ADAPTIVE_SCHEDULES, moments
-from tvo.partitions import partition as make_partition
-
-INTEGRATIONS = ("left", "right", "trapz")
+from tvo.partitions import (
+    INTEGRATIONS,
+    SCHEDULE_SETTINGS,
+    Fixed,
+    Schedule,
+    integration_weights,
+    validate,
+)
+from tvo.partitions import (
+    schedule as make_schedule,
+)
 
 
 class TVOTerms(NamedTuple):
@@ -46,23 +53,6 @@ class TVOTerms(NamedTuple):
     surrogate: Tensor
     estimate: Tensor
     integrand: Tensor
-
-
-def integration_weights(partition: Tensor, integration: str = "left") -> Tensor:
-    """Weights ``m`` ``[K + 1]`` with ``Σ_k m_k g(β_k)`` the chosen Riemann sum.
-
-    left: ``m_k = Δ_{k+1}`` for ``k < K``, ``m_K = 0`` (a lower bound); right: ``m_0 = 0``,
-    ``m_k = Δ_k`` (an upper bound); trapz: their average (not a bound).
-    """
-    if integration not in INTEGRATIONS:
-        raise ValueError(
-            f"unknown integration {integration!r}: expected one of {', '.join(INTEGRATIONS)}"
-        )
-    widths = partition[1:] - partition[:-1]
-    zero = widths.new_zeros(1)
-    left = torch.cat([widths, zero])
-    right = torch.cat([zero, widths])
-    return {"left": left, "right": right, "trapz": (left + right) / 2}[integration]
 
 
 class TVOWeights(NamedTuple):
@@ -97,12 +87,18 @@ def tvo_weights(partition, integration: str, num_particles: int, like: Tensor) -
 class _Surrogate(torch.autograd.Function):
     """``Σ_s [a_s log p_s + b_s log q_s]`` ``[B]`` for detached coefficients ``a, b`` ``[S, B]``:
     its gradient is the coefficients themselves (one operation each way instead of autograd's
-    graph of products and sums)."""
+    graph of products and sums). In the ``setup_context`` form, so that ``torch.func`` (``vmap``,
+    ``grad``) can transform it."""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, log_p: Tensor, log_q: Tensor, coef_p: Tensor, coef_q: Tensor) -> Tensor:
-        ctx.save_for_backward(coef_p, coef_q)
+    def forward(log_p: Tensor, log_q: Tensor, coef_p: Tensor, coef_q: Tensor) -> Tensor:
         return torch.addcmul(coef_p * log_p, coef_q, log_q).sum(0)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(inputs[2], inputs[3])
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -163,98 +159,12 @@ def tvo_from_weights(log_p: Tensor, log_q: Tensor, weights: TVOWeights) -> TVOTe
     return TVOTerms(surrogate, estimate, integrand)
 
 
-class TVO(Objective):
-    """The thermodynamic variational objective as a model-level objective.
-
-    ``TVO(K=5, schedule="log", beta1=0.1, integration="left")``, or ``TVO(partition=[...])``
-    for a partition of your own. Particles are drawn without reparameterisation, so it trains
-    models with discrete and continuous latents alike. Needs ``num_particles ≥ 2``.
-
-    ``schedule="moments"`` starts from the log schedule and moves the points whenever
-    :meth:`adapt` is given recent log-weights (the trainer does so every ``adapt_every`` steps):
-    see :func:`tvo.partitions.moments`. ``schedule="gp-bandit"`` (``K ≥ 2``, needs
-    scikit-learn) chooses each round's partition by GP-UCB on the improvement of ``L̂``: see
-    :mod:`tvo.bandit`; it is seeded by ``seed`` and is given every step's log-weights.
-
-    Diagnostics add ``integrand``: ``ĝ(β_k)``, ``[K + 1, B]``.
-    """
-
-    name = "tvo"
-    min_particles = 2
-
-    def __init__(
-        self,
-        K: int = 5,
-        schedule: str = "log",
-        beta1: float = 0.1,
-        integration: str = "left",
-        partition=None,
-        seed: int = 0,
-    ):
-        self.adaptive = schedule in ADAPTIVE_SCHEDULES and partition is None
-        self.schedule = schedule if self.adaptive else "fixed"
-        start = "log" if self.adaptive else schedule
-        self.partition = make_partition(K if partition is None else partition, start, beta1)
-        integration_weights(self.partition, integration)  # validates the name
-        self.integration = integration
-        self.bandit = BanditSchedule(self.K, seed) if self.schedule == "gp-bandit" else None
-        self._cache: dict = {}
-
-    @property
-    def K(self) -> int:
-        return self.partition.numel() - 1
-
-    def _partition_like(self, like: Tensor) -> Tensor:
-        key = (like.dtype, like.device)
-        if key not in self._cache:
-            self._cache = {key: self.partition.to(dtype=like.dtype, device=like.device)}
-        return self._cache[key]
-
-    def _weights_like(self, like: Tensor) -> TVOWeights:
-        """The partition's :class:`TVOWeights` for ``like`` (``[S, B]``), kept until it moves."""
-        key = (like.dtype, like.device, len(like), self.integration)
-        if key not in self._cache:
-            beta = self._partition_like(like)
-            self._cache[key] = tvo_weights(beta, self.integration, len(like), like)
-        return self._cache[key]
-
-    def adapt(self, log_weight: Tensor, update: bool = True) -> None:
-        """Given a step's ``[S, B]`` log-weights: with ``update``, move the partition (to the
-        moments schedule of these log-weights, or to the bandit's next arm); the bandit also
-        adds every step's ``L̂`` to the round's reward."""
-        if self.bandit is not None:
-            new = self.bandit.step(log_weight, self.partition, update)
-        elif update:
-            new = moments(log_weight, self.K)
-        else:
-            new = None
-        if new is not None:
-            self.partition, self._cache = new, {}
-
-    def schedule_state(self) -> dict | None:
-        """What an adaptive schedule must carry across a checkpoint, besides the partition."""
-        return self.bandit.state_dict() if self.bandit is not None else None
-
-    def load_schedule_state(self, state: dict | None) -> None:
-        if self.bandit is not None and state is not None:
-            self.bandit.load_state_dict(state)
-
-    def terms(self, log_p: Tensor, log_q: Tensor) -> TVOTerms:
-        check_log_weights(log_p, log_q, min_particles=2)
-        return tvo_from_weights(log_p, log_q, self._weights_like(log_p))
-
-    def extra_diagnostics(self, terms: TVOTerms) -> dict[str, Tensor]:
-        return {"integrand": terms.integrand}
-
-    def __repr__(self) -> str:
-        points = ", ".join(f"{b:.4g}" for b in self.partition.tolist())
-        adaptive = f", schedule={self.schedule!r}" if self.adaptive else ""
-        return f"TVO(partition=[{points}], integration={self.integration!r}{adaptive})"
-
-
-class TVOReparam(TVO):
-    """The TVO with the reparameterised gradient (Brekelmans et al., ICML 2020): continuous
-    latents only.
+def tvo_reparam(
+    log_p_theta: Tensor, log_weight: Tensor, partition, integration: str = "left"
+) -> TVOTerms:
+    """The TVO with the reparameterised gradient (Brekelmans et al., ICML 2020), on the tensors
+    of the ``doubly-reparameterized`` sampling mode: ``log_p_theta = log p(x, sg(z_s))`` and
+    ``log_weight = ℓ_s`` with every parameter stopped (both ``[S, B]``, ``S ≥ 2``).
 
     With ``z = z_φ(ε)`` and ``ℓ`` the log-weight, differentiating
     ``g(β) = E_r[e^{βℓ} ℓ] / E_r[e^{βℓ}]`` gives ``∇g = E_{π_β}[(1 + β(ℓ − g)) ∇ℓ]``, where
@@ -272,33 +182,151 @@ class TVOReparam(TVO):
         Σ_s sg(Σ_k m_k w̄_sk (1 + cβ_k(ℓ_s − ĝ_k))) log p(x, sg(z_s))
           + Σ_s sg(Σ_k m_k w̄_sk (1 − 2β_k + cβ_k(1 − β_k)(ℓ_s − ĝ_k))) ℓ_s|_{θ, φ stopped}
 
-    The model is evaluated twice per particle, as in :class:`~tvo.objectives.iwae.DReG`.
     ``K = 1``, left, is the ELBO with the "sticking the landing" gradient for φ.
     """
+    check_log_weights(log_p_theta, log_weight, min_particles=2)
+    num_particles = log_weight.shape[0]
+    ell = log_weight.detach()
+    points = torch.as_tensor(partition, dtype=ell.dtype, device=ell.device)
+    beta = points[:, None, None]  # [K+1, 1, 1]
+    weights = normalized_weights(ell, beta)  # w̄_sk, [K+1, S, B]
+    integrand = integrand_at(ell, points)  # ĝ(β_k), [K+1, B]
+    m = integration_weights(points, integration)[:, None, None]
+    centred = num_particles / (num_particles - 1) * (ell - integrand[:, None])
+    theta_coefficient = (m * weights * (1 + beta * centred)).sum(0)  # [S, B]
+    phi_coefficient = (m * weights * phi_factor(beta, centred)).sum(0)
+    surrogate = (theta_coefficient * log_p_theta + phi_coefficient * log_weight).sum(0)
+    estimate = (m[:, :, 0] * integrand).sum(0)
+    return TVOTerms(surrogate, estimate, integrand)
 
-    name = "tvo-reparam"
-    reparameterized = True
 
-    def __call__(self, model, x: Tensor, num_particles: int) -> Output:
-        self.check(model, num_particles)
-        log_p_theta, path = doubly_reparameterized_terms(model, x, num_particles, 2)
-        ell = path.detach()
-        beta = self._partition_like(ell)[:, None, None]  # [K+1, 1, 1]
-        weights = normalized_weights(ell, beta)  # w̄_sk, [K+1, S, B]
-        integrand = (weights * ell).sum(1)  # ĝ(β_k), [K+1, B]
-        m = integration_weights(beta.flatten(), self.integration)[:, None, None]
-        centred = num_particles / (num_particles - 1) * (ell - integrand[:, None])
-        theta_coefficient = (m * weights * (1 + beta * centred)).sum(0)  # [S, B]
-        phi_coefficient = (m * weights * self.phi_factor(beta, centred)).sum(0)
-        surrogate = (theta_coefficient * log_p_theta + phi_coefficient * path).sum(0)
-        estimate = (m[:, :, 0] * integrand).sum(0)
-        diagnostics = log_weight_diagnostics(path, integrand=integrand)
-        return Output(-surrogate.mean(), estimate, diagnostics)
+def phi_factor(beta: Tensor, centred: Tensor) -> Tensor:
+    """The factor of ``w̄_s (∂ℓ_s/∂z)(∂z_s/∂φ)`` in ``∇_φ ĝ(β)``: ``1 − 2β + β(1−β)(ℓ − ĝ)``."""
+    return 1 - 2 * beta + beta * (1 - beta) * centred
 
-    @staticmethod
-    def phi_factor(beta: Tensor, centred: Tensor) -> Tensor:
-        """The factor of ``w̄_s (∂ℓ_s/∂z)(∂z_s/∂φ)`` in ``∇_φ ĝ(β)``: ``1 − 2β + β(1−β)(ℓ − ĝ)``."""
-        return 1 - 2 * beta + beta * (1 - beta) * centred
+
+class TVO(Objective):
+    """The thermodynamic variational objective as a model-level objective.
+
+    ``TVO(K=5, schedule="log", beta1=0.1, integration="left")``, or ``TVO(partition=[...])``
+    for a partition of your own. Particles are drawn without reparameterisation, so it trains
+    models with discrete and continuous latents alike. Needs ``num_particles ≥ 2``.
+
+    The objective holds settings only; where the points are is the business of its
+    ``schedule`` (:mod:`tvo.partitions`). A fixed schedule's partition is used when a call is
+    given none. An adaptive one (``schedule="moments"``, or ``"gp-bandit"``: ``K ≥ 2``, needs
+    scikit-learn, seeded by ``seed``) moves the points every ``adapt_every`` updates, so each
+    call must be given the partition in use, and its state advanced after each step::
+
+        state = objective.schedule.init()
+        out = objective(model, x, num_particles, partition=state.partition)
+        ...  # backward, optimiser step
+        state = objective.schedule.update(state, out.diagnostics["log_weight"])
+
+    Called without a partition, an adaptive TVO raises rather than train on a partition that
+    never moves. ``tvo train`` does all this itself.
+
+    Diagnostics add ``integrand``: ``ĝ(β_k)``, ``[K + 1, B]``.
+    """
+
+    name = "tvo"
+    function = staticmethod(tvo)  # computed with the partition's weights kept (terms)
+    min_particles = 2
+    uses_partition = True
+    settings: ClassVar[dict[str, object]] = {
+        "partitions": 5, "schedule": "log", "beta1": 0.1, "integration": "left", "adapt_every": 100,
+    }  # fmt: skip
+
+    def __init__(
+        self,
+        K: int = 5,
+        schedule: str = "log",
+        beta1: float = 0.1,
+        integration: str = "left",
+        partition=None,
+        seed: int = 0,
+        adapt_every: int = 100,
+    ):
+        self.schedule: Schedule = (
+            Fixed(partition)
+            if partition is not None
+            else make_schedule(schedule, K, beta1, adapt_every, seed)
+        )
+        self.schedule_name = "fixed" if partition is not None else schedule
+        if integration not in INTEGRATIONS:
+            raise ValueError(
+                f"unknown integration {integration!r}: expected one of {', '.join(INTEGRATIONS)}"
+            )
+        self.integration = integration
+        self._memo: tuple | None = None  # the last partition's TVOWeights
+
+    @classmethod
+    def applicable(cls, values: Mapping[str, object]) -> tuple[str, ...]:
+        schedule = values.get("schedule") or cls.settings["schedule"]
+        return ("partitions", "schedule", *SCHEDULE_SETTINGS.get(schedule, ()), "integration")
+
+    @classmethod
+    def from_settings(cls, seed: int = 0, **settings) -> TVO:
+        settings = {**cls.settings, **settings}
+        return cls(settings["partitions"], settings["schedule"], settings["beta1"],
+                   settings["integration"], seed=seed,
+                   adapt_every=settings["adapt_every"])  # fmt: skip
+
+    @property
+    def K(self) -> int:
+        return self.schedule.K
+
+    @property
+    def adaptive(self) -> bool:
+        return self.schedule.adaptive
+
+    def resolve_partition(self, partition):
+        if partition is not None:
+            return partition
+        if self.schedule.adaptive:
+            raise ValueError(
+                f"{self.name} with schedule {self.schedule_name!r} moves its partition, so each "
+                "call must be given the one in use: state = objective.schedule.init() before "
+                "training, objective(model, x, num_particles, partition=state.partition) at "
+                "each step, and after it state = objective.schedule.update(state, "
+                "out.diagnostics['log_weight']); tvo train does this for you"
+            )
+        return self.schedule.partition
+
+    def weights(self, partition, like: Tensor) -> TVOWeights:
+        """The partition's :class:`TVOWeights` for ``[S, B]`` tensors like ``like``: computed
+        when the partition (or dtype, device, S) differs from the last call's, else reused."""
+        version = getattr(partition, "_version", None)
+        key = (like.dtype, like.device, len(like), version)
+        memo = self._memo
+        if memo is None or memo[0] is not partition or memo[1] != key:
+            weights = tvo_weights(validate(partition), self.integration, len(like), like)
+            self._memo = memo = (partition, key, weights)
+        return memo[2]
+
+    def terms(self, log_p: Tensor, log_q: Tensor, partition=None) -> TVOTerms:
+        check_log_weights(log_p, log_q, min_particles=2)
+        return tvo_from_weights(log_p, log_q, self.weights(partition, log_p))
+
+    def extra_diagnostics(self, terms: TVOTerms) -> dict[str, Tensor]:
+        return {"integrand": terms.integrand}
 
     def __repr__(self) -> str:
-        return "TVOReparam" + super().__repr__()[3:]
+        if not self.schedule.adaptive:
+            points = ", ".join(f"{b:.4g}" for b in self.schedule.partition.tolist())
+            return f"{type(self).__name__}(partition=[{points}], integration={self.integration!r})"
+        return (f"{type(self).__name__}(K={self.K}, schedule={self.schedule_name!r}, "
+                f"integration={self.integration!r})")  # fmt: skip
+
+
+class TVOReparam(TVO):
+    """The TVO with the reparameterised gradient (:func:`tvo_reparam`, Brekelmans et al., ICML
+    2020): continuous latents only. The model is evaluated twice per particle, as in
+    :class:`~tvo.objectives.iwae.DReG`. Settings and schedules as :class:`TVO`."""
+
+    name = "tvo-reparam"
+    sampling = "doubly-reparameterized"
+    function = staticmethod(tvo_reparam)
+
+    def terms(self, log_p_theta: Tensor, log_weight: Tensor, partition=None) -> TVOTerms:
+        return tvo_reparam(log_p_theta, log_weight, partition, self.integration)

@@ -10,20 +10,17 @@ its gradient is ``−E_{p(z|x)}[∇_φ log q]``. Two estimates of it:
 - wake-φ (RWS): self-normalised weights on data, ``Σ_s sg(w̄_s) log q_s``;
 - sleep-φ (wake-sleep, inference compilation): exact joint samples ``(z', x') ~ p_θ``,
   ``mean_j log q(z'_j | x'_j)``, which averages the gradient over ``x ~ p_θ`` instead of the data.
+
+Wake-sleep and inference compilation take the tensors of the ``model-samples`` sampling mode:
+``log_p``, ``log_q`` of ``S`` particles per data point and ``log_q_sleep`` of ``S·B`` model
+samples, all ``[S, B]``.
 """
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from tvo.objectives.base import (
-    Objective,
-    Output,
-    Terms,
-    check_log_weights,
-    log_weight_diagnostics,
-)
+from tvo.objectives.base import Objective, Terms, check_log_weights
 from tvo.ops import logmeanexp, normalized_weights
 
 
@@ -43,51 +40,43 @@ def rws(log_p: Tensor, log_q: Tensor) -> Terms:
     return Terms(wake_theta(log_p, log_q) + wake_phi, logmeanexp(ell))
 
 
-def sleep_phi(model, num_samples: int) -> Tensor:
-    """``mean_j log q(z'_j | x'_j)`` over ``num_samples`` joint samples ``(z', x') ~ p_θ``
-    (detached): a scalar whose φ-gradient is ``−∇_φ E_{x ~ p_θ} KL(p(z|x) ‖ q(z|x))``."""
-    with torch.no_grad():
-        z, x = model.sample(num_samples)
-    return model.log_guide(x, z).mean()
+def wake_sleep(log_p: Tensor, log_q: Tensor, log_q_sleep: Tensor) -> Terms:
+    """Wake-sleep: ``surrogate = wake-θ + mean_j log q(z'_j | x'_j)`` (the sleep-φ term, the
+    same for every data point), ``[B]``; ``estimate`` is ``L̂``."""
+    check_log_weights(log_p, log_q)
+    surrogate = wake_theta(log_p, log_q) + log_q_sleep.mean()
+    return Terms(surrogate, logmeanexp((log_p - log_q).detach()))
+
+
+def inference_compilation(log_p: Tensor, log_q: Tensor, log_q_sleep: Tensor) -> Terms:
+    """Inference compilation: sleep-φ alone, ``surrogate = mean_j log q(z'_j | x'_j)`` for every
+    data point; θ gets no gradient. The data enter only ``estimate``, the bound ``L̂``."""
+    check_log_weights(log_p, log_q)
+    ell = (log_p - log_q).detach()
+    return Terms(log_q_sleep.mean().expand(ell.shape[1]), logmeanexp(ell))
 
 
 class RWS(Objective):
     """Reweighted wake-sleep: wake-θ and wake-φ on the same ``S`` particles."""
 
     name = "rws"
-
-    def terms(self, log_p: Tensor, log_q: Tensor) -> Terms:
-        return rws(log_p, log_q)
+    function = staticmethod(rws)
 
 
 class WakeSleep(Objective):
     """Wake-sleep: wake-θ on ``S`` particles per data point, sleep-φ on ``B·S`` model samples."""
 
     name = "ws"
-
-    def __call__(self, model, x: Tensor, num_particles: int) -> Output:
-        self.check(model, num_particles)
-        z, log_q = model.sample_guide(x, num_particles)
-        log_p = model.log_joint(x, z)
-        check_log_weights(log_p, log_q)
-        surrogate = wake_theta(log_p, log_q).mean() + sleep_phi(model, x.shape[0] * num_particles)
-        diagnostics = log_weight_diagnostics(log_p - log_q)
-        return Output(-surrogate, diagnostics["iwae"], diagnostics)
+    sampling = "model-samples"
+    function = staticmethod(wake_sleep)
 
 
 class InferenceCompilation(Objective):
     """Inference compilation: sleep-φ alone on ``B·S`` model samples; θ is left unchanged.
 
-    The data enter only the reported ``estimate`` (the bound ``L̂`` with ``S`` particles,
-    computed without gradients).
+    The data enter only the reported ``estimate`` (the bound ``L̂`` with ``S`` particles).
     """
 
     name = "ic"
-
-    def __call__(self, model, x: Tensor, num_particles: int) -> Output:
-        self.check(model, num_particles)
-        with torch.no_grad():
-            z, log_q = model.sample_guide(x, num_particles)
-            diagnostics = log_weight_diagnostics(model.log_joint(x, z) - log_q)
-        surrogate = sleep_phi(model, x.shape[0] * num_particles)
-        return Output(-surrogate, diagnostics["iwae"], diagnostics)
+    sampling = "model-samples"
+    function = staticmethod(inference_compilation)

@@ -2,11 +2,9 @@
 
 import math
 
-import pytest
 import torch
 
 import tvo
-from tvo.models import GenerativeModel
 from tvo.models.toy import DiscreteToy, LinearGaussian
 
 
@@ -17,25 +15,6 @@ def test_discrete_toy_is_normalised():
     torch.testing.assert_close(torch.logsumexp(log_q, 0), torch.zeros(16, dtype=torch.float64))
     total = torch.logsumexp(log_p.flatten(), 0)
     torch.testing.assert_close(total, torch.zeros((), dtype=torch.float64))
-
-
-def test_shapes_of_the_protocol():
-    model = DiscreteToy(3, 4)
-    assert isinstance(model, GenerativeModel)
-    x = model.sample(5)[1]
-    z, log_q = model.sample_guide(x, 7)
-    assert z.shape == (7, 5, 3) and log_q.shape == (7, 5)
-    assert model.log_joint(x, z).shape == (7, 5)
-    assert not z.requires_grad
-    z_model, x_model = model.sample(9)
-    assert z_model.shape == (9, 3) and x_model.shape == (9, 4)
-    assert model.log_guide(x_model, z_model).shape == (9,)
-
-
-def test_discrete_latents_cannot_be_reparameterised():
-    model = DiscreteToy()
-    with pytest.raises(ValueError, match="DiscreteToy has no reparameterisable latents"):
-        model.sample_guide(torch.zeros(2, 4), 3, reparameterize=True)
 
 
 def test_linear_gaussian_marginal_posterior_and_joint_agree():

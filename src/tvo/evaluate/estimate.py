@@ -1,6 +1,5 @@
-"""Evaluation: many-particle estimates, and exact answers by enumeration.
-
-Estimates (MATH.md, "Evaluation"), all from one set of ``S`` particles per data point:
+"""Many-particle importance-sampling estimates (MATH.md, "Evaluation"), all from one set of
+``S`` particles per data point:
 
 - ``log p̂(x) = logmeanexp_s ℓ_s`` (``S = 5000`` is the standard test metric);
 - ``ELBÔ = mean_s ℓ_s`` and ``KL̂(q ‖ p) = log p̂(x) − ELBÔ``;
@@ -12,9 +11,6 @@ By default a chunk on the CPU holds about ``CPU_CHUNK_ROWS`` particles in all (`
 B``): the model's ``[chunk_size × B, D]`` activations then stay in the processor's cache, which
 made a 5000-particle evaluation 2.2 to 2.7 times faster than chunks of 500 × 100
 (benchmarks/RESULTS.md). On other devices the default is 1000 particles per chunk.
-
-Exact answers, for models that implement ``enumerate_latents()``: ``log p(x)``, ``g(β)`` and the
-bounds, differentiable by autograd: the ground truth of the tests.
 """
 
 from __future__ import annotations
@@ -25,9 +21,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from tvo.objectives.tvo import integration_weights
-from tvo.ops import WeightedMean, merge, weighted_mean
+from tvo.ops import WeightedMean, integrand_terms, merge
 from tvo.partitions import partition as make_partition
+from tvo.partitions import riemann_sum
 
 CPU_CHUNK_ROWS = 2500
 
@@ -70,8 +66,8 @@ def estimate(
     integrand, log_px = estimate_integrand(model, x, points, num_particles, chunk_size)
     elbo = integrand[0]
     at_partition = integrand[torch.searchsorted(points, beta)]
-    lower = integration_weights(beta, "left") @ at_partition
-    upper = integration_weights(beta, "right") @ at_partition
+    lower = riemann_sum(at_partition, beta, "left")
+    upper = riemann_sum(at_partition, beta, "right")
     return Evaluation(log_px, log_px - elbo, elbo, lower, upper)
 
 
@@ -95,43 +91,6 @@ def estimate_integrand(
         remaining -= size
         z, log_q = model.sample_guide(x, size)
         log_weight = (model.log_joint(x, z) - log_q).double()  # [size, B]
-        chunk = weighted_mean(points[:, None, None] * log_weight, log_weight, dim=1)  # [P, B]
+        chunk = integrand_terms(log_weight, points)  # [P, B]
         state = chunk if state is None else merge(state, chunk)
     return state.mean, state.log_norm[-1] - math.log(num_particles)
-
-
-def exact_log_weights(model, x: Tensor) -> tuple[Tensor, Tensor]:
-    """``log p(x, z)`` and ``log q(z | x)`` for every latent value, each ``[N, B]``."""
-    z = model.enumerate_latents()  # a tensor [N, …] or a tuple of them (layered latents)
-
-    def beside_batch(v: Tensor) -> Tensor:
-        return v.unsqueeze(1).expand(v.shape[0], x.shape[0], *v.shape[1:])
-
-    z = tuple(map(beside_batch, z)) if isinstance(z, tuple) else beside_batch(z)
-    return model.log_joint(x, z), model.log_guide(x, z)
-
-
-def exact_log_marginal(model, x: Tensor) -> Tensor:
-    """``log p(x) = log Σ_z p(x, z)``, ``[B]``, by enumeration."""
-    log_p, _ = exact_log_weights(model, x)
-    return torch.logsumexp(log_p, 0)
-
-
-def exact_integrand(model, x: Tensor, beta) -> Tensor:
-    """``g(β) = E_{π_β}[ℓ]`` for each ``β``, ``[len(β), B]``, by enumeration.
-
-    ``π_β(z) = softmax_z(β log p(x, z) + (1 − β) log q(z | x))``; differentiable in θ and φ.
-    """
-    log_p, log_q = exact_log_weights(model, x)
-    beta = torch.as_tensor(beta, dtype=log_p.dtype, device=log_p.device).reshape(-1, 1, 1)
-    log_path = beta * log_p + (1 - beta) * log_q  # [K, N, B]
-    return (torch.softmax(log_path, dim=1) * (log_p - log_q)).sum(1)
-
-
-def exact_tvo(model, x: Tensor, partition, integration: str = "left") -> Tensor:
-    """The exact Riemann sum ``Σ_k m_k g(β_k)``, ``[B]``: ``TVO_L`` for ``"left"``, ``TVO_U``
-    for ``"right"``. Differentiable, so autograd gives the exact gradient of the bound."""
-    beta = make_partition(partition)
-    weights = integration_weights(beta, integration)
-    integrand = exact_integrand(model, x, beta)
-    return weights.to(integrand) @ integrand

@@ -1,0 +1,43 @@
+"""Evaluating a trained run: at the partition its checkpoint trained with, seeded by its own
+seed, without moving the generators training draws from."""
+
+import torch
+
+from tvo.build import load_trained
+from tvo.config import resolve
+from tvo.data import load
+from tvo.evaluate.run import evaluate_model, evaluate_run
+from tvo.models.toy import DiscreteToy
+from tvo.partitions import partition
+from tvo.runs import Run
+from tvo.train import train
+
+
+def test_a_run_is_evaluated_at_its_checkpoints_partition(tiny_data, tmp_path):
+    config = resolve(data=tiny_data, model="discrete_toy", schedule="moments", partitions=3,
+                     adapt_every=4, steps=12, batch_size=8, eval_every=12, eval_images=8,
+                     eval_particles=10, log_every=4, checkpoint_every=12)  # fmt: skip
+    run = Run.create(tmp_path / "run", config)
+    train(run, quiet=True)
+    saved = run.load_checkpoint()["partition"]
+    assert not torch.equal(saved, partition(3, "log", 0.1))
+    assert torch.equal(load_trained(run).partition, saved)
+    result = evaluate_run(run, "test", particles=200, limit=8)
+    assert result["partition"] == saved.tolist() and result["step"] == 12
+    assert result["elbo"] <= result["tvo_lower"] <= result["log_px"] <= result["tvo_upper"]
+    again = evaluate_run(run, "test", particles=200, limit=8)
+    assert {k: v for k, v in again.items() if k != "seconds"} == {
+        k: v for k, v in result.items() if k != "seconds"
+    }
+
+
+def test_an_evaluation_leaves_the_global_generator_where_it_was(tiny_data):
+    model = DiscreteToy(3, 16, seed=0)
+    dataset = load(tiny_data)
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    first = evaluate_model(model, dataset, "valid", particles=30, seed=1)
+    assert torch.equal(torch.get_rng_state(), before)
+    second = evaluate_model(model, dataset, "valid", particles=30, seed=1)
+    third = evaluate_model(model, dataset, "valid", particles=30, seed=2)
+    assert first["log_px"] == second["log_px"] != third["log_px"]

@@ -1,0 +1,33 @@
+"""``tvo report``: any sweep's results, each setting's final metrics over its seeds."""
+
+import json
+import statistics
+
+from tvo import report
+from tvo.cli import main
+
+
+def test_the_report_of_a_sweep_is_its_runs_own_numbers(finished, capsys):
+    loaded, out = finished
+    assert main(["report", str(loaded.path), "--runs", str(out)]) == 0
+    text = capsys.readouterr().out
+    for experiment, names in loaded.experiments.items():
+        assert f"## {experiment} ({len(names)} of {len(names)} runs finished)" in text
+    finals = [json.loads((out / n / "final.json").read_text())
+              for n in loaded.experiments["sbn"] if "-vimco-" in n]  # fmt: skip
+    values = [f["log_px"] for f in finals]
+    expected = f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
+    assert f"| discrete_toy S=10 vimco | 2 | {expected} |" in text
+    assert "| discrete_toy S=10 tvo K=2 log β1=0.1 | 2 |" in text
+
+
+def test_the_report_is_written_only_where_asked_and_never_over_a_file(finished, tmp_path, capsys):
+    loaded, out = finished
+    target = tmp_path / "RESULTS.md"
+    target.write_text("committed")
+    args = ["report", str(loaded.path), "--runs", str(out), "--out", str(target)]
+    assert main(args) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert target.read_text() == "committed"
+    assert main([*args, "--overwrite"]) == 0
+    assert target.read_text() == report.document(loaded, out)

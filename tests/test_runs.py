@@ -1,0 +1,89 @@
+"""The run folder: its files behind ``Run``, and runs written by tvo 0.1.0 before the
+schedules were explicit state (tests/fixtures/runs-0.1.0, trained by that version on
+``tiny.npz``), which still resume, evaluate and plot."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from tvo.cli import main
+from tvo.partitions import partition
+from tvo.runs import Run, RunError
+
+FIXTURES = Path(__file__).parent / "fixtures" / "runs-0.1.0"
+
+
+@pytest.fixture
+def old_runs(tmp_path, monkeypatch):
+    """A copy of the 0.1.0 runs, in the working directory their config names ``tiny.npz`` in."""
+    copy = tmp_path / "old"
+    shutil.copytree(FIXTURES, copy)
+    monkeypatch.chdir(copy)
+    return copy
+
+
+def test_a_run_records_its_status_summary_and_final_evaluation(tmp_path, tiny_data):
+    from tvo.config import resolve
+
+    run = Run.create(tmp_path / "r", resolve(data=tiny_data, objective="vimco"))
+    assert run.status() == "new" and run.summary() is None and run.final() is None
+    assert run.label() == "vimco S=10"
+    run.save_checkpoint({"step": 3})
+    assert run.status() == "resume"
+    run.write_summary({"steps": 3})
+    assert run.status() == "evaluate" and run.summary() == {"steps": 3}
+    run.write_final({"log_px": -1.5})
+    assert run.status() == "done" and run.final() == {"log_px": -1.5}
+    (run.path / "final.json").write_text("{cut")
+    with pytest.raises(RunError, match=r"final.json is corrupt .*it was not changed"):
+        run.final()
+    assert run.log_file == run.path / "sweep.log"
+
+
+def test_an_old_vimco_run_that_recorded_a_schedule_evaluates_and_plots(old_runs, capsys):
+    """tvo 0.1.0 recorded the TVO's settings for every objective (here schedule = "moments" for
+    vimco); its own ``tvo eval`` of this run failed with "unknown schedule 'moments'"."""
+    recorded = json.loads((old_runs / "vimco-moments" / "config.json").read_text())
+    assert recorded["schedule"] == "moments" and recorded["partitions"] == 5
+    config = Run.open("vimco-moments").config
+    assert (config.schedule, config.partitions, config.beta1) == (None, None, None)
+    assert main(["eval", "vimco-moments", "--json", "--particles", "50", "--limit", "8"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["partition"] is None and result["step"] == 20
+    assert result["elbo"] == result["tvo_lower"] <= result["log_px"] <= result["tvo_upper"]
+    assert main(["plot", "vimco-moments", "--images", "8", "--particles", "20"]) == 0
+    assert (old_runs / "vimco-moments" / "plots" / "integrand.png").stat().st_size > 1000
+
+
+def test_an_old_moments_run_is_evaluated_at_the_partition_it_trained_with(old_runs, capsys):
+    saved = torch.load(
+        next((old_runs / "tvo-moments" / "checkpoints").glob("*.pt")), weights_only=False
+    )["partition"]
+    assert not torch.allclose(saved, partition(3, "log", 0.1))  # it moved during training
+    assert main(["eval", "tvo-moments", "--json", "--particles", "50", "--limit", "8"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["partition"] == saved.tolist()
+    assert result["elbo"] <= result["tvo_lower"] <= result["log_px"] <= result["tvo_upper"]
+
+
+@pytest.mark.parametrize(("name", "moves"), [("tvo-moments", 5), ("tvo-gp-bandit", 4)])
+def test_old_adaptive_runs_resume_to_their_end(old_runs, name, moves):
+    """Stopped by 0.1.0 (moments after step 20, moving every 5 steps; gp-bandit after step 14,
+    two steps into a round of 4), resumed here to step 30: the partition keeps moving at the
+    steps 0.1.0 moved it at, and the bandit adds one reward per round."""
+    run = Run.open(name)
+    before = run.load_checkpoint()
+    assert main(["train", "--resume", name, "--quiet"]) == 0
+    after = run.load_checkpoint()
+    assert after["step"] == 30 and run.summary()["steps"] == 30
+    rows = run.read_metrics()
+    assert [r["step"] for r in rows] == list(range(5, 31, 5))
+    logged = {r["step"]: r["partition"] for r in rows}
+    if name == "tvo-moments":  # moves at 25 and 30, each log row after a move
+        assert logged[25] != logged[20] and logged[30] != logged[25]
+    else:  # rounds end at steps 16, 20, 24, 28
+        assert len(after["schedule"]["bandit"]["rewards"]) == 30 // moves - 1
+        assert len(before["schedule"]["bandit"]["rewards"]) == 14 // moves - 1
