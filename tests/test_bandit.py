@@ -65,8 +65,8 @@ def test_a_bandit_restored_from_its_state_proposes_the_same_partition():
 
 
 def test_the_round_reward_is_the_improvement_of_the_log_likelihood_estimate():
-    schedule = GPBanditSchedule(3, every=2, seed=0)  # rounds of two steps
     first = tvo.partition(3, "log", 0.1)
+    schedule = GPBanditSchedule(3, first, every=2, seed=0)  # rounds of two steps
     constant = lambda value: torch.full((4, 2), value)  # noqa: E731  L̂ of equal weights
     state = schedule.init()
     assert torch.equal(state.partition, first)

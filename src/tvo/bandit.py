@@ -42,7 +42,6 @@ import torch
 from torch import Tensor
 
 from tvo.ops import logmeanexp
-from tvo.partitions import partition as log_partition
 
 
 def require_sklearn():
@@ -158,14 +157,15 @@ class BanditState(NamedTuple):
 class GPBanditSchedule:
     """The bandit as a schedule: ``update(state, log_weight)`` adds the step's ``L̂`` to the
     round; at the end of a round of ``every`` updates it rewards the round's partition with the
-    improvement of the mean ``L̂`` and moves to the bandit's next proposal. The first partition
-    is the log schedule of ``beta1``. ``options`` go to :class:`GPBandit`."""
+    improvement of the mean ``L̂`` and moves to the bandit's next proposal. ``start`` is the
+    first partition (``tvo.partitions.schedule`` gives it the log schedule of ``beta1``);
+    ``options`` go to :class:`GPBandit`."""
 
     adaptive = True
 
-    def __init__(self, K: int, beta1: float = 0.1, every: int = 100, seed: int = 0, **options):
+    def __init__(self, K: int, start: Tensor, every: int = 100, seed: int = 0, **options):
         self.bandit = GPBandit(K, seed, **options)  # validates K, needs scikit-learn
-        self.start = log_partition(K, "log", beta1)
+        self.start = start
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise ValueError(f"adapt_every must be an integer ≥ 1, got {every!r}")
         self.K, self.every, self.seed, self.options = K, every, seed, options

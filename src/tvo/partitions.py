@@ -35,6 +35,7 @@ from typing import NamedTuple, Protocol
 import torch
 from torch import Tensor
 
+from tvo.bandit import GPBanditSchedule
 from tvo.ops import integrand
 
 SCHEDULES = ("log", "linear")
@@ -275,9 +276,7 @@ def schedule(
     if name == "moments":
         return Moments(K, beta1, every)
     if name == "gp-bandit":
-        from tvo.bandit import GPBanditSchedule
-
-        return GPBanditSchedule(K, beta1, every, seed)
+        return GPBanditSchedule(K, partition(K, "log", beta1), every, seed)
     raise ValueError(
         f"unknown schedule {name!r}: expected one of {', '.join(SCHEDULES + ADAPTIVE_SCHEDULES)}"
     )

@@ -7,9 +7,7 @@ import torch
 import tvo
 from tvo.models import MODELS, create
 
-from tests.helpers import (
-    flat_grad,
-)
+from tests.helpers import flat_grad
 
 
 def layer_shapes(module):

@@ -5,9 +5,7 @@ likelihood's two forms and the hand-written Bernoulli gradient.
 import pytest
 import torch
 
-from tvo.evaluate import (
-    exact_log_weights,
-)
+from tvo.evaluate import exact_log_weights
 from tvo.models import SBN, GaussianVAE
 from tvo.models.toy import binary_grid
 

@@ -7,9 +7,7 @@ import torch
 
 import tvo
 from tvo import functional as F
-from tvo.evaluate import (
-    exact_log_marginal,
-)
+from tvo.evaluate import exact_log_marginal
 from tvo.models.toy import DiscreteToy, LinearGaussian
 from tvo.objectives import OBJECTIVES
 from tvo.objectives.sampling import SAMPLING

@@ -7,9 +7,7 @@ import torch
 
 import tvo
 from tvo import functional as F
-from tvo.evaluate import (
-    exact_log_weights,
-)
+from tvo.evaluate import exact_log_weights
 from tvo.models.toy import LinearGaussian
 
 from tests.helpers import (

@@ -15,9 +15,7 @@ from hypothesis.extra.numpy import arrays
 
 import tvo
 from tvo import functional as F
-from tvo.evaluate import (
-    exact_tvo,
-)
+from tvo.evaluate import exact_tvo
 from tvo.models.toy import DiscreteToy, LinearGaussian
 from tvo.ops import integrand
 from tvo.partitions import partition

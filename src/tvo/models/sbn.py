@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Independent
 
+from tvo.autograd import Function
 from tvo.models.base import check_sizes
 
 
@@ -54,7 +55,7 @@ def bernoulli(logits: Tensor) -> Independent:
     return Independent(Bernoulli(logits=logits, validate_args=False), 1, validate_args=False)
 
 
-class _BernoulliLogProb(torch.autograd.Function):
+class _BernoulliLogProb(Function):
     """``Σ_d [v_d l_d − softplus(l_d)]`` with the hand-written backward
     ``∂/∂l_d = v_d − σ(l_d)``, ``∂/∂v_d = l_d`` (each summed to its input's shape).
 
@@ -63,8 +64,6 @@ class _BernoulliLogProb(torch.autograd.Function):
     expansion and a copy for the matrix product); this makes three forward and three backward.
     In the ``setup_context`` form, so that ``torch.func`` (``vmap``, ``grad``) can transform it.
     """
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(logits: Tensor, value: Tensor) -> Tensor:

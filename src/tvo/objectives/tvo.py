@@ -30,6 +30,7 @@ from typing import ClassVar, NamedTuple
 import torch
 from torch import Tensor
 
+from tvo.autograd import Function
 from tvo.objectives.base import Objective, check_log_weights
 from tvo.ops import integrand as integrand_at
 from tvo.ops import normalized_weights
@@ -84,13 +85,11 @@ def tvo_weights(partition, integration: str, num_particles: int, like: Tensor) -
     return TVOWeights(beta, m, constant, per_g)
 
 
-class _Surrogate(torch.autograd.Function):
+class _Surrogate(Function):
     """``Σ_s [a_s log p_s + b_s log q_s]`` ``[B]`` for detached coefficients ``a, b`` ``[S, B]``:
     its gradient is the coefficients themselves (one operation each way instead of autograd's
     graph of products and sums). In the ``setup_context`` form, so that ``torch.func`` (``vmap``,
     ``grad``) can transform it."""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(log_p: Tensor, log_q: Tensor, coef_p: Tensor, coef_q: Tensor) -> Tensor:
