@@ -111,7 +111,7 @@ def measure(steps: int) -> dict:
     return results
 
 
-TREE_MODULES = ("tvo", "tvo.models", "tvo.objectives", "tvo.config", "tvo.train", "tvo.step",
+TREE_MODULES = ("tvo", "tvo.models", "tvo.objectives", "tvo.config", "tvo.train", "tvo.step", "tvo.runs",
                 "tvo.build")  # fmt: skip
 
 
