@@ -111,8 +111,8 @@ def measure(steps: int) -> dict:
     return results
 
 
-TREE_MODULES = ("tvo", "tvo.models", "tvo.objectives", "tvo.config", "tvo.train", "tvo.step", "tvo.runs",
-                "tvo.build")  # fmt: skip
+TREE_MODULES = ("tvo", "tvo.models", "tvo.objectives", "tvo.config", "tvo.train", "tvo.step",
+                "tvo.runs", "tvo.build")  # fmt: skip
 
 
 def load_tree(src: Path) -> dict:

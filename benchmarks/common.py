@@ -28,7 +28,7 @@ def trainer_step(model, objective="tvo", particles=10, partitions=5, lr=3e-4, co
     settings = {"partitions": partitions} if "partitions" in cls.settings else {}
     built = cls.from_settings(seed=seed, **settings)
     device = next(model.parameters()).device
-    optimiser, schedule = make_optimiser(model.parameters(), lr), getattr(built, "schedule", None)
+    optimiser, schedule = make_optimiser(model.parameters(), lr), built.schedule
     state = init_state(model, optimiser, schedule, Generators.of_run(seed, device))
     step_fn = Step(built, particles, compile=compile)
 

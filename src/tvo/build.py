@@ -62,7 +62,7 @@ class Setup:
 
     @property
     def schedule(self) -> Schedule | None:
-        return getattr(self.objective, "schedule", None)
+        return self.objective.schedule
 
 
 def build(config: TrainConfig, device: torch.device | None = None) -> Setup:

@@ -144,7 +144,7 @@ class Step:
         compile: bool = False,
     ):
         self.objective, self.num_particles = objective, num_particles
-        self.schedule = schedule if schedule is not None else getattr(objective, "schedule", None)
+        self.schedule = schedule if schedule is not None else objective.schedule
         self.loss = training_loss(objective, num_particles, compile)
         self._parameters: tuple[nn.Module, list] | None = None
 

@@ -100,15 +100,16 @@ class Objective:
       optimiser…), e.g. the TVO's ``partitions``, ``schedule``, ``beta1``; :meth:`applicable`
       says which of them apply to given values, :meth:`from_settings` builds it from them.
 
-    An objective with a partition (``uses_partition``) is given the one to use at each call
-    (``partition=``); every other objective refuses one.
+    An objective with a partition has a ``schedule`` (:mod:`tvo.partitions`) and is given the
+    partition to use at each call (``partition=``); every other objective has ``schedule =
+    None`` and refuses one.
     """
 
     name: ClassVar[str] = "objective"
     sampling: ClassVar[str] = "score"
     min_particles: ClassVar[int] = 1
     settings: ClassVar[dict[str, object]] = {}  # name: default
-    uses_partition: ClassVar[bool] = False
+    schedule = None  # the TVO's: a schedule of tvo.partitions
     function: ClassVar[Callable[..., Terms]]
 
     @classmethod

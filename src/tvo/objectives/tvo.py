@@ -231,7 +231,6 @@ class TVO(Objective):
     name = "tvo"
     function = staticmethod(tvo)  # computed with the partition's weights kept (terms)
     min_particles = 2
-    uses_partition = True
     settings: ClassVar[dict[str, object]] = {
         "partitions": 5, "schedule": "log", "beta1": 0.1, "integration": "left", "adapt_every": 100,
     }  # fmt: skip
@@ -274,10 +273,6 @@ class TVO(Objective):
     @property
     def K(self) -> int:
         return self.schedule.K
-
-    @property
-    def adaptive(self) -> bool:
-        return self.schedule.adaptive
 
     def resolve_partition(self, partition):
         if partition is not None:
