@@ -11,6 +11,8 @@ The public API, by name:
   :class:`TVOReparam`;
 - pure functions on ``[S, B]`` log-weights: :mod:`tvo.functional`;
 - models: :class:`Model` (the convenience base class) and :mod:`tvo.models`;
+- the trainer: :func:`fit` (a run folder like ``tvo train``'s, for any model), :func:`load`
+  (a trained run's model), :func:`check_model` (a model against the protocol);
 - the training step: :class:`Step` and :class:`TrainState` (:mod:`tvo.step`);
 - evaluation: :func:`estimate` and the exact answers in :mod:`tvo.evaluate`;
 - CPU speed: :func:`tvo.runtime.keep_freed_memory` (the command line calls it).
@@ -18,7 +20,9 @@ The public API, by name:
 
 from tvo import functional
 from tvo.evaluate import Evaluation, estimate, exact_log_marginal, exact_tvo
+from tvo.fit import Fit, fit, load
 from tvo.models import GenerativeModel, Model
+from tvo.models.check import check_model
 from tvo.objectives import (
     ELBO,
     IWAE,
@@ -38,7 +42,7 @@ from tvo.objectives import (
 from tvo.partitions import partition
 from tvo.step import Step, StepInfo, TrainState
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ELBO",
@@ -50,6 +54,7 @@ __all__ = [
     "VIMCO",
     "DReG",
     "Evaluation",
+    "Fit",
     "GenerativeModel",
     "InferenceCompilation",
     "Model",
@@ -62,9 +67,12 @@ __all__ = [
     "TrainState",
     "WakeSleep",
     "__version__",
+    "check_model",
     "estimate",
     "exact_log_marginal",
     "exact_tvo",
+    "fit",
     "functional",
+    "load",
     "partition",
 ]

@@ -1,9 +1,13 @@
 """From a run's settings to the objects that train and evaluate it: the one place that builds
-them (``tvo train``, evaluation, plots, sweeps and the benchmarks all come here).
+them (``tvo train``, ``tvo.fit``, evaluation, plots, sweeps and the benchmarks all come here).
 
 :func:`build` loads the data and makes the model, objective, schedule and optimiser of a
-:class:`~tvo.config.TrainConfig`; :func:`load_trained` does the same for a run folder and puts
-the model of its last checkpoint in it, with the partition that checkpoint used.
+:class:`~tvo.config.TrainConfig` (or takes a model and data given to :func:`tvo.fit`);
+:func:`build_run` does it for a run folder, with the model and data the run keeps for itself;
+:func:`load_trained` puts the model of the run's last checkpoint in it, with the partition that
+checkpoint used. The data are checked against what the model observes
+(:func:`tvo.models.check.observation_support`): binary data for a Bernoulli likelihood, real
+values where the likelihood takes them.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from torch import Tensor
 from tvo.config import ConfigError, TrainConfig
 from tvo.data import Dataset
 from tvo.data import load as load_data
+from tvo.models import ModelError
 from tvo.models import create as create_model
+from tvo.models.check import check_model, observation_support
 from tvo.objectives import Objective, objective_class
 from tvo.partitions import Schedule, partition
 from tvo.runs import Run, RunError
@@ -65,19 +71,36 @@ class Setup:
         return self.objective.schedule
 
 
-def build(config: TrainConfig, device: torch.device | None = None) -> Setup:
+def build(
+    config: TrainConfig,
+    device: torch.device | None = None,
+    model: torch.nn.Module | None = None,
+    data: str | Dataset | None = None,
+) -> Setup:
     """Load the data and build the model (initialised from the run's seed), objective and
-    optimiser. Raises ``DataError`` or ``ConfigError`` for settings that cannot work, before
-    any training."""
+    optimiser. ``model`` and ``data`` (a dataset, or a name or path in place of
+    ``config.data``) are used instead of building them. The model is checked against the
+    protocol on four training images (:func:`tvo.models.check.check_model`). Raises
+    ``DataError``, ``ConfigError`` or ``ModelError`` for what cannot work, before any
+    training."""
     device = device or resolve_device(config.device)
-    dataset = load_data(config.data, config.data_root)
-    if config.batch_size > len(dataset.train):
+    raw = data if isinstance(data, Dataset) else load_data(data or config.data, config.data_root,
+                                                           support=None)  # fmt: skip
+    if config.batch_size > len(raw.train):
         raise ConfigError(
-            f"batch size {config.batch_size} is larger than the {len(dataset.train)} training "
+            f"batch size {config.batch_size} is larger than the {len(raw.train)} training "
             f"images of {config.data}"
         )
     torch.manual_seed(config.seed)
-    model = create_model(config.model, pixels=dataset.pixels, data_mean=dataset.data_mean)
+    if model is None:
+        try:
+            model = create_model(config.model, raw.pixels, raw.data_mean, config.model_args,
+                                 config.model_source)  # fmt: skip
+        except ModelError as error:
+            raise ConfigError(str(error)) from error
+    dataset = raw.for_support(observation_support(model))
+    with torch.random.fork_rng(devices=[]):  # the check's draws leave training's stream alone
+        check_model(model, dataset.evaluation_images("train", 4))
     objective = make_objective(config)
     error = objective.requirement_error(model)
     if error is not None:
@@ -85,6 +108,14 @@ def build(config: TrainConfig, device: torch.device | None = None) -> Setup:
     model = model.to(device)
     optimiser = make_optimiser(model.parameters(), config.lr)
     return Setup(dataset.to(device), model, objective, optimiser, device)
+
+
+def build_run(run: Run, device: torch.device | None = None, model=None) -> Setup:
+    """:func:`build` for a run folder: with the model (``model.pt``) and data (``data.npz``) a
+    run given them by :func:`tvo.fit` keeps, else from its settings; ``model`` instead of
+    either."""
+    model = model if model is not None else run.saved_model()
+    return build(run.config, device, model=model, data=run.data_source())
 
 
 @dataclass
@@ -96,6 +127,7 @@ class Trained:
     setup: Setup
     partition: Tensor | None
     step: int
+    config: TrainConfig
 
     @property
     def model(self) -> torch.nn.Module:
@@ -106,10 +138,10 @@ class Trained:
         return self.setup.dataset
 
 
-def load_trained(run: Run) -> Trained:
-    """The run's :class:`Trained` model from its newest readable checkpoint."""
-    config = run.config
-    prepared = build(config)
+def load_trained(run: Run, model: torch.nn.Module | None = None) -> Trained:
+    """The run's :class:`Trained` model from its newest readable checkpoint (put into ``model``
+    if given, e.g. an instance of a class that cannot be imported here)."""
+    prepared = build_run(run, model=model)
     state = run.load_checkpoint(map_location=prepared.device)
     if state is None:
         raise RunError(f"{run.path} has no checkpoint yet: nothing to evaluate")
@@ -119,4 +151,4 @@ def load_trained(run: Run) -> Trained:
     if beta is None and prepared.schedule is not None:
         beta = prepared.schedule.init().partition  # a checkpoint from before partitions were kept
     beta = None if beta is None else partition(beta.cpu())
-    return Trained(prepared, beta, state["step"])
+    return Trained(prepared, beta, state["step"], run.config)

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
+from tvo import __version__, runtime
 from tvo import config as config_module
-from tvo import runtime
 from tvo.config import PRESETS, ConfigError, TrainConfig
 from tvo.data import DATASETS, DataError
-from tvo.models import MODELS
+from tvo.models import MODELS, ModelError
 from tvo.objectives import OBJECTIVES, TVO
 from tvo.runs import Run, RunError
 
@@ -42,7 +42,11 @@ def add_train(sub) -> None:
         help="train a model (or resume a run)", description=description,
     )  # fmt: skip
     d, t = DEFAULTS, TVO_DEFAULTS
-    p.add_argument("--model", help=f"one of: {', '.join(MODELS)} (default: {d.model})")
+    p.add_argument("--model", help=f"one of: {', '.join(MODELS)}, or a model of your own: "
+                   f"package.module:Name or path/to/file.py:Name (default: {d.model})")  # fmt: skip
+    p.add_argument("--model-args", type=json_object, metavar="JSON",
+                   help="keyword arguments of the model, as a JSON object, e.g. "
+                   "'{\"latents\": 16}'")  # fmt: skip
     p.add_argument("--objective", help=f"one of: {', '.join(OBJECTIVES)} (default: {d.objective})")
     p.add_argument(
         "-S", "--particles", type=int, help=f"particles per data point (default: {d.particles})"
@@ -67,6 +71,9 @@ def add_train(sub) -> None:
     p.add_argument(
         "--integration", help=f"TVO Riemann sum: left, right, trapz (default: {t['integration']})"
     )
+    p.add_argument("--partition", type=points, metavar="POINTS",
+                   help="the TVO's points of your own, e.g. '0 0.1 0.4 1' (instead of -K, "
+                   "--schedule and --beta1)")  # fmt: skip
     p.add_argument("--data", help=f"{', '.join(DATASETS)} or a .npz/.npy path (default: {d.data})")
     p.add_argument("--data-root", help="local files of the dataset (see tvo.data.load)")
     p.add_argument("--batch-size", type=int, help=f"data points per step (default: {d.batch_size})")
@@ -102,30 +109,54 @@ def add_train(sub) -> None:
     p.add_argument("--preset", help=f"the paper's settings: {', '.join(PRESETS)}")
     p.add_argument("--out", type=Path, help="run folder (default runs/OBJECTIVE-MODEL-TIME)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR",
-                   help="continue the run in RUN_DIR from its last checkpoint")  # fmt: skip
+                   help="continue the run in RUN_DIR from its last checkpoint (with --steps or "
+                   "--epochs: to that larger length)")  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar; a line per evaluation")
 
 
-FLAG_FIELDS = ("model", "objective", "particles", "partitions", "beta1", "schedule", "adapt_every",
-               "integration", "data", "data_root", "batch_size", "lr", "steps", "epochs", "seed",
-               "device", "eval_every", "eval_particles", "eval_images", "eval_split",
-               "log_every", "checkpoint_every", "nonfinite", "compile")  # fmt: skip
+FLAG_FIELDS = ("model", "model_args", "objective", "particles", "partitions", "beta1", "schedule",
+               "adapt_every", "integration", "partition", "data", "data_root", "batch_size", "lr",
+               "steps", "epochs", "seed", "device", "eval_every", "eval_particles", "eval_images",
+               "eval_split", "log_every", "checkpoint_every", "nonfinite", "compile")  # fmt: skip
+LENGTH = ("steps", "epochs")  # what --resume may change
+
+
+def json_object(text: str) -> dict:
+    """A ``--model-args`` value: a JSON object."""
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not JSON ({error}): {text!r}") from error
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object {{...}}, got {text!r}")
+    return value
+
+
+def points(text: str) -> list[float]:
+    """A ``--partition`` value: numbers separated by spaces or commas."""
+    try:
+        return [float(v) for v in text.replace(",", " ").split()]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected numbers, got {text!r}") from error
 
 
 def cmd_train(args) -> int:
-    from tvo.build import build
+    from tvo.build import build, build_run
+    from tvo.fit import continued
     from tvo.train import train
 
     flags = {name: getattr(args, name) for name in FLAG_FIELDS}
     if args.resume is not None:
-        given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None]
+        given = [f"--{k.replace('_', '-')}" for k, v in flags.items()
+                 if v is not None and k not in LENGTH]  # fmt: skip
         given += [f"--{k}" for k in ("config", "preset", "out") if getattr(args, k) is not None]
         if given or args.overwrite:
-            raise ConfigError(f"--resume continues a run with its own settings; drop {given}")
+            raise ConfigError(f"--resume continues a run with its own settings (only --steps or "
+                              f"--epochs may grow); drop {' '.join(given)}")  # fmt: skip
         run = Run.open(args.resume)
-        config = run.config
-        prepared = build(config)
+        config = continued(run, run.config, args.steps, args.epochs)
+        prepared = build_run(run)
     else:
         config = config_module.resolve(args.preset, args.config, **flags)
         prepared = build(config)  # loads the data: errors stop here, before the run exists
@@ -136,6 +167,8 @@ def cmd_train(args) -> int:
     print(f"run {run.path}: {run.label()}, {config.model} on {config.data}, "
           f"device {prepared.device}", flush=True)  # fmt: skip
     summary = train(run, quiet=args.quiet, prepared=prepared)
+    if summary["signal"] is not None:
+        return 128 + summary["signal"]  # 130 for SIGINT, 143 for SIGTERM: not a finished run
     if summary["steps"] == summary["total_steps"]:
         values = ", ".join(
             f"{k} {summary[k]:.2f}" for k in ("log_px", "kl", "elbo") if k in summary
@@ -172,9 +205,12 @@ def cmd_eval(args) -> int:
     from tvo.evaluate.run import evaluate_run
 
     report = evaluate_run(run, args.split, args.particles, args.limit, args.chunk_size, args.seed)
+    report = {**report, "limit": args.limit, "seed": args.seed}
+    saved = run.write_evaluation(report)
     if args.json:
         print(json.dumps(report))
         return 0
+    print(f"saved in {saved}")
     print(f"{run.path} at step {report['step']}: {args.split}, {report['num_images']} "
           f"images, {args.particles} particles each ({report['seconds']} s)")  # fmt: skip
     names = {"log_px": "log p(x)", "kl": "KL(q||p)", "elbo": "ELBO",
@@ -343,9 +379,14 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="tvo", description="Train and evaluate deep generative "
                                   "models with the thermodynamic variational objective and its "
                                   "family.", formatter_class=Formatter)  # fmt: skip
+    top.add_argument("--version", action="version", version=f"tvo {__version__}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (add_train, add_eval, add_compare, add_plot, add_sweep, add_report, add_data):
         add(sub)
+    for name, command in sub.choices.items():
+        if name != "sweep":  # a sweep's --threads is per run (see tvo sweep --help)
+            command.add_argument("--threads", type=int, default=runtime.DEFAULT_THREADS,
+                                 help=runtime.THREADS_HELP)  # fmt: skip
     return top
 
 
@@ -359,12 +400,13 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         runtime.configure_from_environment()
+        runtime.set_threads(getattr(args, "threads", None))
     except ValueError as error:
         print(f"tvo {args.command}: error: {error}", file=sys.stderr)
         return 2
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, DataError, RunError) as error:  # the user's input, not a bug
+    except (ConfigError, DataError, RunError, ModelError) as error:  # the user's input
         print(f"tvo {args.command}: error: {error}", file=sys.stderr)
         return 2
     except NonFiniteError as error:

@@ -36,9 +36,10 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from tvo.bandit import require_sklearn
-from tvo.models import MODELS, model_class
+from tvo.models import ModelError, check_arguments, is_spec, model_class, source_of
 from tvo.objectives import OBJECTIVES, objective_class
 from tvo.partitions import ADAPTIVE_SCHEDULES, INTEGRATIONS, SCHEDULE_SETTINGS, SCHEDULES
+from tvo.partitions import validate as validate_partition
 
 
 class ConfigError(ValueError):
@@ -47,7 +48,9 @@ class ConfigError(ValueError):
 
 @dataclass
 class TrainConfig:
-    model: str = "linear_1"
+    model: str = "linear_1"  # a registered name, or package.module:Name / path/file.py:Name
+    model_args: dict | None = None  # keyword arguments of the model's class or factory
+    model_source: str | None = None  # recorded: the file a module:Name model was imported from
     objective: str = "tvo"
     data: str = "binarized-mnist"
     data_root: str | None = None
@@ -57,6 +60,7 @@ class TrainConfig:
     adapt_every: int | None = None
     beta1: float | None = None
     integration: str | None = None
+    partition: list | None = None  # the TVO's points of your own, instead of K and a schedule
     batch_size: int = 24
     lr: float = 3e-4
     steps: int | None = 10_000
@@ -119,10 +123,30 @@ def check_keys(settings: dict, valid, where: str) -> None:
         )
 
 
+def model_table(settings: dict, where: str) -> dict:
+    """``settings`` with a ``[model]`` table (``name`` plus the model's keyword arguments) turned
+    into ``model`` and ``model_args``."""
+    table = settings.get("model")
+    if not isinstance(table, dict):
+        return settings
+    table = dict(table)
+    name = table.pop("name", None)
+    if not isinstance(name, str) or not name:
+        raise ConfigError(
+            f'{where}: a [model] table needs name = "package.module:Name" (or a model\'s '
+            "name), then the model's keyword arguments"
+        )
+    if settings.get("model_args") is not None:
+        raise ConfigError(f"{where}: give the model's arguments in [model] or in model_args, "
+                          "not both")  # fmt: skip
+    return {**settings, "model": name, "model_args": table or None}
+
+
 def resolve(
     preset: str | None = None,
     file: str | Path | None = None,
     defaults: dict | None = None,
+    check_model: bool = True,
     **flags,
 ) -> TrainConfig:
     """Defaults, then the preset, then ``defaults`` (a sweep's shared settings), then the file,
@@ -131,16 +155,18 @@ def resolve(
     Settings of the objective (see the module docstring) that the preset or ``defaults`` fill in
     are kept where they apply to the chosen objective and schedule; given in the file or as
     flags where they do not apply, they are a :class:`ConfigError`. With the ``sbn`` preset and
-    no β1 given, β1 follows the paper's choice for the chosen S.
+    no β1 given, β1 follows the paper's choice for the chosen S. A model given as
+    ``module:Name`` is imported here (``check_model=False`` skips that, for a model instance
+    given to :func:`tvo.fit`) and the file it came from recorded as ``model_source``.
     """
     settings: dict = {}
     if preset is not None:
         if preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r}: expected one of {', '.join(PRESETS)}")
         settings.update(PRESETS[preset], preset=preset)
-    settings.update(defaults or {})
-    from_file = read_toml(file) if file is not None else {}
-    given = {k: v for k, v in flags.items() if v is not None}
+    settings.update(model_table(defaults or {}, "[defaults]"))
+    from_file = model_table(read_toml(file), f"config file {file}") if file is not None else {}
+    given = model_table({k: v for k, v in flags.items() if v is not None}, "settings")
     explicit = {**from_file, **given}
     settings.update(explicit)
     if explicit.get("epochs") is not None and "steps" not in explicit:
@@ -148,8 +174,13 @@ def resolve(
     if preset == "sbn" and "beta1" not in explicit:
         settings["beta1"] = BETA1_BY_PARTICLES.get(settings.get("particles", 10), 0.2)
     settings = objective_settings(settings, explicit)
+    if check_model and is_spec(settings.get("model", "")) and not settings.get("model_source"):
+        try:
+            settings["model_source"] = source_of(settings["model"])
+        except ModelError as error:
+            raise ConfigError(str(error)) from error
     config = TrainConfig(**{k: v for k, v in settings.items() if k in FIELDS})
-    validate(config)
+    validate(config, check_model)
     return config
 
 
@@ -181,6 +212,11 @@ def objective_settings(settings: dict, explicit=()) -> dict:
 def not_applicable(setting: str, objective: str, settings: dict) -> str:
     """Why ``setting`` does not apply, naming the objective or schedule that decides it."""
     cls = objective_class(objective)
+    if setting in cls.settings and settings.get("partition") is not None:
+        return (
+            f"{setting} does not apply with a partition of your own (partition = "
+            f"{settings['partition']}): drop one of them"
+        )
     if setting in cls.settings:
         schedule = settings.get("schedule") or cls.settings.get("schedule")
         takes = [s for s, names in SCHEDULE_SETTINGS.items() if setting in names]
@@ -211,9 +247,19 @@ def _check_number(name: str, value, low, kind=int, high=None, open_low=False) ->
         raise ConfigError(f"{name} must be {what} {bound}{upper}, got {value!r}")
 
 
-def validate(config: TrainConfig) -> None:
-    """Raise :class:`ConfigError` for any setting that cannot work."""
-    _check_choice("model", config.model, MODELS)
+def validate(config: TrainConfig, check_model: bool = True) -> None:
+    """Raise :class:`ConfigError` for any setting that cannot work. ``check_model=False`` leaves
+    the model's name and arguments alone (a model instance given to :func:`tvo.fit`)."""
+    target = None
+    if check_model:
+        if config.model_args is not None and not isinstance(config.model_args, dict):
+            raise ConfigError(f"model_args must be a table of keyword arguments, got "
+                              f"{config.model_args!r}")  # fmt: skip
+        try:
+            target = model_class(config.model, config.model_source)
+            check_arguments(config.model, config.model_args, config.model_source)
+        except ModelError as error:
+            raise ConfigError(str(error)) from error
     _check_choice("objective", config.objective, OBJECTIVES)
     cls = objective_class(config.objective)
     values = config.to_dict()
@@ -228,6 +274,11 @@ def validate(config: TrainConfig) -> None:
         _check_choice("schedule", config.schedule, SCHEDULES + ADAPTIVE_SCHEDULES)
     if config.integration is not None:
         _check_choice("integration", config.integration, INTEGRATIONS)
+    if config.partition is not None:
+        try:
+            validate_partition(config.partition)
+        except ValueError as error:
+            raise ConfigError(f"partition: {error}") from error
     _check_choice("device", config.device, DEVICES)
     _check_choice("nonfinite policy", config.nonfinite, NONFINITE)
     _check_choice("eval split", config.eval_split, EVAL_SPLITS)
@@ -264,7 +315,7 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(f"compile must be true or false, got {config.compile!r}")
     if config.compile:
         check_compile(config)
-    if cls.requirement_error(model_class(config.model)) is not None:
+    if hasattr(target, "has_rsample") and cls.requirement_error(target) is not None:
         raise ConfigError(
             f"objective {config.objective!r} is pathwise (reparameterised), but model "
             f"{config.model!r} has discrete latents (has_rsample is False); use tvo, elbo, "

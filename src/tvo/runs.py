@@ -9,6 +9,9 @@
       events/                      TensorBoard event files
       summary.json                 the final metrics, written when training ends
       final.json                   a sweep's final evaluation of the trained model
+      evaluations/                 what ``tvo eval`` measured, one file per split and setting
+      model.pt                     the model object given to ``tvo.fit`` (when it was one)
+      data.npz                     data given to ``tvo.fit`` as tensors (``data = "@run/data.npz"``)
       sweep.log                    a sweep worker's output
       plots/                       written by ``tvo plot``
 
@@ -39,7 +42,8 @@ METRICS = ("step", "seconds", "train_objective", "skipped", "split", "log_px", "
            "partition")  # fmt: skip
 KEEP_CHECKPOINTS = 2
 RUN_FILES = ("config.json", "metrics.csv", "summary.json", "final.json", "sweep.log",
-             "checkpoints", "events", "plots")  # fmt: skip
+             "checkpoints", "events", "plots", "evaluations", "model.pt", "data.npz")  # fmt: skip
+RUN_DATA = "@run/data.npz"  # config.data of a run that keeps its own data
 
 
 class RunError(ValueError):
@@ -98,6 +102,28 @@ class Run:
         run = cls(path)
         run.config  # noqa: B018 (reads and checks config.json now)
         return run
+
+    def extend(self, steps: int | None = None, epochs: float | None = None) -> TrainConfig:
+        """Give the run a new length (``steps`` or ``epochs``; neither: unchanged) and return its
+        config. ``config.json`` is rewritten and the summary and final evaluation, which
+        describe the shorter run, are removed; metrics and checkpoints stay. A length below the
+        steps already done is refused when training resumes."""
+        config = self.config
+        if steps is None and epochs is None:
+            return config
+        if steps is not None and epochs is not None:
+            raise RunError("give steps or epochs to extend a run, not both")
+        from dataclasses import replace
+
+        from tvo.config import validate
+
+        extended = replace(config, steps=steps, epochs=epochs)
+        validate(extended, check_model=False)
+        if extended != config:
+            write_text(self.path / "config.json", save_config(extended))
+            for name in ("summary.json", "final.json"):
+                (self.path / name).unlink(missing_ok=True)
+        return extended
 
     @property
     def config(self) -> TrainConfig:
@@ -214,6 +240,54 @@ class Run:
         if (self.path / "summary.json").is_file():
             return "evaluate"
         return "resume" if self.checkpoints() else "new"
+
+    # --- what tvo.fit gives a run to keep: the model object and the data ----------------------
+
+    def save_model(self, model) -> None:
+        """Keep the model object (its class is pickled by reference: it must be importable
+        wherever the run is loaded again)."""
+        write_atomic(self.path / "model.pt", lambda tmp: torch.save(model, tmp))
+
+    def saved_model(self):
+        """The model object the run keeps, or ``None`` for a run built from its settings."""
+        file = self.path / "model.pt"
+        if not file.is_file():
+            return None
+        try:
+            return torch.load(file, map_location="cpu", weights_only=False)
+        except (AttributeError, ModuleNotFoundError, ImportError) as error:
+            name = self.config.model
+            raise RunError(
+                f"{file} holds a model of class {name} that cannot be imported here ({error}); "
+                "define the class in a module on the import path, or load the run in Python "
+                "with tvo.load(run, model=YourModel(...))"
+            ) from error
+
+    def save_data(self, arrays: dict) -> None:
+        """Keep data given as tensors: ``arrays`` maps split names to ``[N, D]`` arrays."""
+        import numpy as np
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **arrays)
+
+        write_atomic(self.path / "data.npz", write)
+
+    def data_source(self) -> str:
+        """Where the run's data are: the run's own ``data.npz``, or the config's dataset."""
+        config = self.config
+        return str(self.path / "data.npz") if config.data == RUN_DATA else config.data
+
+    # --- evaluations ------------------------------------------------------------------------------
+
+    def write_evaluation(self, report: dict) -> Path:
+        """Keep what ``tvo eval`` measured, in ``evaluations/``, named by its settings."""
+        name = f"{report['split']}-{report.get('method', 'iwae')}-S{report['particles']}"
+        if report.get("limit") is not None:
+            name += f"-first{report['limit']}"
+        path = self.path / "evaluations" / f"{name}-seed{report.get('seed', 0)}.json"
+        write_text(path, json.dumps(report, indent=2) + "\n")
+        return path
 
     @property
     def log_file(self) -> Path:

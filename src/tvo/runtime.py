@@ -21,6 +21,13 @@ import ctypes.util
 import os
 import sys
 
+import torch
+
+# Torch threads of a tvo command unless --threads says otherwise (None: torch's own default,
+# one per core). Chosen by measurement: benchmarks/threads.py, table in benchmarks/RESULTS.md.
+DEFAULT_THREADS: int | None = None
+THREADS_HELP = "torch threads (default: torch's, one per core; see benchmarks/RESULTS.md)"
+
 # mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -52,3 +59,13 @@ def configure_from_environment() -> bool:
     if value not in ("0", "1"):
         raise ValueError(f"TVO_KEEP_FREED_MEMORY must be 0 or 1, got {value!r}")
     return value == "1" and keep_freed_memory()
+
+
+def set_threads(threads: int | None) -> None:
+    """``torch.set_num_threads(threads)``; ``None`` leaves torch's default. Raises ``ValueError``
+    for a count below 1."""
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"--threads must be an integer ≥ 1, got {threads!r}")
+    torch.set_num_threads(threads)

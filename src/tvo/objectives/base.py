@@ -133,6 +133,11 @@ class Objective:
         of its own."""
         return cls(**settings)
 
+    def run_settings(self) -> dict:
+        """This objective's settings, under the names a run's config gives them (the inverse of
+        :meth:`from_settings`)."""
+        return {}
+
     @classmethod
     def requirement_error(cls, model) -> str | None:
         """Why ``model`` (an instance or a class) cannot be trained with this objective, or

@@ -233,6 +233,7 @@ class TVO(Objective):
     min_particles = 2
     settings: ClassVar[dict[str, object]] = {
         "partitions": 5, "schedule": "log", "beta1": 0.1, "integration": "left", "adapt_every": 100,
+        "partition": None,  # points of your own, instead of partitions, schedule and beta1
     }  # fmt: skip
 
     def __init__(
@@ -257,9 +258,18 @@ class TVO(Objective):
             )
         self.integration = integration
         self._memo: tuple | None = None  # the last partition's TVOWeights
+        if partition is not None:
+            given = {"partition": self.schedule.partition.tolist()}
+        else:
+            given = {"partitions": K, "schedule": schedule, "beta1": beta1,
+                     "adapt_every": adapt_every}  # fmt: skip
+        given["integration"] = integration
+        self._settings = {k: v for k, v in given.items() if k in self.applicable(given)}
 
     @classmethod
     def applicable(cls, values: Mapping[str, object]) -> tuple[str, ...]:
+        if values.get("partition") is not None:
+            return ("partition", "integration")
         schedule = values.get("schedule") or cls.settings["schedule"]
         return ("partitions", "schedule", *SCHEDULE_SETTINGS.get(schedule, ()), "integration")
 
@@ -267,8 +277,11 @@ class TVO(Objective):
     def from_settings(cls, seed: int = 0, **settings) -> TVO:
         settings = {**cls.settings, **settings}
         return cls(settings["partitions"], settings["schedule"], settings["beta1"],
-                   settings["integration"], seed=seed,
+                   settings["integration"], settings["partition"], seed=seed,
                    adapt_every=settings["adapt_every"])  # fmt: skip
+
+    def run_settings(self) -> dict:
+        return dict(self._settings)
 
     @property
     def K(self) -> int:

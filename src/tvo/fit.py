@@ -1,0 +1,185 @@
+"""The trainer as a library: :func:`fit` trains any model that implements the protocol, with
+the run folder, checkpoints, exact resume, evaluations, TensorBoard files and metrics that
+``tvo train`` gives; :func:`load` returns a trained run's model.
+
+``fit`` writes a run like ``tvo train`` does, so ``tvo eval``, ``tvo plot``, ``tvo compare`` and
+``tvo train --resume`` work on it. What it cannot name it keeps in the run: a model given as an
+object is saved as ``model.pt`` (its class must be importable where the run is loaded again;
+``load(run, model=...)`` takes an instance otherwise), data given as tensors as ``data.npz``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tvo.build import Setup, Trained, build, load_trained
+from tvo.config import ConfigError, TrainConfig, resolve
+from tvo.data import Dataset, from_arrays
+from tvo.objectives import Objective
+from tvo.runs import RUN_DATA, Run
+
+
+@dataclass
+class Fit:
+    """A finished (or stopped) :func:`fit`: the run folder, the trained model (the object that
+    was given, trained in place) and the run's summary (``signal`` is set when SIGINT or SIGTERM
+    stopped it early)."""
+
+    run: Run
+    model: nn.Module
+    summary: dict
+
+    @property
+    def partition(self) -> torch.Tensor | None:
+        """The partition in use at the last checkpoint (``None`` without one)."""
+        state = self.run.load_checkpoint()
+        return None if state is None else state.get("partition")
+
+
+def _model_settings(model, model_args) -> tuple[dict, nn.Module | None]:
+    if isinstance(model, nn.Module):
+        if model_args is not None:
+            raise ConfigError("model_args are for a model given by name, not a model object")
+        cls = type(model)
+        return {"model": f"{cls.__module__}:{cls.__qualname__}"}, model
+    if isinstance(model, str):
+        return {"model": model, "model_args": model_args}, None
+    raise ConfigError(
+        f"model must be a tvo model object or a name (linear_1, package.module:Name), got "
+        f"{type(model).__name__}"
+    )
+
+
+def _objective_settings(objective) -> dict:
+    if isinstance(objective, Objective):
+        return {"objective": objective.name, **objective.run_settings()}
+    if isinstance(objective, str):
+        return {"objective": objective}
+    raise ConfigError(
+        f"objective must be an objective (tvo.TVO(K=5), …) or its name, got "
+        f"{type(objective).__name__}"
+    )
+
+
+def _data_settings(data) -> tuple[dict, Dataset | None]:
+    if isinstance(data, str | Path):
+        return {"data": str(data)}, None
+    dataset = data if isinstance(data, Dataset) else from_arrays(data)
+    return {"data": RUN_DATA}, dataset
+
+
+def fit(
+    model,
+    data,
+    objective="tvo",
+    *,
+    out: str | Path | None = None,
+    num_particles: int = 10,
+    batch_size: int = 24,
+    lr: float = 3e-4,
+    steps: int | None = None,
+    epochs: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    eval_every: int = 2_000,
+    eval_particles: int = 1_000,
+    eval_images: int = 1_000,
+    eval_split: str | None = None,
+    log_every: int = 100,
+    checkpoint_every: int = 5_000,
+    nonfinite: str = "skip",
+    compile: bool = False,
+    model_args: dict | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    quiet: bool = False,
+) -> Fit:
+    """Train ``model`` on ``data`` with ``objective`` into the run folder ``out``.
+
+    Args:
+        model: a model object (``tvo.Model`` or the protocol of ``tvo.models.base``), or a
+            model's name (``"linear_1"``, ``"package.module:Name"`` with ``model_args``).
+        data: a dataset's name or a ``.npz``/``.npy`` path, a :class:`tvo.data.Dataset`, a
+            tensor ``[N, D]`` of training data, or a dict of ``train``, ``valid``, ``test``
+            tensors (see :func:`tvo.data.from_arrays`).
+        objective: an objective (``tvo.TVO(K=5, schedule="moments")``, ``tvo.VIMCO()``…) or
+            its name. An adaptive schedule advances by itself.
+        out: the run folder (default ``runs/OBJECTIVE-TIME``); an existing run needs
+            ``resume`` (continue it, to a larger ``steps`` or ``epochs`` if given; every other
+            setting must be the run's own) or ``overwrite``.
+        eval_split: the split evaluated during training (default ``valid``).
+        The other settings are ``tvo train``'s (``num_particles`` is its ``particles``);
+        ``steps`` defaults to 10,000 unless ``epochs`` is given.
+
+    Returns a :class:`Fit`. Bad settings raise ``ValueError`` (``ConfigError``, ``DataError``,
+    ``ModelError``) naming them before anything is written.
+    """
+    model_settings, instance = _model_settings(model, model_args)
+    data_settings, dataset = _data_settings(data)
+    settings = {**model_settings, **_objective_settings(objective), **data_settings,
+                "particles": num_particles, "batch_size": batch_size, "lr": lr, "steps": steps,
+                "epochs": epochs, "seed": seed, "device": device, "eval_every": eval_every,
+                "eval_particles": eval_particles, "eval_images": eval_images,
+                "eval_split": eval_split, "log_every": log_every,
+                "checkpoint_every": checkpoint_every, "nonfinite": nonfinite,
+                "compile": compile}  # fmt: skip
+    config = resolve(check_model=instance is None, **settings)
+    out = (
+        Path(out)
+        if out is not None
+        else Path("runs") / time.strftime(f"{config.objective}-%Y%m%d-%H%M%S")
+    )
+    if resume:
+        run = Run.open(out)
+        config = continued(run, config, steps, epochs)
+        setup = build(config, model=instance if instance is not None else run.saved_model(),
+                      data=dataset if dataset is not None else run.data_source())  # fmt: skip
+    else:
+        setup = build(config, model=instance, data=dataset)  # errors stop here: nothing written
+        run = Run.create(out, config, overwrite=overwrite)
+        if instance is not None:
+            run.save_model(instance)
+        if dataset is not None:
+            run.save_data({s: dataset.split(s).cpu().numpy() for s in ("train", "valid", "test")})
+    return Fit(run, setup.model, _train(run, setup, quiet))
+
+
+def _train(run: Run, setup: Setup, quiet: bool) -> dict:
+    from tvo.train import train  # the loop imports the step and evaluation: kept off import
+
+    return train(run, quiet=quiet, prepared=setup)
+
+
+def continued(
+    run: Run, config: TrainConfig, steps: int | None = None, epochs: float | None = None
+) -> TrainConfig:
+    """The run's own config, extended to ``steps`` or ``epochs`` if given; any other setting of
+    ``config`` that differs from the run's is a :class:`ConfigError` naming it."""
+    existing = run.config
+    keep = {"steps", "epochs", "model_source"}
+    changed = [
+        f.name
+        for f in dataclasses.fields(TrainConfig)
+        if f.name not in keep and getattr(existing, f.name) != getattr(config, f.name)
+    ]
+    if changed:
+        raise ConfigError(
+            f"{run.path} was trained with other settings ({', '.join(changed)}); resume it with "
+            "its own (only steps or epochs may grow), or train into another folder"
+        )
+    return run.extend(steps, epochs)
+
+
+def load(run: str | Path | Run, model: nn.Module | None = None) -> Trained:
+    """A trained run's model (in eval mode), ready for ``sample``, :func:`tvo.estimate` or more
+    training, with its settings (``.config``), the partition it trained with (``.partition``),
+    its data (``.dataset``) and the checkpoint's step (``.step``). ``model``: an instance to
+    load the parameters into, for a model whose class cannot be imported here."""
+    run = run if isinstance(run, Run) else Run.open(run)
+    return load_trained(run, model=model)
