@@ -2,11 +2,13 @@
 
 import hashlib
 import json
+import sys
 
 import matplotlib.image
 import pytest
 import torch
 
+import tvo
 from tvo.cli import main
 from tvo.runs import Run
 from tvo.train import train
@@ -192,3 +194,81 @@ def test_a_signal_stops_with_a_checkpoint_and_says_how_to_resume(signal_name, ti
     state = Run.open(run).load_checkpoint()
     assert 0 < state["step"] < 1_000_000
     assert all(row["step"] <= state["step"] for row in Run.open(run).read_metrics())
+
+
+MIXBERN = '''
+import torch
+from torch import nn
+from torch.distributions import Bernoulli, Independent, OneHotCategorical
+import tvo
+
+
+class MixBern(tvo.Model):
+    """A mixture of Bernoullis, its component a one-hot latent."""
+
+    def __init__(self, pixels, components=3):
+        super().__init__()
+        self.prior_logits = nn.Parameter(torch.zeros(components))
+        self.means = nn.Parameter(0.1 * torch.randn(components, pixels))
+        self.encoder = nn.Linear(pixels, components)
+
+    def prior(self):
+        return OneHotCategorical(logits=self.prior_logits)
+
+    def likelihood(self, z):
+        return Independent(Bernoulli(logits=z @ self.means), 1)
+
+    def guide(self, x):
+        return OneHotCategorical(logits=self.encoder(x))
+'''
+
+
+def test_a_model_of_your_own_trains_resumes_evaluates_plots_and_sweeps(
+    tiny_data, tmp_path, monkeypatch, capsys
+):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "mymodels.py").write_text(MIXBERN)
+    monkeypatch.chdir(project)
+    spec = ["--model", "mymodels:MixBern", "--model-args", '{"components": 4}']
+    assert main(["train", *spec, "--data", tiny_data, "--out", "run", *FAST]) == 0
+    config = json.loads((project / "run" / "config.json").read_text())
+    assert config["model_args"] == {"components": 4}
+    assert config["model_source"] == str(project / "mymodels.py")
+    assert main(["train", "--resume", "run", "--steps", "60", "--quiet"]) == 0
+    assert json.loads((project / "run" / "summary.json").read_text())["steps"] == 60
+    assert main(["train", "--resume", "run", "-S", "5"]) == 2
+    assert "only --steps or --epochs may grow" in capsys.readouterr().err
+    assert main(["plot", "run", "--images", "8", "--particles", "20"]) == 0
+    sweep_file = project / "sweep.toml"
+    sweep_file.write_text(f'[evaluation]\nparticles = 20\n[defaults]\ndata = "{tiny_data}"\n'
+                          'steps = 10\nbatch_size = 8\neval_every = 10\neval_particles = 5\n'
+                          '[defaults.model]\nname = "mymodels:MixBern"\ncomponents = 2\n'
+                          '[[experiment]]\nname = "mix"\nseeds = [0]\n'
+                          'grid = [{objective = ["elbo", "rws"]}]\n')  # fmt: skip
+    assert main(["sweep", str(sweep_file), "--out", "swept", "--jobs", "1"]) == 0
+    assert len(list((project / "swept").glob("*/final.json"))) == 2
+    monkeypatch.chdir(tmp_path)  # elsewhere: the run finds its model beside the recorded file
+    capsys.readouterr()
+    assert main(["eval", "project/run", "--json", "--particles", "30"]) == 0
+    assert json.loads(capsys.readouterr().out)["step"] == 60
+    sys.modules.pop("mymodels", None)
+    (project / "mymodels.py").unlink()
+    assert main(["eval", "project/run", "--particles", "30"]) == 2
+    assert "cannot import module 'mymodels'" in capsys.readouterr().err
+
+
+def test_version_and_threads(capsys, tiny_data, tmp_path):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"tvo {tvo.__version__}"
+    assert main(["train", "--data", tiny_data, "--out", str(tmp_path / "r"), "--threads", "0"]) == 2
+    assert "--threads must be an integer ≥ 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+    before = torch.get_num_threads()
+    try:
+        assert main(["train", "--data", tiny_data, "--out", str(tmp_path / "r"), *FAST,
+                     "--steps", "10", "--threads", "1"]) == 0  # fmt: skip
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -31,3 +31,19 @@ def test_the_report_is_written_only_where_asked_and_never_over_a_file(finished, 
     assert target.read_text() == "committed"
     assert main([*args, "--overwrite"]) == 0
     assert target.read_text() == report.document(loaded, out)
+
+
+def test_compare_takes_a_sweeps_folder_and_aggregates_its_seeds(finished, capsys):
+    loaded, out = finished
+    assert main(["compare", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len([line for line in lines if line.startswith(str(out))]) == len(loaded.runs)
+    finals = [json.loads((out / n / "final.json").read_text())
+              for n in loaded.experiments["sbn"] if "-vimco-" in n]  # fmt: skip
+    values = [f["log_px"] for f in finals]
+    expected = f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
+    row = next(line for line in lines if line.startswith("discrete_toy S=10 vimco "))
+    assert "2/2" in row and expected in row
+    se = statistics.stdev(values) / 2**0.5
+    text = report.document(loaded, out)
+    assert f"| discrete_toy S=10 vimco | 2 | {expected} | {se:.2f} |" in text

@@ -204,7 +204,8 @@ def cmd_eval(args) -> int:
     config_module._check_choice("split", args.split, config_module.EVAL_SPLITS)
     from tvo.evaluate.run import evaluate_run
 
-    report = evaluate_run(run, args.split, args.particles, args.limit, args.chunk_size, args.seed)
+    report = evaluate_run(run, args.split, args.particles, args.limit, args.chunk_size, args.seed,
+                          progress=True)  # fmt: skip
     report = {**report, "limit": args.limit, "seed": args.seed}
     saved = run.write_evaluation(report)
     if args.json:
@@ -224,13 +225,20 @@ def cmd_eval(args) -> int:
 
 def add_compare(sub) -> None:
     p = sub.add_parser("compare", formatter_class=Formatter, help="a table of runs",
-                       description="Each run's settings and its latest evaluation.")  # fmt: skip
+                       description="Each run's settings, its latest evaluation during training "
+                       "and its test result (a sweep's final.json, else the newest tvo eval), "
+                       "then, for settings run with several seeds, their mean ± sd. A folder "
+                       "that is not a run stands for the runs in it (a sweep's "
+                       "output).")  # fmt: skip
     p.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR")
 
 
 def cmd_compare(args) -> int:
-    runs = [Run.open(path) for path in args.runs]
-    header = ("run", "model", "objective", "S", "K", "beta1", "steps", "log_px", "kl", "elbo")
+    from tvo import report
+
+    runs = report.expand(args.runs)
+    header = ("run", "model", "objective", "S", "K", "beta1", "seed", "steps", "valid log_px",
+              "test log_px", "test kl", "test particles")  # fmt: skip
     table = [header]
     for run in runs:
         c, rows = run.config, run.read_metrics()
@@ -239,14 +247,32 @@ def cmd_compare(args) -> int:
         total = c.steps if c.steps is not None else f"{c.epochs} ep"
         k = "-" if c.partitions is None else str(c.partitions)
         beta1 = f"{c.beta1:g}" if c.beta1 is not None and c.schedule == "log" else "-"
-        values = [_num(last.get(key)) for key in ("log_px", "kl", "elbo")]
-        settings = [c.model, c.objective, str(c.particles), k, beta1, f"{done}/{total}"]
-        table.append((str(run.path), *settings, *values))
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+        test = report.test_result(run) or {}
+        tested = [_num(test.get("log_px")), _num(test.get("kl")),
+                  str(test.get("particles", "-"))]  # fmt: skip
+        settings = [c.model, c.objective, str(c.particles), k, beta1, str(c.seed),
+                    f"{done}/{total}", _num(last.get("log_px"))]  # fmt: skip
+        table.append((str(run.path), *settings, *tested))
+    _print_table(table)
+    groups = {label: members for label, members in report.by_setting(runs).items()
+              if len(members) > 1}  # fmt: skip
+    if groups:
+        print()
+        rows = [("setting", "seeds", "test log_px", "test kl")]
+        for label, members in groups.items():
+            tests = [t for t in map(report.test_result, members) if t is not None]
+            cells = [report.mean_sd([t["log_px"] for t in tests]),
+                     report.mean_sd([t["kl"] for t in tests])]  # fmt: skip
+            rows.append((label, f"{len(tests)}/{len(members)}", *cells))
+        _print_table(rows)
+    return 0
+
+
+def _print_table(table) -> None:
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         print("  ".join(cell.rjust(w) if i else cell.ljust(w)
                         for i, (cell, w) in enumerate(zip(row, widths))))  # fmt: skip
-    return 0
 
 
 def _num(value) -> str:
@@ -270,20 +296,25 @@ def cmd_plot(args) -> int:
     from tvo.build import load_trained
 
     runs = [Run.open(path) for path in args.runs]
+    for name in ("images", "particles"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name} must be ≥ 1, got {getattr(args, name)}")
     out = args.out or runs[0].path / "plots"
-    written = [plots.learning_curves([(r.label(), r.read_metrics()) for r in runs],
+    labels = plots.distinct_labels([f"{r.label()} seed={r.config.seed}" for r in runs],
+                                   [r.path.name for r in runs])  # fmt: skip
+    written = [plots.learning_curves([(label, r.read_metrics()) for label, r in zip(labels, runs)],
                                      out / "learning_curves.png")]  # fmt: skip
     for i, run in enumerate(runs):
         trained = load_trained(run)
         prefix = "" if len(runs) == 1 else f"{i + 1}-{run.path.name}-"
+        title = f"{run.path.name}: {run.label()} seed={run.config.seed}, step {trained.step}"
         torch.manual_seed(0)
         test = trained.dataset.evaluation_images("test", args.images)
-        written.append(
-            plots.samples_and_reconstructions(trained.model, test, out / f"{prefix}samples.png")
-        )
+        written.append(plots.samples_and_reconstructions(
+            trained.model, test, out / f"{prefix}samples.png", title=title))  # fmt: skip
         written.append(plots.integrand(trained.model, test, trained.partition,
                                        out / f"{prefix}integrand.png",
-                                       num_particles=args.particles))  # fmt: skip
+                                       num_particles=args.particles, title=title))  # fmt: skip
     for path in written:
         print(path)
     return 0

@@ -15,39 +15,59 @@ from tvo.evaluate import estimate_integrand
 from tvo.partitions import riemann_sum
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, layout: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if layout:
+        fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
 
 
+def distinct_labels(labels: list[str], names: list[str]) -> list[str]:
+    """``labels`` made distinct: where two runs share one, each gets its ``names`` entry (the
+    run folder's name) added."""
+    return [f"{label} ({name})" if labels.count(label) > 1 else label
+            for label, name in zip(labels, names)]  # fmt: skip
+
+
 def learning_curves(runs: list[tuple[str, list[dict]]], path: Path) -> Path:
-    """Evaluation log p̂(x) and KL̂(q‖p) against step, one line per ``(label, metrics rows)``."""
-    fig = Figure(figsize=(10, 3.8))
-    left, right = fig.subplots(1, 2)
+    """The training objective (the running mean of the estimate between metrics rows), and the
+    evaluations' log p̂(x) and KL̂(q‖p), against step: one line per ``(label, metrics rows)``,
+    the legend beside the panels."""
+    fig = Figure(figsize=(13, 4))
+    panels = fig.subplots(1, 3)
+    keys = ("train_objective", "log_px", "kl")
     for label, rows in runs:
-        evals = [r for r in rows if r.get("log_px") is not None]
-        steps = [r["step"] for r in evals]
-        left.plot(steps, [r["log_px"] for r in evals], marker=".", label=label)
-        right.plot(steps, [r["kl"] for r in evals], marker=".", label=label)
+        for ax, key in zip(panels, keys):
+            points = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", markersize=3,
+                    label=label)  # fmt: skip
     split = next((r["split"] for _, rows in runs for r in rows if r.get("split")), "eval")
-    left.set(xlabel="step", ylabel="nats", title=f"{split} log p̂(x)")
-    right.set(xlabel="step", ylabel="nats", title=f"{split} KL̂(q ‖ p)")
-    left.legend(fontsize=8)
-    return _save(fig, path)
+    titles = ("training objective", f"{split} log p̂(x)", f"{split} KL̂(q ‖ p)")
+    for ax, title in zip(panels, titles):
+        ax.set(xlabel="step", ylabel="nats", title=title)
+    handles, labels = panels[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=8)
+    fig.tight_layout(rect=(0, 0.08 + 0.04 * ((len(labels) - 1) // 3), 1, 1))
+    return _save(fig, path, layout=False)
 
 
-def _tiles(images: torch.Tensor, rows: int, side: int) -> torch.Tensor:
+def _tiles(images: torch.Tensor, rows: int, side: int, gap: int = 1) -> torch.Tensor:
+    """``images`` ``[N, side²]`` as a grid of ``rows`` rows, ``gap`` pixels of grey between."""
     columns = images.shape[0] // rows
-    grid = images[: rows * columns].reshape(rows, columns, side, side)
-    return grid.permute(0, 2, 1, 3).reshape(rows * side, columns * side).cpu()
+    grid = torch.full((rows * (side + gap) - gap, columns * (side + gap) - gap), 0.5)
+    for i, image in enumerate(images[: rows * columns].cpu()):
+        r, c = divmod(i, columns)
+        top, left = r * (side + gap), c * (side + gap)
+        grid[top : top + side, left : left + side] = image.reshape(side, side)
+    return grid
 
 
 @torch.no_grad()
-def samples_and_reconstructions(model, data: torch.Tensor, path: Path, count: int = 32) -> Path:
+def samples_and_reconstructions(model, data: torch.Tensor, path: Path, count: int = 32,
+                                title: str = "") -> Path:  # fmt: skip
     """Model samples ``x ~ p(x)``; test images beside their reconstructions ``E[x | z]``,
-    ``z ~ q(z | x)`` (when the model has ``decode``)."""
+    ``z ~ q(z | x)`` (when the model has ``decode``). ``title``: the run and step, say."""
     side = round(data.shape[1] ** 0.5)
     square = side * side == data.shape[1]
     panels = [("samples x ~ p(x)", model.sample(count)[1])]
@@ -59,22 +79,24 @@ def samples_and_reconstructions(model, data: torch.Tensor, path: Path, count: in
         panels.append(("test images and their reconstructions", pairs))
     fig = Figure(figsize=(5 * len(panels), 3))
     axes = fig.subplots(1, len(panels), squeeze=False)
-    for ax, (title, images) in zip(axes[0], panels):
+    for ax, (heading, images) in zip(axes[0], panels):
         if square:
             ax.imshow(_tiles(images.float(), 4, side).numpy(), cmap="gray", vmin=0, vmax=1)
         else:
             ax.imshow(images.float().cpu().numpy(), cmap="gray", aspect="auto")
-        ax.set_title(title, fontsize=9)
+        ax.set_title(heading, fontsize=9)
         ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=9)
     return _save(fig, path)
 
 
 @torch.no_grad()
 def integrand(model, data: torch.Tensor, partition: torch.Tensor | None, path: Path,
-              num_particles: int = 1000) -> Path:  # fmt: skip
+              num_particles: int = 1000, title: str = "") -> Path:  # fmt: skip
     """``ĝ(β) = E_{π_β}[log w]`` against ``β`` (self-normalised, float64, averaged over
     ``data``) and, for a run that trained with a ``partition``, its left (lower bound) and right
-    (upper bound) Riemann rectangles."""
+    (upper bound) Riemann rectangles. ``title``: the run and step, say."""
     grid = torch.linspace(0, 1, 101, dtype=torch.float64)
     beta = None if partition is None else partition.double().cpu()
     points = grid if beta is None else torch.unique(torch.cat([grid, beta]))
@@ -98,8 +120,8 @@ def integrand(model, data: torch.Tensor, partition: torch.Tensor | None, path: P
                label=f"right sum TVO_U = {upper:.2f}")  # fmt: skip
     ax.plot(grid.numpy(), g.numpy(), color="black", label="ĝ(β) = E_π_β[log w]")
     ax.set_ylim(floor, high + 0.05 * (high - low))
-    ax.set(xlabel="β", ylabel="nats", title=f"TVO integrand, {num_particles} particles, "
-           f"mean over {data.shape[0]} images")  # fmt: skip
+    heading = f"TVO integrand, {num_particles} particles, mean over {data.shape[0]} images"
+    ax.set(xlabel="β", ylabel="nats", title=f"{title}\n{heading}" if title else heading)
     ax.legend(fontsize=8, loc="upper left")
     return _save(fig, path)
 

@@ -13,6 +13,7 @@ import time
 
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
 from tvo.build import load_trained
 from tvo.data import Dataset
@@ -30,20 +31,25 @@ def evaluate_model(
     chunk_size: int | None = None,
     seed: int = 0,
     images_per_pass: int = 100,
+    progress: bool = False,
 ) -> dict:
     """Mean ``log p̂(x)``, ``KL̂``, ``ELBÔ`` and the TVO bounds at ``partition`` (default
     ``[0, 1]``) over the first ``limit`` images of ``split`` (:meth:`Dataset.evaluation_images`,
     binarised with ``seed`` where the dataset is dynamic), ``particles`` per image,
     ``images_per_pass`` images at a time (memory ``chunk_size × images_per_pass`` particles).
-    Returns a JSON-ready dict with the split, the number of images and the seconds it took."""
+    Returns a JSON-ready dict with the split, the number of images and the seconds it took.
+    ``progress``: a progress bar over the passes, on a terminal."""
     start = time.perf_counter()
     device = next(iter(model.parameters()), torch.empty(0)).device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         images = dataset.evaluation_images(split, limit)
+        starts = range(0, len(images), images_per_pass)
+        bar = tqdm(starts, desc=f"{split}, {particles} particles", unit="pass",
+                   disable=None if progress else True, leave=False)  # fmt: skip
         parts = [
             estimate(model, images[i : i + images_per_pass], particles, partition, chunk_size)
-            for i in range(0, len(images), images_per_pass)
+            for i in bar
         ]
     values = {
         k: torch.cat([p[i] for p in parts]).mean().item() for i, k in enumerate(parts[0]._fields)
@@ -60,12 +66,14 @@ def evaluate_run(
     chunk_size: int | None = None,
     seed: int = 0,
     images_per_pass: int = 100,
+    progress: bool = False,
 ) -> dict:
     """:func:`evaluate_model` of the run's last checkpoint, at the partition that checkpoint
     trained with (``[0, 1]`` for objectives without one), which the result names."""
     trained = load_trained(run)
     report = evaluate_model(trained.model, trained.dataset, split, particles, limit,
-                            trained.partition, chunk_size, seed, images_per_pass)  # fmt: skip
+                            trained.partition, chunk_size, seed, images_per_pass,
+                            progress)  # fmt: skip
     beta = trained.partition
     return {**report, "step": trained.step,
             "partition": None if beta is None else beta.tolist()}  # fmt: skip

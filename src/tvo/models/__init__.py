@@ -69,12 +69,13 @@ def create(
 
 
 def _arguments(name, model_args, pixels, data_mean, source) -> dict:
+    factory = model_class(name, source)
     kwargs = dict(model_args or {})
     if not is_spec(name):
         registered = MODELS[name]
         kwargs = {**registered.defaults, **kwargs}
         kwargs.setdefault(registered.pixels, pixels)
-    return arguments(model_class(name, source), kwargs, pixels, data_mean)
+    return arguments(factory, kwargs, pixels, data_mean)
 
 
 def check_arguments(name: str, model_args: dict | None, source: str | None = None) -> None:

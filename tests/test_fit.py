@@ -1,0 +1,122 @@
+"""``tvo.fit`` and ``tvo.load``: a model of your own through the whole trainer (run folder,
+adaptive schedules, exact extension, evaluation from the command line), real-valued data, and
+mistakes stopped before anything is written."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+from torch.distributions import Bernoulli, Independent
+
+import tvo
+from tvo.cli import main
+from tvo.config import ConfigError
+from tvo.data import DataError
+from tvo.models import ModelError
+from tvo.models.toy import LinearGaussian
+
+FAST = {"batch_size": 16, "eval_every": 20, "eval_images": 16, "eval_particles": 20,
+        "log_every": 10, "checkpoint_every": 20, "quiet": True}  # fmt: skip
+
+
+class SBN(tvo.Model):
+    """The README's model: binary latents over binary pixels."""
+
+    def __init__(self, latents=4, pixels=12):
+        super().__init__()
+        self.prior_logits = nn.Parameter(torch.zeros(latents))
+        self.decoder, self.encoder = nn.Linear(latents, pixels), nn.Linear(pixels, latents)
+
+    def prior(self):
+        return Independent(Bernoulli(logits=self.prior_logits), 1)
+
+    def likelihood(self, z):
+        return Independent(Bernoulli(logits=self.decoder(z)), 1)
+
+    def guide(self, x):
+        return Independent(Bernoulli(logits=self.encoder(x)), 1)
+
+
+class Unwrapped(SBN):
+    def likelihood(self, z):
+        return Bernoulli(logits=self.decoder(z))
+
+
+def binary_data(n=400, pixels=12):
+    g = torch.Generator().manual_seed(0)
+    return (torch.rand(n, pixels, generator=g) < 0.3).float()
+
+
+def test_fit_writes_a_run_that_the_command_line_evaluates(tmp_path, capsys):
+    torch.manual_seed(0)
+    objective = tvo.TVO(K=3, schedule="moments", adapt_every=10)
+    result = tvo.fit(SBN(), binary_data(), objective, out=tmp_path / "run", steps=40, **FAST)
+    run = result.run
+    assert result.summary["steps"] == 40 and result.summary["signal"] is None
+    assert {"config.json", "metrics.csv", "model.pt", "data.npz", "checkpoints"} <= {
+        p.name for p in run.path.iterdir()
+    }
+    config = run.config
+    assert (config.model, config.data, config.schedule, config.adapt_every) == (
+        "tests.test_fit:SBN", "@run/data.npz", "moments", 10)  # fmt: skip
+    assert not torch.equal(result.partition, tvo.partition(3, "log", 0.1))  # it moved
+    trained = tvo.load(run.path)
+    for ours, theirs in zip(trained.model.parameters(), result.model.parameters()):
+        assert torch.equal(ours, theirs)
+    assert torch.equal(trained.partition, result.partition) and trained.step == 40
+    assert trained.model.sample(3)[1].shape == (3, 12)
+    capsys.readouterr()
+    assert main(["eval", str(run.path), "--json", "--particles", "50", "--split", "valid"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["partition"] == result.partition.tolist()
+    assert report["elbo"] <= report["tvo_lower"] <= report["log_px"] <= report["tvo_upper"]
+    saved = list((run.path / "evaluations").glob("valid-*.json"))
+    assert len(saved) == 1 and json.loads(saved[0].read_text())["log_px"] == report["log_px"]
+
+
+def test_a_run_extended_on_resume_ends_as_the_longer_run(tmp_path):
+    finals = {}
+    for name, lengths in (("straight", (80,)), ("extended", (40, 80))):
+        for i, steps in enumerate(lengths):
+            torch.manual_seed(0)
+            model = SBN()
+            result = tvo.fit(model, binary_data(), tvo.VIMCO(), out=tmp_path / name,
+                             steps=steps, resume=i > 0, **FAST)  # fmt: skip
+        finals[name] = result.run.load_checkpoint()
+    assert finals["straight"]["step"] == finals["extended"]["step"] == 80
+    for key, tensor in finals["straight"]["model"].items():
+        assert torch.equal(tensor, finals["extended"]["model"][key]), key
+
+
+def test_real_valued_data_for_a_model_whose_likelihood_takes_it(tmp_path, capsys):
+    torch.manual_seed(0)
+    true = LinearGaussian(2, 4, seed=3)
+    data = 5 * true.sample(300)[1]  # values far outside [0, 1]
+    assert data.min() < -1 and data.max() > 1
+    model = LinearGaussian(2, 4, seed=4)
+    result = tvo.fit(model, {"train": data[:200], "valid": data[200:250], "test": data[250:]},
+                     tvo.IWAE(), out=tmp_path / "run", steps=40, lr=0.01, **FAST)  # fmt: skip
+    trained = tvo.load(result.run.path)
+    assert not trained.dataset.dynamic and torch.equal(trained.dataset.test, data[250:])
+    capsys.readouterr()
+    assert main(["eval", str(result.run.path), "--json", "--particles", "20"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_images"] == 50
+
+
+def test_binary_models_refuse_real_values_and_mistakes_stop_before_any_file(tmp_path):
+    data = binary_data()
+    with pytest.raises(
+        DataError,
+        match=r"values must lie in \[0, 1\], found \[-1, 1\]: a model "
+        r"with binary observations \(a Bernoulli likelihood\)",
+    ):
+        tvo.fit(SBN(), 2 * data - 1, "elbo", out=tmp_path / "a", steps=5, **FAST)
+    with pytest.raises(ModelError, match=r"likelihood\(z\) has batch shape .*Independent"):
+        tvo.fit(Unwrapped(), data, "elbo", out=tmp_path / "b", steps=5, **FAST)
+    with pytest.raises(ConfigError, match="model_args are for a model given by name"):
+        tvo.fit(SBN(), data, "elbo", out=tmp_path / "c", model_args={"latents": 3}, **FAST)
+    assert not any(tmp_path.iterdir())
+    tvo.fit(SBN(), data, "elbo", out=tmp_path / "d", steps=5, **FAST)
+    with pytest.raises(ConfigError, match=r"other settings \(lr\).*only steps or epochs may grow"):
+        tvo.fit(SBN(), data, "elbo", out=tmp_path / "d", steps=10, lr=0.1, resume=True, **FAST)
