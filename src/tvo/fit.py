@@ -11,7 +11,9 @@ object is saved as ``model.pt`` (its class must be importable where the run is l
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,9 +77,9 @@ def _data_settings(data) -> tuple[dict, Dataset | None]:
 
 
 def fit(
-    model,
-    data,
-    objective="tvo",
+    model: nn.Module | str,
+    data: str | Path | Dataset | torch.Tensor | dict,
+    objective: Objective | str = "tvo",
     *,
     out: str | Path | None = None,
     num_particles: int = 10,
@@ -114,8 +116,9 @@ def fit(
             ``resume`` (continue it, to a larger ``steps`` or ``epochs`` if given; every other
             setting must be the run's own) or ``overwrite``.
         eval_split: the split evaluated during training (default ``valid``).
-        The other settings are ``tvo train``'s (``num_particles`` is its ``particles``);
-        ``steps`` defaults to 10,000 unless ``epochs`` is given.
+
+    The other settings are ``tvo train``'s (``num_particles`` is its ``particles``); ``steps``
+    defaults to 10,000 unless ``epochs`` is given.
 
     Returns a :class:`Fit`. Bad settings raise ``ValueError`` (``ConfigError``, ``DataError``,
     ``ModelError``) naming them before anything is written.
@@ -144,10 +147,24 @@ def fit(
         setup = build(config, model=instance, data=dataset)  # errors stop here: nothing written
         run = Run.create(out, config, overwrite=overwrite)
         if instance is not None:
-            run.save_model(instance)
+            _keep_model(run, instance)
         if dataset is not None:
             run.save_data({s: dataset.split(s).cpu().numpy() for s in ("train", "valid", "test")})
     return Fit(run, setup.model, _train(run, setup, quiet))
+
+
+def _keep_model(run: Run, model: nn.Module) -> None:
+    """Keep the model object in the run; one that cannot be pickled (a class only ``exec``
+    knows, say) is not kept, with a warning saying how to load the run instead."""
+    try:
+        run.save_model(model)
+    except (pickle.PicklingError, AttributeError, TypeError) as error:
+        warnings.warn(
+            f"the model could not be kept in {run.path} ({error}); tvo eval, tvo plot and "
+            "tvo train --resume cannot rebuild it: load the run with "
+            f"tvo.load(run, model={type(model).__name__}(...))",
+            stacklevel=3,
+        )
 
 
 def _train(run: Run, setup: Setup, quiet: bool) -> dict:

@@ -24,7 +24,7 @@ with reparameterisable latents (Brekelmans et al., ICML 2020).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar, NamedTuple
 
 import torch
@@ -105,7 +105,9 @@ class _Surrogate(Function):
         return coef_p * grad, coef_q * grad, None, None
 
 
-def tvo(log_p: Tensor, log_q: Tensor, partition, integration: str = "left") -> TVOTerms:
+def tvo(
+    log_p: Tensor, log_q: Tensor, partition: Tensor | Sequence[float], integration: str = "left"
+) -> TVOTerms:
     """The TVO Riemann sum and its covariance-estimator surrogate.
 
     Args:
