@@ -1,6 +1,7 @@
 """Numerical faults, bad input and interrupted runs lose nothing."""
 
 import errno
+import math
 import os
 import random
 import signal
@@ -262,3 +263,44 @@ def test_dataset_rejects_an_unknown_split(tiny_data):
     with pytest.raises(DataError, match="unknown split 'dev': expected one of train, valid"):
         load(tiny_data).split("dev")
     assert np.isfinite(load(tiny_data).train.numpy()).all()
+
+
+# --- numerics at the edges -----------------------------------------------------------------------
+
+
+def test_a_particle_of_zero_weight_adds_nothing_and_makes_nothing_nan():
+    """One particle with log p = −∞ (issue #15's example): at every β > 0 its weight is 0, so the
+    right sum equals the sum over the other particles and every gradient is finite (0 for that
+    particle); the left sum's β₀ term is the ELBO, −∞, never NaN. Before: NaN for both."""
+    log_p = torch.tensor([[-math.inf], [0.0], [1.0], [2.0]], dtype=torch.float64)
+    log_q = torch.zeros(4, 1, dtype=torch.float64)
+    beta = tvo.partition(5)
+    p, q = log_p.clone().requires_grad_(), log_q.clone().requires_grad_()
+    right = F.tvo(p, q, beta, "right")
+    torch.testing.assert_close(right.estimate, F.tvo(log_p[1:], log_q[1:], beta, "right").estimate)
+    grads = torch.autograd.grad(right.surrogate.sum(), (p, q))
+    assert all(torch.isfinite(g).all() for g in grads)
+    assert grads[0][0].item() == 0 and grads[1][0].item() == 0
+    assert F.tvo(log_p, log_q, beta, "left").estimate.item() == -math.inf
+    assert right.integrand[0].item() == -math.inf and torch.isfinite(right.integrand[1:]).all()
+    # VIMCO's leave-one-out baselines: finite signals, so a finite gradient for log q
+    p, q = log_p.clone().requires_grad_(), log_q.clone().requires_grad_()
+    assert all(torch.isfinite(g).all() for g in torch.autograd.grad(F.vimco(p, q).surrogate.sum(),
+                                                                    (p, q)))  # fmt: skip
+    for fn in (F.iwae, F.rws, F.reinforce):  # these were finite already
+        assert torch.isfinite(fn(log_p, log_q).estimate).all()
+
+
+def test_half_precision_is_reduced_in_float32_and_integers_are_refused():
+    """float16 log-weights of −6·10⁴ (within float16's range, their squares and sums are not):
+    the ELBO's surrogate and gradient are computed in float32 and finite."""
+    log_p = torch.full((5, 3), -6e4, dtype=torch.float16, requires_grad=True)
+    log_q = torch.zeros(5, 3, dtype=torch.float16, requires_grad=True)
+    terms = F.elbo(log_p, log_q)
+    assert terms.surrogate.dtype == torch.float32 and torch.isfinite(terms.surrogate).all()
+    grads = torch.autograd.grad(terms.surrogate.sum(), (log_p, log_q))
+    assert all(g.dtype == torch.float16 and torch.isfinite(g).all() for g in grads)
+    with pytest.raises(ValueError, match=r"log_p has dtype torch.int64: log-densities must be"):
+        F.iwae(torch.zeros(4, 2, dtype=torch.long), torch.zeros(4, 2))
+    with pytest.raises(ValueError, match=r"log_q has dtype torch.bool"):
+        F.tvo(torch.zeros(4, 2), torch.zeros(4, 2, dtype=torch.bool), tvo.partition(3))

@@ -60,6 +60,16 @@ def leave_one_out_logsumexp(a: Tensor) -> Tensor:
     return torch.where(is_max, without_max.expand_as(a), others)
 
 
+def leave_one_out_mean(a: Tensor) -> Tensor:
+    """``mean_{t≠s} a_t`` for every ``s``, ``[S, B] → [S, B]`` (``S ≥ 2``). An ``a_t = −∞`` makes
+    the mean of every set that holds it ``−∞`` (never ``−∞ − (−∞)``, which would be NaN)."""
+    num = a.shape[0]
+    lost = torch.isneginf(a)
+    finite = a.masked_fill(lost, 0.0)
+    mean = (finite.sum(0) - finite) / (num - 1)
+    return mean.masked_fill((lost.sum(0) - lost.int()) > 0, -math.inf)
+
+
 class WeightedMean(NamedTuple):
     """A self-normalised mean ``Σ_s softmax(a)_s v_s`` kept with its normaliser ``log Σ_s e^{a_s}``,
     so that partial results over chunks of particles can be merged exactly (see :func:`merge`)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import ClassVar, NamedTuple
 
+import torch
 from torch import Tensor
 
 from tvo.objectives.sampling import REPARAMETERIZED, SAMPLING
@@ -39,8 +40,18 @@ class Output(NamedTuple):
     diagnostics: Mapping[str, Tensor]
 
 
-def check_log_weights(log_p: Tensor, log_q: Tensor, min_particles: int = 1) -> None:
-    """Validate the ``[S, B]`` shapes of ``log_p`` and ``log_q`` at the functional boundary."""
+def check_log_weights(
+    log_p: Tensor, log_q: Tensor, min_particles: int = 1
+) -> tuple[Tensor, Tensor]:
+    """Validate ``log_p`` and ``log_q`` at the functional boundary: both ``[S, B]``, floating
+    point, at least ``min_particles``. Returns them in at least float32 (half precision is
+    converted, so that no reduction overflows its range; gradients flow back unchanged)."""
+    for name, value in (("log_p", log_p), ("log_q", log_q)):
+        if not isinstance(value, Tensor) or not value.dtype.is_floating_point:
+            dtype = value.dtype if isinstance(value, Tensor) else type(value).__name__
+            raise ValueError(
+                f"{name} has dtype {dtype}: log-densities must be a floating-point tensor"
+            )
     if log_p.shape != log_q.shape or log_p.dim() != 2:
         raise ValueError(
             "log_p and log_q must both have shape [S, B] (particles first), got "
@@ -51,6 +62,8 @@ def check_log_weights(log_p: Tensor, log_q: Tensor, min_particles: int = 1) -> N
             f"this objective needs at least {min_particles} particles per data point, "
             f"got S = {log_p.shape[0]}"
         )
+    return tuple(v.float() if v.dtype in (torch.float16, torch.bfloat16) else v
+                 for v in (log_p, log_q))  # fmt: skip
 
 
 class Diagnostics(Mapping):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from tvo.objectives.base import Objective, Terms, check_log_weights
+from tvo.ops import leave_one_out_mean
 
 
 def elbo(log_p: Tensor, log_q: Tensor) -> Terms:
@@ -22,12 +23,12 @@ def elbo(log_p: Tensor, log_q: Tensor) -> Terms:
     particles detached. Its gradient equals that of :func:`tvo.objectives.tvo.tvo` with
     ``K = 1``, left.
     """
-    check_log_weights(log_p, log_q)
+    log_p, log_q = check_log_weights(log_p, log_q)
     num_particles = log_p.shape[0]
     log_weight = log_p - log_q
     ell = log_weight.detach()
     if num_particles > 1:
-        baseline = (ell.sum(0) - ell) / (num_particles - 1)
+        baseline = leave_one_out_mean(ell)
     else:
         baseline = ell.new_zeros(())
     surrogate = log_weight.mean(0) + ((ell - baseline) * log_q).mean(0)
@@ -36,7 +37,7 @@ def elbo(log_p: Tensor, log_q: Tensor) -> Terms:
 
 def vae(log_p: Tensor, log_q: Tensor) -> Terms:
     """Pathwise ELBO: ``surrogate = mean_s ℓ_s``, reparameterised particles, ``[S, B] → [B]``."""
-    check_log_weights(log_p, log_q)
+    log_p, log_q = check_log_weights(log_p, log_q)
     log_weight = log_p - log_q
     return Terms(log_weight.mean(0), log_weight.detach().mean(0))
 

@@ -19,19 +19,19 @@ import torch
 from torch import Tensor
 
 from tvo.objectives.base import Objective, Terms, check_log_weights
-from tvo.ops import leave_one_out_logsumexp, logmeanexp, normalized_weights
+from tvo.ops import leave_one_out_logsumexp, leave_one_out_mean, logmeanexp, normalized_weights
 
 
 def iwae(log_p: Tensor, log_q: Tensor) -> Terms:
     """Pathwise IWAE: ``surrogate = L̂``, reparameterised particles, ``[S, B] → [B]``."""
-    check_log_weights(log_p, log_q)
+    log_p, log_q = check_log_weights(log_p, log_q)
     bound = logmeanexp(log_p - log_q)
     return Terms(bound, bound.detach())
 
 
 def reinforce(log_p: Tensor, log_q: Tensor) -> Terms:
     """REINFORCE on ``L̂``: ``surrogate = L̂ + sg(L̂) Σ_s log q_s``, particles detached."""
-    check_log_weights(log_p, log_q)
+    log_p, log_q = check_log_weights(log_p, log_q)
     bound = logmeanexp(log_p - log_q)
     return Terms(bound + bound.detach() * log_q.sum(0), bound.detach())
 
@@ -43,14 +43,14 @@ def vimco_baselines(log_weight: Tensor) -> Tensor:
     ``[S, S, B]`` tensor) through :func:`tvo.ops.leave_one_out_logsumexp`. Needs ``S ≥ 2``.
     """
     num_particles = log_weight.shape[0]
-    mean_others = (log_weight.sum(0) - log_weight) / (num_particles - 1)
+    mean_others = leave_one_out_mean(log_weight)
     others = leave_one_out_logsumexp(log_weight)
     return torch.logaddexp(others, mean_others) - math.log(num_particles)
 
 
 def vimco(log_p: Tensor, log_q: Tensor) -> Terms:
     """VIMCO: ``surrogate = L̂ + Σ_s sg(L̂ − L̂_{−s}) log q_s``, particles detached, ``S ≥ 2``."""
-    check_log_weights(log_p, log_q, min_particles=2)
+    log_p, log_q = check_log_weights(log_p, log_q, min_particles=2)
     log_weight = log_p - log_q
     bound = logmeanexp(log_weight)
     ell = log_weight.detach()
@@ -72,7 +72,7 @@ def dreg(log_p_theta: Tensor, log_weight: Tensor) -> Terms:
     but noisy) is gone. Unbiased for ``∇ E[L̂_S]``. At ``S = 1`` the φ-part is the "sticking the
     landing" ELBO gradient of Roeder et al. (2017). ``estimate`` is ``L̂``.
     """
-    check_log_weights(log_p_theta, log_weight)
+    log_p_theta, log_weight = check_log_weights(log_p_theta, log_weight)
     weights = normalized_weights(log_weight.detach())
     surrogate = (weights * log_p_theta).sum(0) + (weights**2 * log_weight).sum(0)
     return Terms(surrogate, logmeanexp(log_weight.detach()))

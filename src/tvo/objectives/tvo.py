@@ -24,6 +24,7 @@ with reparameterisable latents (Brekelmans et al., ICML 2020).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import ClassVar, NamedTuple
 
@@ -63,13 +64,16 @@ class TVOWeights(NamedTuple):
     ``m`` ``[K + 1]``: the integration weights. ``constant``, ``per_g`` ``[4, K + 1]``: the
     coefficient matrix is ``(constant + ĝ̃_k · per_g) / Z_k`` (see :func:`tvo`), with rows
     ``[m − cmβĝ̃, cmβ, −m − cm(1−β)ĝ̃, cm(1−β)]`` (kept with ``K + 1`` last, so that the
-    per-data-point products broadcast along contiguous memory).
+    per-data-point products broadcast along contiguous memory). ``zero_start``: whether
+    ``β_0 = 0``; ``uses_zero``: whether the sum weighs ``ĝ(0)`` (left and trapz rules).
     """
 
     beta: Tensor
     m: Tensor
     constant: Tensor
     per_g: Tensor
+    zero_start: bool
+    uses_zero: bool
 
 
 def tvo_weights(partition, integration: str, num_particles: int, like: Tensor) -> TVOWeights:
@@ -82,7 +86,8 @@ def tvo_weights(partition, integration: str, num_particles: int, like: Tensor) -
     zero = torch.zeros_like(m)
     constant = torch.stack([m, c * m * beta, -m, c * m * (1 - beta)])
     per_g = torch.stack([-c * m * beta, zero, -c * m * (1 - beta), zero])
-    return TVOWeights(beta, m, constant, per_g)
+    zero_start = float(torch.as_tensor(partition).flatten()[0]) == 0.0
+    return TVOWeights(beta, m, constant, per_g, zero_start, integration != "right")
 
 
 class _Surrogate(Function):
@@ -137,24 +142,39 @@ def tvo(
     small operations. Memory is ``O(K·S·B)``; the version written out term by term is in
     tests/test_functional.py, which checks this one against it.
     """
-    check_log_weights(log_p, log_q, min_particles=2)
+    log_p, log_q = check_log_weights(log_p, log_q, min_particles=2)
     return tvo_from_weights(log_p, log_q, tvo_weights(partition, integration, len(log_p), log_p))
 
 
 def tvo_from_weights(log_p: Tensor, log_q: Tensor, weights: TVOWeights) -> TVOTerms:
-    """:func:`tvo` with the partition's :class:`TVOWeights` given (no checks)."""
+    """:func:`tvo` with the partition's :class:`TVOWeights` given (no checks).
+
+    A particle with ``ℓ = −∞`` (``log p = −∞``) has weight ``e^{βℓ̃} = 0`` at every ``β > 0``, so
+    it adds nothing there (``0 · (−∞)`` is taken as 0, its limit), and ``ĝ(0) = mean ℓ = −∞``:
+    the right sum and its gradients stay finite, the left sum is ``−∞`` (never NaN).
+    """
     with torch.no_grad():
         ell = log_p - log_q
         top = ell.max(0).values  # [B]
         shifted = (ell - top).T  # ℓ̃, [B, S]
+        lost = torch.isneginf(shifted)  # particles of zero weight at every β > 0
+        finite = shifted.masked_fill(lost, 0.0)  # ℓ̃ where only a zero weight multiplies it
         e = torch.mul(shifted[:, :, None], weights.beta).exp_()  # [B, S, K+1]
+        if weights.zero_start:
+            e[:, :, 0] = 1.0  # e^{0·ℓ̃} = 1, for ℓ̃ = −∞ too
         inverse_norm = e.sum(1).reciprocal_()  # 1 / Z, [B, K+1]
-        g_shifted = (shifted[:, None, :] @ e)[:, 0] * inverse_norm  # ĝ̃ = ĝ − max ℓ, [B, K+1]
+        g_shifted = (finite[:, None, :] @ e)[:, 0] * inverse_norm  # ĝ̃ = ĝ − max ℓ, [B, K+1]
+        elbo_shifted = g_shifted[:, 0].masked_fill(lost.any(1), -math.inf)  # ĝ̃(0)
+        if weights.zero_start and weights.uses_zero:
+            g_shifted[:, 0] = elbo_shifted
         matrix = torch.addcmul(weights.constant, g_shifted[:, None], weights.per_g)  # [B, 4, K+1]
         products = e @ matrix.mul_(inverse_norm[:, None]).transpose(1, 2)  # [B, S, 4]
-        coefficients = torch.addcmul(products[..., 0::2], shifted[..., None], products[..., 1::2])
+        coefficients = torch.addcmul(products[..., 0::2], finite[..., None], products[..., 1::2])
         estimate = torch.addmv(top, g_shifted, weights.m)  # ĝ is shift-equivariant
-        integrand = (g_shifted + top[:, None]).T
+        integrand = g_shifted + top[:, None]
+        if weights.zero_start:
+            integrand[:, 0] = elbo_shifted + top
+        integrand = integrand.T
     coef_p, coef_q = coefficients.permute(2, 1, 0)  # each [S, B]
     surrogate = _Surrogate.apply(log_p, log_q, coef_p, coef_q)
     return TVOTerms(surrogate, estimate, integrand)
@@ -185,7 +205,7 @@ def tvo_reparam(
 
     ``K = 1``, left, is the ELBO with the "sticking the landing" gradient for φ.
     """
-    check_log_weights(log_p_theta, log_weight, min_particles=2)
+    log_p_theta, log_weight = check_log_weights(log_p_theta, log_weight, min_particles=2)
     num_particles = log_weight.shape[0]
     ell = log_weight.detach()
     points = torch.as_tensor(partition, dtype=ell.dtype, device=ell.device)
@@ -314,7 +334,7 @@ class TVO(Objective):
         return memo[2]
 
     def terms(self, log_p: Tensor, log_q: Tensor, partition=None) -> TVOTerms:
-        check_log_weights(log_p, log_q, min_particles=2)
+        log_p, log_q = check_log_weights(log_p, log_q, min_particles=2)
         return tvo_from_weights(log_p, log_q, self.weights(partition, log_p))
 
     def extra_diagnostics(self, terms: TVOTerms) -> dict[str, Tensor]:

@@ -34,7 +34,7 @@ def rws(log_p: Tensor, log_q: Tensor) -> Terms:
 
     ``estimate`` is the importance-weighted bound ``L̂``.
     """
-    check_log_weights(log_p, log_q)
+    log_p, log_q = check_log_weights(log_p, log_q)
     ell = (log_p - log_q).detach()
     wake_phi = (normalized_weights(ell) * log_q).sum(0)
     return Terms(wake_theta(log_p, log_q) + wake_phi, logmeanexp(ell))
@@ -43,7 +43,7 @@ def rws(log_p: Tensor, log_q: Tensor) -> Terms:
 def wake_sleep(log_p: Tensor, log_q: Tensor, log_q_sleep: Tensor) -> Terms:
     """Wake-sleep: ``surrogate = wake-θ + mean_j log q(z'_j | x'_j)`` (the sleep-φ term, the
     same for every data point), ``[B]``; ``estimate`` is ``L̂``."""
-    check_log_weights(log_p, log_q)
+    log_p, log_q = check_log_weights(log_p, log_q)
     surrogate = wake_theta(log_p, log_q) + log_q_sleep.mean()
     return Terms(surrogate, logmeanexp((log_p - log_q).detach()))
 
@@ -51,7 +51,7 @@ def wake_sleep(log_p: Tensor, log_q: Tensor, log_q_sleep: Tensor) -> Terms:
 def inference_compilation(log_p: Tensor, log_q: Tensor, log_q_sleep: Tensor) -> Terms:
     """Inference compilation: sleep-φ alone, ``surrogate = mean_j log q(z'_j | x'_j)`` for every
     data point; θ gets no gradient. The data enter only ``estimate``, the bound ``L̂``."""
-    check_log_weights(log_p, log_q)
+    log_p, log_q = check_log_weights(log_p, log_q)
     ell = (log_p - log_q).detach()
     return Terms(log_q_sleep.mean().expand(ell.shape[1]), logmeanexp(ell))
 
