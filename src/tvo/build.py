@@ -26,6 +26,7 @@ from tvo.models.check import check_model, observation_support
 from tvo.objectives import Objective, objective_class
 from tvo.partitions import Schedule, partition
 from tvo.runs import Run, RunError
+from tvo.runtime import check_memory
 
 
 def resolve_device(name: str) -> torch.device:
@@ -91,6 +92,13 @@ def build(
             f"batch size {config.batch_size} is larger than the {len(raw.train)} training "
             f"images of {config.data}"
         )
+    particles = config.particles * config.batch_size
+    try:  # [S·B, D] activations and gradients, the TVO's [B, S, K + 1] weights: about 8 copies
+        check_memory(32.0 * particles * (raw.pixels + (config.partitions or 1) + 1),
+                     f"a step of S = {config.particles} particles for batches of "
+                     f"{config.batch_size}", device)  # fmt: skip
+    except MemoryError as error:
+        raise ConfigError(f"{error}; use fewer particles, intervals or a smaller batch") from error
     torch.manual_seed(config.seed)
     if model is None:
         try:

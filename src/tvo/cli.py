@@ -426,6 +426,7 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "compare": cmd_compare, "plot"
 
 
 def main(argv=None) -> int:
+    from tvo.evaluate.run import EvaluationError
     from tvo.train import NonFiniteError
 
     args = parser().parse_args(argv)
@@ -440,9 +441,17 @@ def main(argv=None) -> int:
     except (ConfigError, DataError, RunError, ModelError) as error:  # the user's input
         print(f"tvo {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except NonFiniteError as error:
+    except (NonFiniteError, EvaluationError) as error:
         print(f"tvo {args.command}: stopped: {error}", file=sys.stderr)
         return 1
+    except MemoryError as error:  # the estimate before any work (or torch's own)
+        print(f"tvo {args.command}: error: {error or 'out of memory'}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now, not at the next checkpoint
+        print(f"tvo {args.command}: interrupted; what was written before is intact (every file "
+              "is written whole), and a run resumes from its last checkpoint with tvo train "
+              "--resume", file=sys.stderr)  # fmt: skip
+        return 130
     except OSError as error:  # disk full, read-only folder: what was written before is intact
         where = f" {error.filename}" if error.filename else ""
         reason = error.strerror or error

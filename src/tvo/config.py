@@ -39,6 +39,7 @@ from tvo.bandit import require_sklearn
 from tvo.models import ModelError, check_arguments, is_spec, model_class, source_of
 from tvo.objectives import OBJECTIVES, objective_class
 from tvo.partitions import ADAPTIVE_SCHEDULES, INTEGRATIONS, SCHEDULE_SETTINGS, SCHEDULES
+from tvo.partitions import partition as make_partition
 from tvo.partitions import validate as validate_partition
 
 
@@ -237,8 +238,9 @@ def _check_choice(name: str, value, choices) -> None:
 
 
 def _check_number(name: str, value, low, kind=int, high=None, open_low=False) -> None:
+    """An integer (``kind=int``: an ``int``, not ``10.0``) or a number in the given range."""
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (kind is float or float(value).is_integer())
+    ok = ok and (kind is float or isinstance(value, int))
     ok = ok and (value > low if open_low else value >= low) and (high is None or value < high)
     if not ok:
         bound = f"> {low}" if open_low else f"≥ {low}"
@@ -247,14 +249,37 @@ def _check_number(name: str, value, low, kind=int, high=None, open_low=False) ->
         raise ConfigError(f"{name} must be {what} {bound}{upper}, got {value!r}")
 
 
-def validate(config: TrainConfig, check_model: bool = True) -> None:
+# The settings that are text, and whether they may be left out (None).
+TEXT = {"model": False, "objective": False, "data": False, "data_root": True, "schedule": True,
+        "integration": True, "device": False, "eval_split": False, "nonfinite": False,
+        "preset": True, "model_source": True}  # fmt: skip
+SEED_LIMIT = 2**63  # torch's generators take seeds below it
+
+
+def check_types(config: TrainConfig) -> None:
+    """Text settings are text, tables are tables, lists are lists: a TOML ``data_root = 7`` is
+    an error here, before it can fail later."""
+    for name, optional in TEXT.items():
+        value = getattr(config, name)
+        if not (isinstance(value, str) or (optional and value is None)):
+            raise ConfigError(f"{name} must be text, got {value!r}")
+    if config.model_args is not None and not isinstance(config.model_args, dict):
+        raise ConfigError(f"model_args must be a table of keyword arguments, got "
+                          f"{config.model_args!r}")  # fmt: skip
+    if config.partition is not None and not isinstance(config.partition, list | tuple):
+        raise ConfigError(f"partition must be a list of points, got {config.partition!r}")
+    if not isinstance(config.compile, bool):
+        raise ConfigError(f"compile must be true or false, got {config.compile!r}")
+
+
+def validate(config: TrainConfig, check_model: bool = True, check_environment: bool = True) -> None:
     """Raise :class:`ConfigError` for any setting that cannot work. ``check_model=False`` leaves
-    the model's name and arguments alone (a model instance given to :func:`tvo.fit`)."""
+    the model's name and arguments alone (a model instance given to :func:`tvo.fit`);
+    ``check_environment=False`` does not ask this machine for scikit-learn or a C++ compiler
+    (a run folder read for its settings)."""
+    check_types(config)
     target = None
     if check_model:
-        if config.model_args is not None and not isinstance(config.model_args, dict):
-            raise ConfigError(f"model_args must be a table of keyword arguments, got "
-                              f"{config.model_args!r}")  # fmt: skip
         try:
             target = model_class(config.model, config.model_source)
             check_arguments(config.model, config.model_args, config.model_source)
@@ -287,6 +312,12 @@ def validate(config: TrainConfig, check_model: bool = True) -> None:
         _check_number("partitions (K)", config.partitions, 1)
     if config.beta1 is not None:
         _check_number("beta1", config.beta1, 0.0, float, high=1.0, open_low=True)
+    if config.partitions is not None and config.schedule is not None:
+        start = "linear" if config.schedule == "linear" else "log"  # the adaptive ones start at log
+        try:
+            make_partition(config.partitions, start, config.beta1 or 0.1)
+        except ValueError as error:
+            raise ConfigError(str(error)) from error
     _check_number("batch size", config.batch_size, 1)
     _check_number("learning rate", config.lr, 0.0, float, open_low=True)
     names = ("eval_every", "eval_particles", "eval_images", "log_every", "checkpoint_every",
@@ -294,7 +325,7 @@ def validate(config: TrainConfig, check_model: bool = True) -> None:
     for name in names:
         if getattr(config, name) is not None:
             _check_number(name.replace("_", " "), getattr(config, name), 1)
-    _check_number("seed", config.seed, 0)
+    _check_number("seed", config.seed, 0, high=SEED_LIMIT)
     if (config.steps is None) == (config.epochs is None):
         raise ConfigError("give exactly one of steps and epochs")
     if config.steps is not None:
@@ -307,14 +338,13 @@ def validate(config: TrainConfig, check_model: bool = True) -> None:
                 f"the gp-bandit schedule needs partitions (K) ≥ 2, got "
                 f"{config.partitions}: with K = 1 there is no point to place"
             )
-        try:
-            require_sklearn()
-        except ImportError as error:
-            raise ConfigError(str(error)) from error
-    if not isinstance(config.compile, bool):
-        raise ConfigError(f"compile must be true or false, got {config.compile!r}")
+        if check_environment:
+            try:
+                require_sklearn()
+            except ImportError as error:
+                raise ConfigError(str(error)) from error
     if config.compile:
-        check_compile(config)
+        check_compile(config, check_environment)
     if hasattr(target, "has_rsample") and cls.requirement_error(target) is not None:
         raise ConfigError(
             f"objective {config.objective!r} is pathwise (reparameterised), but model "
@@ -323,7 +353,7 @@ def validate(config: TrainConfig, check_model: bool = True) -> None:
         )
 
 
-def check_compile(config: TrainConfig) -> None:
+def check_compile(config: TrainConfig, check_environment: bool = True) -> None:
     """``compile`` traces one step's loss for a fixed partition and, on the CPU, needs a C++
     compiler for the kernels it generates."""
     if config.schedule in ADAPTIVE_SCHEDULES:
@@ -331,6 +361,8 @@ def check_compile(config: TrainConfig) -> None:
             f"compile needs a fixed partition, but schedule {config.schedule!r} moves it (each "
             "move would compile the step again); use schedule log or linear, or drop compile"
         )
+    if not check_environment:
+        return
     if config.device != "cuda" and not (os.environ.get("CXX") or shutil.which("g++")):
         raise ConfigError(
             "compile on the CPU needs a C++ compiler (g++, or one named by CXX) and none was "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +15,8 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
 
     A crash at any moment leaves either the old ``path`` or the new one, never a mixture; the
     temporary file is removed if ``write`` fails. The file gets the usual umask permissions.
+    A failure to write is an ``OSError`` naming ``path`` (a full disk as ``ENOSPC``, also when
+    the writer, torch's serialiser say, reports it as something else).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -20,7 +24,14 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        write(tmp_path)
+        try:
+            write(tmp_path)
+        except OSError as error:
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+        except RuntimeError as error:  # torch.save: "[enforce fail at inline_container.cc…]"
+            full = shutil.disk_usage(path.parent).free < 1 << 20
+            code = errno.ENOSPC if full else errno.EIO
+            raise OSError(code, os.strerror(code) if full else str(error), str(path)) from error
         with open(tmp_path, "rb") as handle:
             os.fsync(handle.fileno())
         umask = os.umask(0)

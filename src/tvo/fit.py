@@ -146,10 +146,12 @@ def fit(
     else:
         setup = build(config, model=instance, data=dataset)  # errors stop here: nothing written
         run = Run.create(out, config, overwrite=overwrite)
-        if instance is not None:
-            _keep_model(run, instance)
-        if dataset is not None:
-            run.save_data({s: dataset.split(s).cpu().numpy() for s in ("train", "valid", "test")})
+        with run.writer():
+            if instance is not None:
+                _keep_model(run, instance)
+            if dataset is not None:
+                arrays = {s: dataset.split(s).cpu().numpy() for s in ("train", "valid", "test")}
+                run.save_data(arrays)
     return Fit(run, setup.model, _train(run, setup, quiet))
 
 

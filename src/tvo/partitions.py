@@ -29,6 +29,7 @@ that whoever trains owns and checkpoints; a schedule object holds settings only.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
@@ -66,7 +67,9 @@ def partition(
     Raises ``ValueError`` naming the problem for ``K < 1``, an unknown schedule, ``beta1`` outside
     ``(0, 1)``, or a sequence that does not rise strictly from 0 to 1.
     """
-    if not isinstance(K, int | float) or isinstance(K, bool):
+    if isinstance(K, Tensor) and K.dim() == 0:
+        K = K.item()  # a 0-d tensor is a number, not a sequence of points
+    if not isinstance(K, numbers.Real) or isinstance(K, bool):
         return validate(K)
     if K != int(K) or K < 1:
         raise ValueError(f"K (the number of intervals) must be an integer ≥ 1, got {K!r}")
@@ -82,6 +85,11 @@ def partition(
     exponents = torch.linspace(math.log10(beta1), 0.0, K, dtype=torch.float64)
     points = torch.cat([torch.zeros(1, dtype=torch.float64), 10.0**exponents])
     points[-1] = 1.0
+    if not bool((points[1:] > points[:-1]).all()):
+        raise ValueError(
+            f"beta1 = {beta1!r} is so close to 1 that the {K} points of the log schedule from it "
+            f"to 1 coincide in float64; choose beta1 farther from 1 (or fewer intervals)"
+        )
     return points
 
 

@@ -12,14 +12,15 @@ import torch
 from matplotlib.figure import Figure
 
 from tvo.evaluate import estimate_integrand
+from tvo.files import write_atomic
 from tvo.partitions import riemann_sum
 
 
 def _save(fig, path: Path, layout: bool = True) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the figure as a PNG, atomically (a full disk leaves no empty file)."""
     if layout:
         fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    write_atomic(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     return path
 
 

@@ -16,9 +16,18 @@
       plots/                       written by ``tvo plot``
 
 Every file is written atomically (temporary file, fsync, rename), so a killed process leaves
-the previous version, never half a file. At a checkpoint the metrics are written first and the
+the previous version, never half a file; the temporary files a killed process leaves behind are
+removed when the run is next written. At a checkpoint the metrics are written first and the
 checkpoint second: a kill between the two leaves metrics ahead of the last checkpoint, and a
-resume drops those rows. A checkpoint that fails to load is reported and the one before it used.
+resume drops those rows. A checkpoint that fails to load (or lacks what a checkpoint holds) is
+reported and the one before it used; when none loads, resuming stops with an error.
+
+One writer at a time: :meth:`Run.writer` holds an operating-system lock on ``RUN/.lock``
+(``filelock``; released when the process ends, however it ends) while a run is created,
+trained or extended, and ``RUN/.lock.pid`` names the holder, so a second writer is refused with
+its PID. An overwritten run is moved aside (``RUN/.replaced/``) and deleted only once the new run
+has written its first checkpoint; a new run that fails or is killed before that gives the old
+one back.
 """
 
 from __future__ import annotations
@@ -27,15 +36,20 @@ import csv
 import io
 import json
 import math
+import os
 import shutil
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from filelock import FileLock, Timeout
 
 from tvo.config import TrainConfig
 from tvo.config import load as load_config
 from tvo.config import save as save_config
+from tvo.config import validate as validate_config
 from tvo.files import write_atomic
 
 METRICS = ("step", "seconds", "train_objective", "skipped", "split", "log_px", "kl", "elbo",
@@ -44,6 +58,8 @@ KEEP_CHECKPOINTS = 2
 RUN_FILES = ("config.json", "metrics.csv", "summary.json", "final.json", "sweep.log",
              "checkpoints", "events", "plots", "evaluations", "model.pt", "data.npz")  # fmt: skip
 RUN_DATA = "@run/data.npz"  # config.data of a run that keeps its own data
+LOCK, HOLDER, REPLACED = ".lock", ".lock.pid", ".replaced"
+CHECKPOINT_KEYS = ("step", "model", "optimiser", "torch_rng", "data_rng")
 
 
 class RunError(ValueError):
@@ -59,6 +75,8 @@ class Run:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._config: TrainConfig | None = None
+        self._replacing = False  # this object moved an old run aside and has not checkpointed
 
     # --- creating and opening ---------------------------------------------------------------
 
@@ -69,28 +87,98 @@ class Run:
     @classmethod
     def create(cls, path: str | Path, config: TrainConfig, overwrite: bool = False) -> Run:
         """A new run at ``path``. An existing run there needs ``overwrite`` (its run files are
-        then removed); a non-empty folder that is not a run is refused."""
+        then moved aside until the new run's first checkpoint); a non-empty folder that is not a
+        run is refused, before anything is written."""
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise RunError(f"--out {path} is a file, not a folder")
-        if cls.is_run(path) and not overwrite:
+        if path.is_dir() and any(path.iterdir()) and not cls.is_run(path):
+            raise RunError(f"{path} is a folder that is not empty and is not a run; choose another")
+        if cls.is_run(path) and not overwrite:  # checked again under the lock, below
             raise RunError(
                 f"{path} already holds a run; pass --resume {path} to continue it or "
                 "--overwrite to replace it"
             )
-        if path.is_dir() and any(path.iterdir()) and not cls.is_run(path):
-            raise RunError(f"{path} is a folder that is not empty and is not a run; choose another")
-        if overwrite:
-            for name in RUN_FILES:
-                target = path / name
-                if target.is_dir():
-                    shutil.rmtree(target)
-                elif target.exists():
-                    target.unlink()
         path.mkdir(parents=True, exist_ok=True)
         run = cls(path)
-        write_text(run.path / "config.json", save_config(config))
+        with run.writer():
+            if cls.is_run(path) and not overwrite:
+                raise RunError(
+                    f"{path} already holds a run (created just now by another process); pass "
+                    f"--resume {path} to continue it or --overwrite to replace it"
+                )
+            if cls.is_run(path):
+                run._move_aside()
+                run._replacing = True
+            write_text(run.path / "config.json", save_config(config))
         return run
+
+    def _move_aside(self) -> None:
+        """Move the run files into ``.replaced/``, until the new run's first checkpoint."""
+        aside = self.path / REPLACED
+        shutil.rmtree(aside, ignore_errors=True)
+        aside.mkdir()
+        for name in RUN_FILES:
+            if (self.path / name).exists():
+                os.replace(self.path / name, aside / name)
+
+    def _restore_replaced(self) -> None:
+        """Give back the run moved aside by an overwrite whose new run never checkpointed."""
+        aside = self.path / REPLACED
+        for name in RUN_FILES:
+            target = self.path / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+        for moved in aside.iterdir():
+            os.replace(moved, self.path / moved.name)
+        aside.rmdir()
+        self._config, self._replacing = None, False
+        warnings.warn(
+            f"{self.path}: the run that replaced it stopped before its first checkpoint; the "
+            "run it replaced is back",
+            stacklevel=4,
+        )
+
+    @contextmanager
+    def writer(self) -> Iterator[Run]:
+        """Hold the run folder for writing. Another process holding it is a :class:`RunError`
+        naming its PID. On entry, leftovers of killed processes are cleaned up (temporary files
+        of interrupted writes; an overwrite that never reached its first checkpoint is undone).
+        The run an overwrite moved aside is deleted once this run has a checkpoint, and given
+        back if this process fails before that."""
+        lock = FileLock(str(self.path / LOCK), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            holder = (self.path / HOLDER).read_text().strip() if (self.path / HOLDER).is_file() \
+                else "unknown"  # fmt: skip
+            raise RunError(
+                f"{self.path} is being written by another process (PID {holder}); wait for it "
+                "to end or stop it, then try again"
+            ) from None
+        aside = self.path / REPLACED
+        try:
+            (self.path / HOLDER).write_text(f"{os.getpid()}\n")
+            if aside.is_dir() and not self._replacing and not self.checkpoints():
+                self._restore_replaced()  # its replacement was killed before a checkpoint
+            for folder in (self.path, self.checkpoint_dir):
+                for stale in folder.glob(".*.tmp"):
+                    stale.unlink(missing_ok=True)
+            yield self
+        except BaseException:
+            if self._replacing and aside.is_dir() and not self.checkpoints():
+                self._restore_replaced()
+            raise
+        finally:
+            try:
+                if aside.is_dir() and self.checkpoints():
+                    shutil.rmtree(aside)
+                    self._replacing = False
+            finally:
+                (self.path / HOLDER).unlink(missing_ok=True)
+                lock.release()
 
     @classmethod
     def open(cls, path: str | Path) -> Run:
@@ -115,23 +203,30 @@ class Run:
             raise RunError("give steps or epochs to extend a run, not both")
         from dataclasses import replace
 
-        from tvo.config import validate
-
         extended = replace(config, steps=steps, epochs=epochs)
-        validate(extended, check_model=False)
+        validate_config(extended, check_model=False, check_environment=False)
         if extended != config:
-            write_text(self.path / "config.json", save_config(extended))
-            for name in ("summary.json", "final.json"):
-                (self.path / name).unlink(missing_ok=True)
+            with self.writer():
+                write_text(self.path / "config.json", save_config(extended))
+                self._config = None
+                for name in ("summary.json", "final.json"):
+                    (self.path / name).unlink(missing_ok=True)
         return extended
 
     @property
     def config(self) -> TrainConfig:
-        file = self.path / "config.json"
-        try:
-            return load_config(file.read_text())
-        except (ValueError, TypeError) as error:
-            raise RunError(f"{file} is corrupt ({error}); it was not changed") from error
+        """The run's settings, read once and checked (all but the model's import and what this
+        machine has: those are checked where the model is built)."""
+        if self._config is None:
+            file = self.path / "config.json"
+            try:
+                config = load_config(file.read_text())
+                validate_config(config, check_model=False, check_environment=False)
+            except (ValueError, TypeError) as error:
+                raise RunError(f"{file} is corrupt or holds settings that cannot work "
+                               f"({error}); it was not changed") from error  # fmt: skip
+            self._config = config
+        return self._config
 
     # --- metrics --------------------------------------------------------------------------------
 
@@ -144,7 +239,10 @@ class Run:
         if not self.metrics_file.is_file():
             return []
         try:
-            with open(self.metrics_file, newline="") as handle:
+            text = self.metrics_file.read_text()
+            if text and not text.endswith("\n"):
+                raise ValueError("its last row is cut short (no end of line)")
+            with io.StringIO(text, newline="") as handle:
                 reader = csv.DictReader(handle)
                 if reader.fieldnames is not None and tuple(reader.fieldnames) != METRICS:
                     raise ValueError(f"unexpected columns {reader.fieldnames}")
@@ -192,12 +290,17 @@ class Run:
         return path
 
     def load_checkpoint(self, map_location=None) -> dict | None:
-        """The newest checkpoint that loads; a corrupt one is reported and skipped."""
+        """The newest checkpoint that loads and holds what a checkpoint holds; a corrupt one is
+        reported and skipped. ``None`` when there is none (see :meth:`checkpoints` for whether
+        there were files that did not load)."""
         for path in reversed(self.checkpoints()):
             try:
                 state = torch.load(path, map_location=map_location, weights_only=False)
-                if not isinstance(state, dict) or "step" not in state:
+                if not isinstance(state, dict):
                     raise ValueError("not a tvo checkpoint")
+                missing = [key for key in CHECKPOINT_KEYS if key not in state]
+                if missing:
+                    raise ValueError(f"it lacks {', '.join(missing)}")
                 return state
             except Exception as error:  # any failure to read means this one is unusable
                 warnings.warn(
@@ -218,7 +321,8 @@ class Run:
 
     def write_final(self, report: dict) -> None:
         """The final evaluation of the trained model (``final.json``): a sweep's result."""
-        write_text(self.path / "final.json", json.dumps(report, indent=2) + "\n")
+        with self.writer():
+            write_text(self.path / "final.json", json.dumps(report, indent=2) + "\n")
 
     def final(self) -> dict | None:
         """``final.json``, or ``None`` before the final evaluation."""

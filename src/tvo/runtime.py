@@ -69,3 +69,34 @@ def set_threads(threads: int | None) -> None:
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"--threads must be an integer ≥ 1, got {threads!r}")
     torch.set_num_threads(threads)
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for tensors on ``device``: the GPU's free memory, or the system's available
+    memory (``MemAvailable`` of ``/proc/meminfo``); ``None`` where it cannot be read."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(needed: float, what: str, device: torch.device) -> None:
+    """Raise ``MemoryError`` naming ``what`` when its estimated ``needed`` bytes exceed what
+    ``device`` has available (a rough estimate: it is there to refuse settings that could
+    never fit, before anything is written, not to plan memory)."""
+    available = available_memory(device)
+    if available is not None and needed > available:
+        raise MemoryError(
+            f"{what} would need about {needed / 2**30:,.0f} GiB, more than the "
+            f"{available / 2**30:,.1f} GiB available on {torch.device(device)}"
+        )

@@ -27,12 +27,15 @@ from tvo.build import Setup, build_run
 from tvo.config import ConfigError, TrainConfig
 from tvo.data import Dataset
 from tvo.evaluate.run import evaluate_model
-from tvo.runs import Run
+from tvo.runs import Run, RunError
 from tvo.step import Generators, Step, TrainState, init_state, load_state_dict, state_dict
+
+MAX_NONFINITE = 100  # steps in a row that are not finite, after which training stops
 
 
 class NonFiniteError(RuntimeError):
-    """Training stopped at a step whose loss or gradient was not finite."""
+    """Training stopped at a step whose loss or gradient was not finite (``nonfinite = "stop"``),
+    or after :data:`MAX_NONFINITE` such steps in a row."""
 
 
 def total_steps(config: TrainConfig, dataset: Dataset) -> int:
@@ -82,6 +85,12 @@ def start(run: Run, s: Setup) -> tuple[TrainState, Progress]:
     generators = Generators.of_run(run.config.seed, s.device)
     state = init_state(s.model, s.optimiser, s.schedule, generators)
     saved = run.load_checkpoint(map_location=s.device)
+    if saved is None and run.checkpoints():
+        raise RunError(
+            f"none of the checkpoints of {run.path} can be read ({len(run.checkpoints())} "
+            "found, each reported above); nothing was changed. To start the run again from "
+            f"step 0, train it anew: tvo train --out {run.path} --overwrite with its settings"
+        )
     if saved is None:
         return state, Progress()
     progress = Progress(**{k: saved[k] for k in Progress.__dataclass_fields__})
@@ -93,13 +102,25 @@ def checkpoint(state: TrainState, progress: Progress, s: Setup) -> dict:
 
 
 def train(run: Run, quiet: bool = False, stop_after: int | None = None, prepared=None) -> dict:
-    """Train (or resume) the run in ``run`` to its configured number of steps.
+    """Train (or resume) the run in ``run`` to its configured number of steps, holding the run
+    folder for writing (:meth:`~tvo.runs.Run.writer`: a second process is refused).
 
     ``stop_after`` ends after that step as an interruption would, checkpoint included;
     ``prepared`` is a :class:`~tvo.build.Setup` to use instead of building one from the config.
     Returns the summary, with ``signal``: the number of the signal (SIGINT, SIGTERM) that
     stopped it early, else ``None``; ``summary.json`` is written when the last step is done.
+    ``MAX_NONFINITE`` steps in a row that are not finite stop it with :class:`NonFiniteError`.
     """
+    with run.writer():
+        return _train(run, quiet, stop_after, prepared)
+
+
+def last_checkpoint_text(run: Run) -> str:
+    found = run.checkpoints()
+    return f"the last checkpoint is {found[-1]}" if found else "no checkpoint was written yet"
+
+
+def _train(run: Run, quiet: bool, stop_after: int | None, prepared) -> dict:
     config = run.config
     s = prepared or build_run(run)
     steps = total_steps(config, s.dataset)
@@ -117,6 +138,7 @@ def train(run: Run, quiet: bool = False, stop_after: int | None = None, prepared
     writer = SummaryWriter(str(run.path / "events"), purge_step=state.step + 1)
     step_fn = Step(s.objective, config.particles, s.schedule, config.compile)
     rows: list[dict] = []
+    in_a_row = 0  # steps that were not finite, since the last one that was
     clock = time.perf_counter() - progress.seconds
     bar = tqdm(total=steps, initial=state.step, disable=quiet, desc=run.label(),
                mininterval=0.5, dynamic_ncols=True)  # fmt: skip
@@ -126,13 +148,21 @@ def train(run: Run, quiet: bool = False, stop_after: int | None = None, prepared
                 x = s.dataset.sample_batch(config.batch_size, state.generators.data)
                 state, info = step_fn(state, x)
                 step = state.step
+                in_a_row = 0 if info.finite else in_a_row + 1
                 if info.finite:
                     progress.total += info.estimate.mean().item()
                     progress.count += 1
                 elif config.nonfinite == "stop":
                     raise NonFiniteError(
                         f"step {step}: the loss or a gradient is not finite; the step was not "
-                        f"applied and training stopped (the last checkpoint is in {run.path})"
+                        f"applied and training stopped ({last_checkpoint_text(run)})"
+                    )
+                elif in_a_row >= MAX_NONFINITE:
+                    raise NonFiniteError(
+                        f"steps {step - in_a_row + 1} to {step}: {in_a_row} steps in a row were "
+                        "not finite (none was applied), so training stopped: the model cannot "
+                        f"recover on its own (a learning rate of {config.lr:g} may be too large; "
+                        f"{last_checkpoint_text(run)})"
                     )
                 bar.update()
                 if step % config.log_every == 0 or step % config.eval_every == 0 or step == steps:

@@ -168,6 +168,8 @@ def check_images(
     if images.ndim != 2 or images.shape[0] == 0:
         expected = "expected images of shape [N, D] or [N, H, W]"
         raise DataError(f"{where}: {expected}, got {images.shape}")
+    if images.shape[1] == 0:
+        raise DataError(f"{where}: the data points have no values (shape {images.shape})")
     if pixels is not None and images.shape[1] != pixels:
         raise DataError(f"{where}: images have {images.shape[1]} pixels, expected {pixels}")
     real = np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)
@@ -355,6 +357,11 @@ def user_arrays(path: str | Path) -> Dataset:
         if "valid" in contents:
             splits["valid"] = check_images(contents["valid"], f"{path}[valid]", unit_interval=False)
         else:
+            if len(splits["train"]) < 2:
+                raise DataError(
+                    f"{path}[train]: {len(splits['train'])} image is too few to set the last "
+                    "10% aside for validation; give a valid array or more training images"
+                )
             n = max(1, len(splits["train"]) // 10)
             splits["train"], splits["valid"] = splits["train"][:-n], splits["train"][-n:]
             notes.append("valid = the last 10% of train")

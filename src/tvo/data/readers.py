@@ -89,6 +89,15 @@ def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    with open(path, "rb") as handle:
+        head = handle.read(6)
+    magic = b"\x93NUMPY" if path.suffix == ".npy" else b"PK"  # an .npz is a zip archive
+    if not head.startswith(magic):
+        kind = "a NumPy .npy file" if path.suffix == ".npy" else "a NumPy .npz archive"
+        raise DataError(
+            f"{path}: not {kind} (it starts with {head!r}); save arrays with numpy.save or "
+            "numpy.savez"
+        )
     try:
         if path.suffix == ".npy":
             return {"data": np.load(path, allow_pickle=False)}

@@ -17,8 +17,13 @@ from tqdm import tqdm
 
 from tvo.build import load_trained
 from tvo.data import Dataset
-from tvo.evaluate.estimate import estimate
+from tvo.evaluate.estimate import default_chunk_size, estimate
 from tvo.runs import Run
+from tvo.runtime import check_memory
+
+
+class EvaluationError(RuntimeError):
+    """A trained model whose evaluation is not a number: the message says why."""
 
 
 def evaluate_model(
@@ -41,6 +46,9 @@ def evaluate_model(
     ``progress``: a progress bar over the passes, on a terminal."""
     start = time.perf_counter()
     device = next(iter(model.parameters()), torch.empty(0)).device
+    rows = (chunk_size or default_chunk_size(images_per_pass, device)) * images_per_pass
+    what = f"evaluating {rows} particles at a time ({images_per_pass} images per pass)"
+    check_memory(16.0 * rows * dataset.pixels, what, device)  # [rows, D] and a few copies
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         images = dataset.evaluation_images(split, limit)
@@ -71,9 +79,28 @@ def evaluate_run(
     """:func:`evaluate_model` of the run's last checkpoint, at the partition that checkpoint
     trained with (``[0, 1]`` for objectives without one), which the result names."""
     trained = load_trained(run)
+    bad = [name for name, p in trained.model.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        raise EvaluationError(
+            f"{run.path}: the model at step {trained.step} has parameters that are not finite "
+            f"({', '.join(bad[:3])}): its training diverged; see the skipped column of "
+            f"{run.metrics_file}"
+        )
     report = evaluate_model(trained.model, trained.dataset, split, particles, limit,
                             trained.partition, chunk_size, seed, images_per_pass,
                             progress)  # fmt: skip
     beta = trained.partition
+    nan = [k for k in ("log_px", "kl", "elbo", "tvo_lower", "tvo_upper") if not _finite(report[k])]
+    if nan:
+        values = ", ".join(f"{k} = {report[k]}" for k in nan)
+        raise EvaluationError(
+            f"{run.path}: the evaluation at step {trained.step} is not finite ({values}): the "
+            "model gives log-weights of −∞ or NaN to these images; see the skipped column of "
+            f"{run.metrics_file} for steps that were not finite"
+        )
     return {**report, "step": trained.step,
             "partition": None if beta is None else beta.tolist()}  # fmt: skip
+
+
+def _finite(value: float) -> bool:
+    return value == value and abs(value) != float("inf")
