@@ -12,12 +12,13 @@ The public API, by name:
 - pure functions on ``[S, B]`` log-weights: :mod:`tvo.functional`;
 - models: :class:`Model` (the convenience base class) and :mod:`tvo.models`;
 - the training step: :class:`Step` and :class:`TrainState` (:mod:`tvo.step`);
-- evaluation: :func:`estimate` and the exact answers in :mod:`tvo.evaluate`;
+- evaluation: :func:`estimate`, annealed importance sampling :func:`ais` and bidirectional Monte
+  Carlo :func:`bdmc`, and the exact answers in :mod:`tvo.evaluate`;
 - CPU speed: :func:`tvo.runtime.keep_freed_memory` (the command line calls it).
 """
 
 from tvo import functional
-from tvo.evaluate import Evaluation, estimate, exact_log_marginal, exact_tvo
+from tvo.evaluate import Evaluation, ais, bdmc, estimate, exact_log_marginal, exact_tvo
 from tvo.models import GenerativeModel, Model
 from tvo.objectives import (
     ELBO,
@@ -62,6 +63,8 @@ __all__ = [
     "TrainState",
     "WakeSleep",
     "__version__",
+    "ais",
+    "bdmc",
     "estimate",
     "exact_log_marginal",
     "exact_tvo",
