@@ -163,7 +163,7 @@ def add_eval(sub) -> None:
     p.add_argument("--chunk-size", type=int,
                    help="particles drawn at a time (default: about 2500 particles in all per "
                    "chunk on the CPU, 1000 per image elsewhere)")  # fmt: skip
-    p.add_argument("--ais-steps", type=int, default=500,
+    p.add_argument("--ais-steps", type=int, default=100,
                    help="intermediate distributions T (ais, bdmc)")  # fmt: skip
     p.add_argument("--chains", type=int, default=10, help="AIS chains per image (ais, bdmc)")
     p.add_argument("--schedule", default="sigmoid", choices=("sigmoid", "linear", "log", "run"),

@@ -165,7 +165,7 @@ def anneal(
 def ais(
     model,
     x: Tensor,
-    num_steps: int = 500,
+    num_steps: int = 100,
     num_chains: int = 10,
     schedule: str | Sequence[float] | Tensor = "sigmoid",
     kernel: Kernel | None = None,
@@ -200,7 +200,7 @@ def _chains(z, num_chains: int):
 def bdmc(
     model,
     num_data: int,
-    num_steps: int = 500,
+    num_steps: int = 100,
     num_chains: int = 10,
     schedule: str | Sequence[float] | Tensor = "sigmoid",
     kernel: Kernel | None = None,

@@ -181,7 +181,7 @@ def evaluate_run_ais(
     run: Run,
     method: str = "ais",
     split: str = "test",
-    num_steps: int = 500,
+    num_steps: int = 100,
     num_chains: int = 10,
     limit: int | None = None,
     schedule: str = "sigmoid",
