@@ -363,12 +363,11 @@ def ais_section(file: Path | None) -> list[str]:
              f"images, {a['threads']} torch thread(s) on a machine of {a['cores']} cores shared "
              f"with other work (load average {a['load_before'][0]:.1f} before, "
              f"{a['load_after'][0]:.1f} after; the times are noisy), {a['seconds'] / 60:.1f} "
-             "minutes in all. AIS anneals along `q^(1−β) p^β` with the sigmoid schedule; "
-             "`evaluations` counts `log_joint` calls per image (with an HMC gradient each for "
-             "`gradients`); the SBN's sweep touches every latent unit once per step for about "
-             "as much time as a few dozen evaluations, so compare it by its seconds. ± is the "
-             "Monte Carlo standard error of the mean over the images (the images held fixed).",
-             ""]  # fmt: skip
+             "minutes in all (the two runs were trained at the laptop sweep's settings by the "
+             "commands in the script's docstring). AIS anneals along `q^(1−β) p^β` with the "
+             "sigmoid schedule; `evaluations` counts `log_joint` calls per image (with an HMC "
+             f"gradient each for `gradients`){_sweep_cost(a)}. ± is the Monte Carlo standard "
+             "error of the mean over the images (the images held fixed).", ""]  # fmt: skip
     for m in a["models"].values():
         lines += [f"### {m['model']} ({m['objective']}, K = {m['partitions']}, S = "
                   f"{m['particles']}, {m['train_steps']} steps on {m['data']}: `{m['run']}`)", "",
@@ -412,6 +411,19 @@ def ais_section(file: Path | None) -> list[str]:
                          f"{r['upper_stderr']:.2f} | {r['gap']:.2f} | {_number(r['acceptance'])} "
                          f"| {r['seconds']:.1f} |")  # fmt: skip
     return lines
+
+
+def _sweep_cost(a: dict) -> str:
+    """How many flip-kernel evaluations one SBN sweep took as long as, from the first rows of
+    each at the same number of chains."""
+    rows = [r for m in a["models"].values() for r in m["rows"]]
+    for sweep in (r for r in rows if r["kernel"] == "sbn-sweep"):
+        for flip in (r for r in rows if r["kernel"] == "flip" and r["chains"] == sweep["chains"]):
+            ratio = (sweep["seconds"] / sweep["steps"]) / (flip["seconds"] / flip["steps"])
+            return (f"; one step of the SBN's sweep, which visits every latent unit once, "
+                    f"took as long as {ratio:.0f} flip steps here: compare it by its "
+                    "seconds")  # fmt: skip
+    return ""
 
 
 PAPER_CODE = """## What our defaults change from the paper's code

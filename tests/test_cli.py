@@ -193,7 +193,7 @@ def test_a_signal_stops_with_a_checkpoint_and_says_how_to_resume(signal_name, ti
     assert all(row["step"] <= state["step"] for row in Run.open(run).read_metrics())
 
 
-def test_eval_by_ais_and_bdmc(tiny_data, tmp_path, capsys):
+def test_eval_by_ais_and_bdmc(tiny_data, tmp_path, capsys, one_thread):
     """``tvo eval --method ais|bdmc`` on a discrete run (the flip kernel) and a continuous one
     (HMC): the IS keys, plus method, steps, chains and stderr; BDMC adds its upper bound."""
     runs = {"discrete_toy": tmp_path / "toy", "linear_gaussian": tmp_path / "gauss"}

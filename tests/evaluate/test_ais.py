@@ -34,6 +34,9 @@ from tests.helpers import assert_biased, assert_unbiased
 R = 20  # independent AIS runs per data point, as repeated columns
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small operations: see conftest.py
+
+
 def repeated_ais(model, x, num_steps, num_chains, **kwargs):
     """``R`` AIS runs on each of ``x``'s ``B`` points: ``log p̂`` ``[R, B]`` and the result."""
     result = tvo.ais(model, x.repeat(R, 1), num_steps, num_chains, **kwargs)
