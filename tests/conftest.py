@@ -54,3 +54,16 @@ def finished(tmp_path_factory):
     out = tmp / "runs"
     assert sweep.run(loaded, out, jobs=2, quiet=True) == 0
     return loaded, out
+
+
+@pytest.fixture
+def one_thread():
+    """Torch at one intra-op thread for the test: for tests of thousands of small operations
+    (AIS chains), where a second thread only adds synchronisation (the new AIS tests took 17 s
+    at one thread and 76 s at two on a busy 2-core machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -272,3 +272,48 @@ def test_version_and_threads(capsys, tiny_data, tmp_path):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_eval_by_ais_and_bdmc(tiny_data, tmp_path, capsys, one_thread):
+    """``tvo eval --method ais|bdmc`` on a discrete run (the flip kernel) and a continuous one
+    (HMC): the IS keys, plus method, steps, chains and stderr; BDMC adds its upper bound."""
+    runs = {"discrete_toy": tmp_path / "toy", "linear_gaussian": tmp_path / "gauss"}
+    for model, run in runs.items():
+        assert main(["train", "--data", tiny_data, "--out", str(run), "--model", model,
+                     *FAST, "--steps", "20"]) == 0  # fmt: skip
+    capsys.readouterr()
+    keys = {"log_px", "kl", "elbo", "tvo_lower", "tvo_upper", "num_images", "particles", "split",
+            "seconds", "step", "partition", "method", "steps", "chains", "stderr"}  # fmt: skip
+    for model, run in runs.items():
+        args = ["eval", str(run), "--json", "--ais-steps", "15", "--chains", "3", "--limit", "6"]
+        assert main([*args, "--method", "ais", "--leapfrog", "2"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert set(result) >= keys and result["method"] == "ais"
+        assert (result["steps"], result["chains"], result["num_images"]) == (15, 3, 6)
+        assert result["stderr"] > 0 and 0 < result["acceptance"] <= 1
+        assert ("HMC" in result["kernel"]) == (model == "linear_gaussian")
+        assert main([*args, "--method", "bdmc", "--schedule", "run"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert set(result) >= {*keys, "upper", "upper_stderr", "gap"}
+        assert result["split"] == "simulated" and result["schedule"] == "run"
+        assert result["gap"] == pytest.approx(result["upper"] - result["log_px"])
+    assert main(["eval", str(runs["discrete_toy"]), "--method", "ais", "--ais-steps", "5",
+                 "--chains", "2", "--limit", "4"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "ais, 4 test images, T = 5 steps, 2 chains" in out and "log p(x)" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--method", "ais", "--ais-steps", "0"], "--ais-steps must be ≥ 1, got 0"),
+        (["--method", "ais", "--chains", "0"], "--chains must be ≥ 1, got 0"),
+        (["--method", "bdmc", "--leapfrog", "0"], "--leapfrog must be ≥ 1, got 0"),
+    ],
+)
+def test_bad_ais_input_exits_2(args, message, tiny_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data", tiny_data, "--out", str(run), *FAST, "--steps", "10"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), *args]) == 2
+    assert message in capsys.readouterr().err

@@ -62,3 +62,39 @@ def test_the_bounds_run_must_be_one_of_the_sweep(tmp_path, tiny_data):
     )
     with pytest.raises(ConfigError, match=r"\[report.bounds\] run must name a run"):
         paper_report.bounds(sweep, tmp_path)
+
+
+def test_the_ais_section_comes_from_the_ais_benchmark(with_bounds, tmp_path, monkeypatch):
+    """``benchmarks/ais_eval.py`` (with its rows cut down, on the tiny sweep's discrete and
+    linear-Gaussian runs) writes the JSON whose numbers the AIS table shows; without the file
+    the document has no AIS section, and the paper-code differences are there either way."""
+    import ais_eval
+
+    from tvo.evaluate.kernels import HMC, FlipMH
+
+    loaded, out = with_bounds
+    toy = next(out / n for n in loaded.runs if n.startswith("discrete_toy-tvo-"))
+    gauss = next(out / n for n in loaded.runs if n.startswith("linear_gaussian-tvo-"))
+    monkeypatch.setattr(ais_eval, "SBN_ROWS", [("flip", FlipMH(1), 5, 3)])
+    monkeypatch.setattr(ais_eval, "SBN_BDMC", [("flip", FlipMH(1), 4, 2)])
+    monkeypatch.setattr(ais_eval, "VAE_ROWS", [("hmc L=2", HMC(leapfrog_steps=2), 5, 3)])
+    monkeypatch.setattr(ais_eval, "VAE_BDMC", [("hmc L=2", HMC(leapfrog_steps=2), 4, 2)])
+    file = tmp_path / "ais.json"
+    assert ais_eval.main(["--sbn", str(toy), "--vae", str(gauss), "--images", "4",
+                          "--bdmc-data", "3", "--out", str(file)]) == 0  # fmt: skip
+    record = json.loads(file.read_text())
+    toy_rows = record["models"]["sbn"]["rows"]
+    assert [r["method"] for r in toy_rows] == ["iwae", "ais"] and toy_rows[1]["evaluations"] == 15
+    assert record["models"]["vae"]["rows"][1]["gradients"] == 3 + 4 * 2 * 3
+    text = "\n".join(paper_report.ais_section(file))
+    assert f"| iwae | – | – | 5000 | 5000 | 0 | {toy_rows[0]['seconds']:.1f} | " in text
+    ais = toy_rows[1]
+    assert f"| {ais['log_px']:.2f} ± {ais['stderr']:.2f} | {ais['acceptance']:.2f} |" in text
+    gap = record["models"]["vae"]["bdmc"][0]["gap"]
+    assert "| linear_gaussian | hmc L=2 | 4 | 2 |" in text and f"| {gap:.2f} |" in text
+    assert paper_report.ais_section(tmp_path / "missing.json") == []
+    document = paper_report.write(loaded, out, tmp_path / "docs" / "RESULTS.md", None, None)
+    text = document.read_text()
+    assert "annealed importance sampling" not in text
+    assert "## What our defaults change from the paper's code" in text
+    assert "7.56 ± 0.16 nats higher (−113.90 against\n−121.47" in text

@@ -14,12 +14,13 @@ The public API, by name:
 - the trainer: :func:`fit` (a run folder like ``tvo train``'s, for any model), :func:`load`
   (a trained run's model), :func:`check_model` (a model against the protocol);
 - the training step: :class:`Step` and :class:`TrainState` (:mod:`tvo.step`);
-- evaluation: :func:`estimate` and the exact answers in :mod:`tvo.evaluate`;
+- evaluation: :func:`estimate`, annealed importance sampling :func:`ais` and bidirectional Monte
+  Carlo :func:`bdmc`, and the exact answers in :mod:`tvo.evaluate`;
 - CPU speed: :func:`tvo.runtime.keep_freed_memory` (the command line calls it).
 """
 
 from tvo import functional
-from tvo.evaluate import Evaluation, estimate, exact_log_marginal, exact_tvo
+from tvo.evaluate import Evaluation, ais, bdmc, estimate, exact_log_marginal, exact_tvo
 from tvo.fit import Fit, fit, load
 from tvo.models import GenerativeModel, Model
 from tvo.models.check import check_model
@@ -67,6 +68,8 @@ __all__ = [
     "TrainState",
     "WakeSleep",
     "__version__",
+    "ais",
+    "bdmc",
     "check_model",
     "estimate",
     "exact_log_marginal",

@@ -386,7 +386,11 @@ class Run:
 
     def write_evaluation(self, report: dict) -> Path:
         """Keep what ``tvo eval`` measured, in ``evaluations/``, named by its settings."""
-        name = f"{report['split']}-{report.get('method', 'iwae')}-S{report['particles']}"
+        method = report.get("method", "is")
+        if method == "is":
+            name = f"{report['split']}-is-S{report['particles']}"
+        else:
+            name = f"{report['split']}-{method}-T{report['steps']}-C{report['chains']}"
         if report.get("limit") is not None:
             name += f"-first{report['limit']}"
         path = self.path / "evaluations" / f"{name}-seed{report.get('seed', 0)}.json"

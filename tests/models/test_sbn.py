@@ -105,3 +105,38 @@ def test_bernoulli_log_prob_and_its_hand_written_gradient(logit_shape, value_sha
     expected = torch.distributions.Bernoulli(logits=logits, validate_args=False).log_prob(value)
     torch.testing.assert_close(bernoulli_log_prob(logits, value), expected.sum(-1))
     assert torch.autograd.gradcheck(bernoulli_log_prob, (logits, value))
+
+
+@pytest.mark.parametrize("hidden", [(), (5, 5)], ids=["linear", "non_linear"])
+def test_the_reference_encoder_input_is_the_same_family_as_ours(hidden):
+    """``encoder_input="reference"`` feeds ``u = (x − m + 1)/2 = (2x − 1)/4 + (3/4 − m/2)`` to
+    the guide's first affine layer ``W u + b``; the signed model with ``W/4`` and
+    ``b + W (3/4 − m/2)`` is the same ``q(z | x)``: equal ``log q`` for every ``x`` and ``z``.
+    Without the transformation the two differ (the check can fail)."""
+    torch.manual_seed(0)
+    mean = torch.rand(6)
+    reference = SBN((3, 2), pixels=6, hidden=hidden, data_mean=mean,
+                    encoder_input="reference").double()  # fmt: skip
+    for p in reference.parameters():
+        torch.nn.init.normal_(p)
+    signed = SBN((3, 2), pixels=6, hidden=hidden, data_mean=mean).double()
+    signed.load_state_dict({k: v for k, v in reference.state_dict().items() if k != "input_mean"})
+    x = binary_grid(6).double()  # every x
+    z, _ = reference.sample_guide(x, 4)
+    assert not torch.allclose(signed.log_guide(x, z), reference.log_guide(x, z))
+    first = signed.encoders[0][0]
+    with torch.no_grad():
+        first.bias += first.weight @ (0.75 - mean.double() / 2)
+        first.weight /= 4
+    torch.testing.assert_close(signed.log_guide(x, z), reference.log_guide(x, z))
+    torch.testing.assert_close(signed.log_joint(x, z), reference.log_joint(x, z))  # same p
+
+
+def test_the_encoder_input_option_is_checked():
+    with pytest.raises(ValueError, match="unknown encoder_input 'centred': expected one of"):
+        SBN((3,), pixels=4, encoder_input="centred")
+    with pytest.raises(ValueError, match="needs data_mean"):
+        SBN((3,), pixels=4, encoder_input="reference")
+    with pytest.raises(ValueError, match="data_mean has 5 values but the model has 4 pixels"):
+        SBN((3,), pixels=4, data_mean=torch.rand(5), encoder_input="reference")
+    assert "input_mean" not in SBN((3,), pixels=4).state_dict()  # old checkpoints still load

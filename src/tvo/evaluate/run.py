@@ -1,5 +1,7 @@
 """Evaluating a trained model on a split of its dataset: during training, by ``tvo eval``, by
-plots and by sweeps, all through :func:`evaluate_model`.
+plots and by sweeps, all through :func:`evaluate_model`; by annealed importance sampling
+(:func:`evaluate_model_ais`) and BDMC on simulated data (:func:`evaluate_model_bdmc`) for
+``tvo eval --method ais|bdmc`` (:func:`evaluate_run_ais`).
 
 Each evaluation is seeded by its own ``seed``: the binarisation of dynamically binarised images
 and the particles are drawn inside :func:`torch.random.fork_rng`, so evaluating never moves the
@@ -9,6 +11,7 @@ particles, does not change what it learns).
 
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -16,6 +19,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from tvo.build import load_trained
+from tvo.config import ConfigError
 from tvo.data import Dataset
 from tvo.evaluate.estimate import default_chunk_size, estimate
 from tvo.runs import Run
@@ -104,3 +108,153 @@ def evaluate_run(
 
 def _finite(value: float) -> bool:
     return value == value and abs(value) != float("inf")
+
+
+# --- annealed importance sampling and BDMC (tvo eval --method ais / bdmc) ---------------------
+
+
+def ais_schedule(schedule: str, partition: Tensor | None):
+    """An AIS schedule by name, where ``run`` means the run's own partition (its moments
+    partition for an adaptive TVO run) stretched to the steps; ``ConfigError`` for a run without
+    one."""
+    if schedule != "run":
+        return schedule
+    if partition is None:
+        raise ConfigError(
+            "schedule 'run' needs a run trained with a partition (objective tvo or tvo-reparam)"
+        )
+    return partition
+
+
+def evaluate_model_ais(
+    model,
+    dataset: Dataset,
+    split: str,
+    num_steps: int,
+    num_chains: int,
+    limit: int | None = None,
+    schedule="sigmoid",
+    kernel=None,
+    seed: int = 0,
+    images_per_pass: int = 100,
+    callback=None,
+) -> dict:
+    """Mean AIS ``log p̂(x)`` (:func:`tvo.evaluate.ais.ais`) over the first ``limit`` images of
+    ``split``, drawn and binarised as :func:`evaluate_model` does, ``images_per_pass`` at a time.
+    ``stderr`` is the Monte Carlo standard error of that mean with the images held fixed,
+    ``√(Σ_b se_b²) / B`` (``None`` for one chain); ``acceptance`` the mean acceptance rate;
+    ``evaluations`` the ``log_joint`` evaluations per image. The keys of :func:`evaluate_model`
+    that AIS does not estimate (``kl``, ``elbo``, the TVO bounds) are ``None``."""
+    from tvo.evaluate.ais import ais
+
+    start = time.perf_counter()
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        images = dataset.evaluation_images(split, limit)
+        parts = []
+        for i in range(0, len(images), images_per_pass):
+            x = images[i : i + images_per_pass]
+            parts.append(ais(model, x, num_steps, num_chains, schedule, kernel, callback=callback))
+    log_px = torch.cat([p.log_px for p in parts])
+    return {"log_px": log_px.mean().item(), "kl": None, "elbo": None, "tvo_lower": None,
+            "tvo_upper": None, **_ais_summary(parts, "stderr"), "split": split,
+            "num_images": len(images), "particles": None, "method": "ais", "steps": num_steps,
+            "chains": num_chains, "seconds": round(time.perf_counter() - start, 2)}  # fmt: skip
+
+
+def _ais_summary(parts, key: str) -> dict:
+    """``key``: the standard error of the mean of ``log_px`` over all parts' data points, the
+    mean acceptance rate and the evaluations per data point."""
+    stderr = torch.cat([p.stderr for p in parts])
+    acceptance = torch.cat([p.acceptance.mean(0) for p in parts if p.acceptance.numel()] or
+                           [torch.zeros(0)])  # fmt: skip
+    se = (stderr.pow(2).sum().sqrt() / len(stderr)).item()
+    return {key: se if math.isfinite(se) else None,
+            "acceptance": acceptance.mean().item() if acceptance.numel() else None,
+            "evaluations": parts[0].evaluations, "gradients": parts[0].gradients}  # fmt: skip
+
+
+def evaluate_model_bdmc(
+    model,
+    num_data: int,
+    num_steps: int,
+    num_chains: int,
+    schedule="sigmoid",
+    kernel=None,
+    seed: int = 0,
+    images_per_pass: int = 100,
+    callback=None,
+) -> dict:
+    """BDMC (:func:`tvo.evaluate.ais.bdmc`) on ``num_data`` points simulated from the model
+    (seeded by ``seed``), ``images_per_pass`` at a time: ``log_px`` is the mean lower bound
+    (forward AIS), ``upper`` the mean upper bound, ``gap`` their difference, each with its
+    standard error as in :func:`evaluate_model_ais`."""
+    from tvo.evaluate.ais import bdmc
+
+    start = time.perf_counter()
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        parts = []
+        for i in range(0, num_data, images_per_pass):
+            n = min(images_per_pass, num_data - i)
+            parts.append(bdmc(model, n, num_steps, num_chains, schedule, kernel, callback=callback))
+    lower = torch.cat([p.lower for p in parts])
+    upper = torch.cat([p.upper for p in parts])
+    forward = _ais_summary([p.forward for p in parts], "stderr")
+    backward = _ais_summary([p.backward for p in parts], "upper_stderr")
+    return {"log_px": lower.mean().item(), "kl": None, "elbo": None, "tvo_lower": None,
+            "tvo_upper": None, **forward, "upper": upper.mean().item(),
+            "upper_stderr": backward["upper_stderr"], "gap": (upper - lower).mean().item(),
+            "split": "simulated", "num_images": num_data, "particles": None, "method": "bdmc",
+            "steps": num_steps, "chains": num_chains,
+            "seconds": round(time.perf_counter() - start, 2)}  # fmt: skip
+
+
+def evaluate_run_ais(
+    run: Run,
+    method: str = "ais",
+    split: str = "test",
+    num_steps: int = 100,
+    num_chains: int = 10,
+    limit: int | None = None,
+    schedule: str = "sigmoid",
+    kernel="auto",
+    seed: int = 0,
+    images_per_pass: int = 100,
+    leapfrog_steps: int = 10,
+    progress: bool = False,
+) -> dict:
+    """:func:`evaluate_model_ais` (``method="ais"``, the first ``limit`` images of ``split``) or
+    :func:`evaluate_model_bdmc` (``"bdmc"``, ``limit`` simulated points, 100 if ``None``) of the
+    run's last checkpoint. ``schedule="run"`` anneals along the checkpoint's partition; ``kernel``
+    is a kernel or a name for :func:`tvo.evaluate.kernels.kernel_for`; ``progress`` shows a
+    progress bar over the AIS steps (on stderr)."""
+    from tqdm import tqdm
+
+    from tvo.evaluate.kernels import kernel_for
+
+    if method not in ("ais", "bdmc"):
+        raise ConfigError(f"unknown method {method!r}: expected ais or bdmc")
+    trained = load_trained(run)
+    model = trained.model
+    schedule = ais_schedule(schedule, trained.partition)
+    if isinstance(kernel, str):
+        kernel = kernel_for(model, kernel, leapfrog_steps)
+    num_data = len(trained.dataset.split(split)[:limit]) if method == "ais" else limit or 100
+    passes = -(-num_data // images_per_pass)
+    total = passes * num_steps * (2 if method == "bdmc" else 1)
+    with tqdm(total=total, desc=f"{method} T={num_steps} C={num_chains}", unit="step",
+              disable=not progress, leave=False) as bar:  # fmt: skip
+        settings = (schedule, kernel, seed, images_per_pass, lambda t: bar.update())
+        if method == "ais":
+            report = evaluate_model_ais(
+                model, trained.dataset, split, num_steps, num_chains, limit, *settings
+            )
+        else:
+            report = evaluate_model_bdmc(model, num_data, num_steps, num_chains, *settings)
+    beta = trained.partition
+    return {**report, "schedule": schedule if isinstance(schedule, str) else "run",
+            "kernel": repr(kernel), "step": trained.step,
+            "partition": None if beta is None else beta.tolist()}  # fmt: skip

@@ -113,10 +113,17 @@ class SBN(nn.Module):
         pixels: number of observed binary units.
         hidden: tanh units between consecutive stochastic layers (``()`` for affine maps;
             ``(200, 200)`` for ``non_linear``).
-        data_mean: mean training image, to initialise the output bias.
+        data_mean: mean training image, to initialise the output bias (and, for
+            ``encoder_input="reference"``, to centre the inference network's input).
+        encoder_input: what the inference network's first layer sees of the pixels:
+            ``"signed"`` (the default), ``2x − 1``; ``"reference"``, ``(x − mean + 1) / 2``, as
+            the TVO paper's code does. The two are the same family of models (the first layer's
+            affine map absorbs the difference: :meth:`guide_input`), but Adam is not
+            invariant to that reparameterisation, so they train differently.
     """
 
     has_rsample = False
+    ENCODER_INPUTS = ("signed", "reference")
 
     def __init__(
         self,
@@ -124,10 +131,24 @@ class SBN(nn.Module):
         pixels: int = 784,
         hidden: Sequence[int] = (),
         data_mean: Tensor | None = None,
+        encoder_input: str = "signed",
     ):
         super().__init__()
         check_sizes("SBN", latents=tuple(latents), pixels=pixels, hidden=tuple(hidden))
+        if encoder_input not in self.ENCODER_INPUTS:
+            raise ValueError(f"unknown encoder_input {encoder_input!r}: expected one of "
+                             f"{', '.join(self.ENCODER_INPUTS)}")  # fmt: skip
+        if encoder_input == "reference":
+            if data_mean is None:
+                raise ValueError('encoder_input="reference" needs data_mean (the mean image)')
+            mean = torch.as_tensor(data_mean, dtype=torch.float32).flatten()
+            if mean.numel() != pixels:
+                raise ValueError(
+                    f"data_mean has {mean.numel()} values but the model has {pixels} pixels"
+                )
+            self.register_buffer("input_mean", mean.clone())
         self.latents, self.pixels, self.hidden = tuple(latents), pixels, tuple(hidden)
+        self.encoder_input = encoder_input
         below = (pixels, *self.latents[:-1])  # what each layer generates
         self.prior_logits = nn.Parameter(torch.zeros(self.latents[-1]))
         self.decoders = nn.ModuleList(
@@ -139,11 +160,20 @@ class SBN(nn.Module):
         with torch.no_grad():
             self.decoders[0][-1].bias.copy_(output_bias(data_mean, pixels))
 
+    def guide_input(self, x: Tensor) -> Tensor:
+        """The pixels as the inference network's first layer sees them: ``2x − 1`` (``signed``)
+        or ``(x − mean + 1) / 2`` (``reference``). The second is ``(2x − 1) / 4 + (3/4 − mean/2)``,
+        an affine map of the first, so a first encoder layer ``W u + b`` of the reference model
+        equals ``(W / 4) (2x − 1) + b + W (3/4 − mean/2)`` of the signed one."""
+        if self.encoder_input == "reference":
+            return (x - self.input_mean + 1) / 2
+        return signed(x)
+
     def sample_guide(self, x: Tensor, num_particles: int, reparameterize: bool = False):
         if reparameterize:
             raise ValueError("SBN has binary latents: they cannot be reparameterised")
         z, log_q = [], 0.0
-        below = signed(x)
+        below = self.guide_input(x)
         for depth, encoder in enumerate(self.encoders):
             logits = encoder(below)  # the first layer runs once per data point, not per particle
             with torch.no_grad():
@@ -154,9 +184,9 @@ class SBN(nn.Module):
         return tuple(z), log_q
 
     def log_guide(self, x: Tensor, z: Sequence[Tensor]) -> Tensor:
-        inputs = (x, *z[:-1])
+        inputs = (self.guide_input(x), *map(signed, z[:-1]))
         return sum(
-            bernoulli_log_prob(encoder(signed(v)), target)
+            bernoulli_log_prob(encoder(v), target)
             for encoder, v, target in zip(self.encoders, inputs, z)
         )
 
@@ -209,4 +239,5 @@ class SBN(nn.Module):
         return tuple(torch.split(grid, self.latents, dim=1))
 
     def extra_repr(self) -> str:
-        return f"latents={self.latents}, pixels={self.pixels}, hidden={self.hidden}"
+        extra = "" if self.encoder_input == "signed" else ", encoder_input='reference'"
+        return f"latents={self.latents}, pixels={self.pixels}, hidden={self.hidden}{extra}"

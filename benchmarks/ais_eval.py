@@ -1,0 +1,142 @@
+"""IWAE-5000 beside annealed importance sampling, and the BDMC gap on simulated data, for one
+trained SBN and one trained Gaussian VAE (issue #19). Writes one JSON file that
+``benchmarks/paper_report.py`` turns into a table of docs/RESULTS.md.
+
+    python benchmarks/ais_eval.py --sbn runs/sbn-tvo-K5 --vae runs/vae-tvo-K5 \\
+        --out benchmarks/results/ais/ais.json
+
+The two runs, trained at the settings of ``benchmarks/sweeps/laptop.toml`` (50 s and 27 s on
+2 shared cores; the evaluation settings do not change what a run learns):
+
+    tvo train --model linear_1 --objective tvo -K 5 --beta1 0.05 -S 10 --batch-size 24 \\
+        --lr 3e-4 --steps 10000 --data binarized-mnist --device cpu --eval-every 2500 \\
+        --eval-particles 100 --eval-images 500 --checkpoint-every 5000 --seed 0 \\
+        --out runs/sbn-tvo-K5 --quiet
+    tvo train --model gaussian --objective tvo -K 5 --beta1 0.02 -S 10 --batch-size 100 \\
+        --lr 1e-3 --steps 1000 --data mnist --device cpu --eval-every 500 \\
+        --eval-particles 100 --eval-images 500 --checkpoint-every 500 --seed 0 \\
+        --out runs/vae-tvo-K5 --quiet
+
+On the first ``--images`` test images (binarised with seed 0 where the data are dynamic, as
+``tvo eval`` does): ``log p̂(x)`` by importance sampling from ``q`` with 5000 particles
+(``tvo.estimate``), then AIS at the same number of ``log_joint`` evaluations per image (5000:
+``T·C`` for the flip kernel, ``C (1 + (T − 1) L)`` for HMC with ``L`` leapfrog steps, each with
+a gradient), the SBN's incremental sweep at about the same time, and one longer AIS run as the
+best estimate. Then BDMC on ``--bdmc-data`` points simulated from each model at three numbers
+of steps. Every row has its time (one process, ``--threads`` threads; the machine's load averages
+before and after are recorded, since other work may share its cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from tvo.build import load_trained
+from tvo.evaluate.kernels import HMC, FlipMH, SBNSweep
+from tvo.evaluate.run import evaluate_model, evaluate_model_ais, evaluate_model_bdmc
+from tvo.files import write_atomic
+from tvo.runs import Run
+
+# (label, kernel, steps T, chains C): AIS rows per model family. The first rows of each cost
+# 5000 log_joint evaluations per image, as IWAE-5000 does.
+SBN_ROWS = [
+    ("flip", FlipMH(1), 500, 10),
+    ("flip", FlipMH(1), 2500, 2),
+    ("sbn-sweep", SBNSweep(), 10, 10),
+    ("sbn-sweep", SBNSweep(), 50, 2),
+    ("sbn-sweep", SBNSweep(), 500, 2),  # the longest run: the best estimate here
+]
+VAE_ROWS = [
+    ("hmc L=10", HMC(leapfrog_steps=10), 50, 10),
+    ("hmc L=5", HMC(leapfrog_steps=5), 100, 10),
+    ("hmc L=5", HMC(leapfrog_steps=5), 500, 2),
+    ("hmc L=5", HMC(leapfrog_steps=5), 4000, 2),  # the longest run
+]
+SBN_BDMC = [("sbn-sweep", SBNSweep(), steps, 2) for steps in (10, 100, 500)]
+VAE_BDMC = [("hmc L=5", HMC(leapfrog_steps=5), steps, 2) for steps in (100, 1000, 4000)]
+
+
+def kernel_row(label, kernel, steps, chains) -> dict:
+    leapfrog = getattr(kernel, "leapfrog_steps", None)
+    return {"kernel": label, "steps": steps, "chains": chains, "leapfrog": leapfrog}
+
+
+def evaluate(run_path: Path, rows, bdmc_rows, images: int, bdmc_data: int, seed: int) -> dict:
+    run = Run.open(run_path)
+    trained = load_trained(run)
+    model, dataset, c = trained.model, trained.dataset, run.config
+    record = {"run": str(run_path), "model": c.model, "objective": c.objective, "data": c.data,
+              "train_steps": trained.step, "particles": c.particles, "partitions": c.partitions,
+              "rows": [], "bdmc": []}  # fmt: skip
+    iwae = evaluate_model(model, dataset, "test", 5000, limit=images, seed=seed)
+    record["rows"].append({"method": "iwae", "kernel": None, "steps": None, "chains": 5000,
+                           "leapfrog": None, "evaluations": 5000, "gradients": 0,
+                           "log_px": iwae["log_px"], "stderr": None, "acceptance": None,
+                           "seconds": iwae["seconds"]})  # fmt: skip
+    print(f"{c.model}: iwae-5000 {iwae['log_px']:.3f} ({iwae['seconds']} s)", flush=True)
+    for label, kernel, steps, chains in rows:
+        report = evaluate_model_ais(model, dataset, "test", steps, chains, images,
+                                    kernel=kernel, seed=seed)  # fmt: skip
+        row = {"method": "ais", **kernel_row(label, kernel, steps, chains),
+               **{k: report[k] for k in ("evaluations", "gradients", "log_px", "stderr",
+                                         "acceptance", "seconds")}}  # fmt: skip
+        record["rows"].append(row)
+        print(f"{c.model}: ais {label} T={steps} C={chains} {row['log_px']:.3f} ± "
+              f"{row['stderr']:.3f}, {row['evaluations']} evaluations ({row['seconds']} s)",
+              flush=True)  # fmt: skip
+    for label, kernel, steps, chains in bdmc_rows:
+        report = evaluate_model_bdmc(model, bdmc_data, steps, chains, kernel=kernel, seed=seed)
+        row = {**kernel_row(label, kernel, steps, chains), "num_data": bdmc_data,
+               **{k: report[k] for k in ("log_px", "stderr", "upper", "upper_stderr", "gap",
+                                         "acceptance", "evaluations", "seconds")}}  # fmt: skip
+        record["bdmc"].append(row)
+        print(f"{c.model}: bdmc {label} T={steps} C={chains} lower {row['log_px']:.3f} upper "
+              f"{row['upper']:.3f} gap {row['gap']:.3f} ({row['seconds']} s)",
+              flush=True)  # fmt: skip
+    return record
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sbn", type=Path, required=True, help="a trained linear_1 run")
+    parser.add_argument("--vae", type=Path, required=True, help="a trained gaussian run")
+    parser.add_argument("--images", type=int, default=100, help="first N test images")
+    parser.add_argument("--bdmc-data", type=int, default=50, help="simulated points for BDMC")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/ais/ais.json"))
+    args = parser.parse_args(argv)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    start, load_before = time.perf_counter(), os.getloadavg()
+    try:
+        models = {
+            "sbn": evaluate(args.sbn, SBN_ROWS, SBN_BDMC, args.images, args.bdmc_data, args.seed),
+            "vae": evaluate(args.vae, VAE_ROWS, VAE_BDMC, args.images, args.bdmc_data, args.seed),
+        }
+    finally:
+        torch.set_num_threads(threads)
+    record = {"images": args.images, "split": "test", "bdmc_data": args.bdmc_data,
+              "seed": args.seed, "threads": args.threads, "cores": os.cpu_count(),
+              "load_before": [round(v, 2) for v in load_before],
+              "load_after": [round(v, 2) for v in os.getloadavg()],
+              "machine": platform.machine(), "torch": torch.__version__,
+              "date": time.strftime("%Y-%m-%d"), "seconds": round(time.perf_counter() - start, 1),
+              "models": models}  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(args.out, lambda tmp: tmp.write_text(json.dumps(record, indent=1) + "\n"))
+    print(f"{args.out} ({record['seconds']} s; load average {record['load_before']} before, "
+          f"{record['load_after']} after)")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""Annealed importance sampling (Neal 2001) and bidirectional Monte Carlo (Grosse et al. 2015)
+along the TVO's geometric path ``π_β ∝ q(z | x)^(1−β) p(x, z)^β`` (MATH.md, "Annealed importance
+sampling (AIS) and bidirectional Monte Carlo (BDMC)").
+
+With ``0 = β_0 < β_1 < … < β_T = 1``: draw ``C`` chains ``z_0 ~ q(·|x)`` per data point, and for
+``t = 1 … T`` add ``(β_t − β_{t−1}) ℓ(z_{t−1})`` to each chain's log-weight (float64), then move
+``z_t ~ T_t(·|z_{t−1})`` with a kernel that leaves ``π_{β_t}`` invariant (:mod:`kernels
+<tvo.evaluate.kernels>`; no move after the last weight, so ``T = 1`` is importance sampling from
+``q``). Each chain's weight has expectation ``p(x)``, so ``log p̂(x) = logmeanexp`` over chains is a
+stochastic lower bound of ``log p(x)``.
+
+BDMC: on ``(z, x)`` simulated from the model, ``z`` is an exact posterior sample; AIS run down the
+reversed schedule from ``z`` (the same code, ``β`` from 1 to 0) has weights ``w_rev`` with
+``E[w_rev] = 1 / p(x)``, so ``−logmeanexp(log w_rev)`` is a stochastic upper bound, and the gap
+between the two bounds bounds the error of forward AIS on such data.
+
+Schedules (:func:`annealing_schedule`): ``linear`` and ``log`` from :mod:`tvo.partitions`,
+``sigmoid`` (Grosse et al. 2015, used by Wu et al. 2017): ``β_t = (σ(δ(2t/T − 1)) − σ(−δ)) /
+(σ(δ) − σ(−δ))`` with ``δ = 4``, or a partition (e.g. a trained TVO run's moments partition)
+whose shape is stretched to ``T`` steps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from tvo.evaluate.kernels import Kernel, Point, Target, default_kernel
+from tvo.ops import logmeanexp
+from tvo.partitions import partition, validate
+
+SCHEDULES = ("sigmoid", "linear", "log")
+
+
+def annealing_schedule(
+    num_steps: int,
+    schedule: str | Sequence[float] | Tensor = "sigmoid",
+    beta1: float = 1e-3,
+    sharpness: float = 4.0,
+) -> Tensor:
+    """The ``T + 1 = num_steps + 1`` inverse temperatures ``0 = β_0 < … < β_T = 1``, float64.
+
+    ``schedule`` is ``sigmoid`` (``δ = sharpness``), ``linear``, ``log`` (log-spaced from
+    ``beta1``, :func:`tvo.partitions.partition`), or a partition ``[K + 1]`` used as a shape: the
+    ``K`` intervals get ``T / K`` steps each, ``β`` linear inside each (piecewise-linear
+    interpolation at ``t / T``; every point of the partition is kept when ``K`` divides ``T``).
+    """
+    if not isinstance(num_steps, int) or isinstance(num_steps, bool) or num_steps < 1:
+        raise ValueError(f"num_steps must be an integer ≥ 1, got {num_steps!r}")
+    if not isinstance(schedule, str):
+        shape = validate(schedule)
+        K = len(shape) - 1
+        position = torch.linspace(0, K, num_steps + 1, dtype=torch.float64)
+        k = position.floor().clamp(max=K - 1).long()
+        beta = shape[k] + (position - k) * (shape[k + 1] - shape[k])
+        beta[0], beta[-1] = 0.0, 1.0
+        return beta
+    if schedule == "sigmoid":
+        if not sharpness > 0:
+            raise ValueError(f"sharpness must be positive, got {sharpness!r}")
+        s = torch.sigmoid(sharpness * torch.linspace(-1, 1, num_steps + 1, dtype=torch.float64))
+        beta = (s - s[0]) / (s[-1] - s[0])
+        beta[0], beta[-1] = 0.0, 1.0
+        return beta
+    if schedule not in SCHEDULES:
+        raise ValueError(
+            f"unknown AIS schedule {schedule!r}: expected one of {', '.join(SCHEDULES)} or a "
+            "partition (a sequence from 0 to 1)"
+        )
+    return partition(num_steps, schedule, beta1)
+
+
+def log_mean_stderr(log_weight: Tensor) -> Tensor:
+    """The delta-method standard error of ``logmeanexp`` over chains, ``[C, B] → [B]``:
+    ``sd_c(w) / (√C · mean_c(w))`` with ``w = exp(log_weight − max)``; NaN for one chain."""
+    if log_weight.shape[0] < 2:
+        return torch.full_like(log_weight[0], math.nan)
+    w = torch.exp(log_weight - log_weight.max(0, keepdim=True).values)
+    return w.std(0) / (math.sqrt(log_weight.shape[0]) * w.mean(0))
+
+
+class AISEstimate(NamedTuple):
+    """One direction of AIS for ``B`` data points with ``C`` chains each.
+
+    - ``log_px`` ``[B]``, float64: forward, ``logmeanexp`` of the chains' log-weights (a
+      stochastic lower bound of ``log p(x)``); backward (BDMC), ``−logmeanexp`` (an upper bound);
+    - ``stderr`` ``[B]``: its delta-method standard error over chains (NaN for ``C = 1``);
+    - ``log_weight`` ``[C, B]``, float64: each chain's log-weight;
+    - ``acceptance`` ``[T − 1, B]``: the fraction of chains that accepted, at each move;
+    - ``beta`` ``[T + 1]``: the schedule, in the order walked;
+    - ``evaluations``: ``log_joint`` evaluations per data point, ``gradients`` of them with
+      ``∇_z`` (HMC).
+    """
+
+    log_px: Tensor
+    stderr: Tensor
+    log_weight: Tensor
+    acceptance: Tensor
+    beta: Tensor
+    evaluations: int
+    gradients: int
+
+
+class BDMCEstimate(NamedTuple):
+    """Forward AIS (``lower``) and backward AIS (``upper``) on simulated ``(z, x)``."""
+
+    forward: AISEstimate
+    backward: AISEstimate
+    x: Tensor
+    z: Any
+
+    @property
+    def lower(self) -> Tensor:
+        return self.forward.log_px
+
+    @property
+    def upper(self) -> Tensor:
+        return self.backward.log_px
+
+    @property
+    def gap(self) -> Tensor:
+        """``upper − lower``, ``[N]``: how far (in expectation, at most) AIS is from exact."""
+        return self.upper - self.lower
+
+
+def _check(num_steps: int, num_chains: int) -> None:
+    for name, value in (("num_steps", num_steps), ("num_chains", num_chains)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be an integer ≥ 1, got {value!r}")
+
+
+def anneal(
+    target: Target,
+    point: Point,
+    beta: Tensor,
+    kernel: Kernel,
+    callback: Callable[[int], None] | None = None,
+) -> tuple[Tensor, Tensor, Point]:
+    """Walk ``beta`` (increasing: forward AIS; decreasing: the reverse chain of BDMC) from the
+    chains at ``point``: for ``t = 1 … T`` add ``(β_t − β_{t−1}) ℓ(z_{t−1})`` to the float64
+    log-weight, then (for ``t < T``) move with ``kernel`` at ``β_t``. Returns the log-weights
+    ``[C, B]``, the acceptance rates ``[T − 1, B]`` and the final point. ``callback(t)`` after
+    each ``t``."""
+    C, B = point.log_p.shape
+    log_weight = torch.zeros(C, B, dtype=torch.float64, device=point.log_p.device)
+    state = kernel.init(target, point)
+    rates = []
+    steps = beta.tolist()
+    for t in range(1, len(steps)):
+        log_weight += (steps[t] - steps[t - 1]) * point.log_weight.double()
+        if t < len(steps) - 1:
+            state, point, rate = kernel.step(state, target, point, steps[t])
+            rates.append(rate.double())
+        if callback is not None:
+            callback(t)
+    acceptance = torch.stack(rates) if rates else log_weight.new_zeros(0, B)
+    return log_weight, acceptance, point
+
+
+@torch.no_grad()
+def ais(
+    model,
+    x: Tensor,
+    num_steps: int = 100,
+    num_chains: int = 10,
+    schedule: str | Sequence[float] | Tensor = "sigmoid",
+    kernel: Kernel | None = None,
+    *,
+    beta1: float = 1e-3,
+    callback: Callable[[int], None] | None = None,
+) -> AISEstimate:
+    """AIS from ``q(z | x)`` to ``p(z | x)`` for each of ``x``'s ``B`` data points, with
+    ``num_chains`` chains each and ``num_steps`` = ``T`` intermediate distributions
+    (:func:`annealing_schedule` of ``schedule`` and ``beta1``); ``kernel`` defaults to
+    :func:`~tvo.evaluate.kernels.default_kernel` (HMC for continuous latents, single-site flips
+    for binary ones). Uses the model protocol only. Returns an :class:`AISEstimate`."""
+    _check(num_steps, num_chains)
+    beta = annealing_schedule(num_steps, schedule, beta1)
+    kernel = default_kernel(model) if kernel is None else kernel
+    target = Target(model, x, grad=kernel.needs_grad)
+    z, log_q = target.sample_guide(num_chains)
+    point = target.evaluate(z, log_q)
+    log_weight, acceptance, _ = anneal(target, point, beta, kernel, callback)
+    return AISEstimate(logmeanexp(log_weight), log_mean_stderr(log_weight), log_weight,
+                       acceptance, beta, target.evaluations, target.gradients)  # fmt: skip
+
+
+def _chains(z, num_chains: int):
+    """``z`` ``[N, …]`` (or a tuple of them) repeated for each chain, ``[C, N, …]``."""
+    if isinstance(z, tuple | list):
+        return tuple(_chains(v, num_chains) for v in z)
+    return z.unsqueeze(0).expand(num_chains, *z.shape).contiguous()
+
+
+@torch.no_grad()
+def bdmc(
+    model,
+    num_data: int,
+    num_steps: int = 100,
+    num_chains: int = 10,
+    schedule: str | Sequence[float] | Tensor = "sigmoid",
+    kernel: Kernel | None = None,
+    *,
+    beta1: float = 1e-3,
+    callback: Callable[[int], None] | None = None,
+) -> BDMCEstimate:
+    """Bidirectional Monte Carlo on ``num_data`` points ``(z, x) ~ p`` simulated with
+    ``model.sample``: forward :func:`ais` on ``x`` (a stochastic lower bound of each ``log p(x)``)
+    and AIS down the same schedule from the exact posterior sample ``z`` (every chain starts
+    there; a stochastic upper bound). ``callback(t)`` counts ``2T`` steps in all."""
+    _check(num_steps, num_chains)
+    _check(num_data, 1)
+    z, x = model.sample(num_data)
+    forward = ais(model, x, num_steps, num_chains, schedule, kernel, beta1=beta1,
+                  callback=callback)  # fmt: skip
+    kernel = default_kernel(model) if kernel is None else kernel
+    target = Target(model, x, grad=kernel.needs_grad)
+    point = target.evaluate(_chains(z, num_chains))
+    beta = forward.beta.flip(0)
+    done = num_steps
+
+    def count(t: int) -> None:
+        if callback is not None:
+            callback(done + t)
+
+    log_weight, acceptance, _ = anneal(target, point, beta, kernel, count)
+    backward = AISEstimate(-logmeanexp(log_weight), log_mean_stderr(log_weight), log_weight,
+                           acceptance, beta, target.evaluations, target.gradients)  # fmt: skip
+    return BDMCEstimate(forward, backward, x, z)
