@@ -225,8 +225,9 @@ def log_weights(
 
     model = _sample_sites(model_trace).values()
     guide = list(_sample_sites(guide_trace).values())
-    pathwise = [] if detached else [s for s in guide if getattr(s["fn"], "has_rsample", False)]
-    score = [s for s in guide if s not in pathwise]
+    is_pathwise = [not detached and _has_rsample(site) for site in guide]
+    pathwise = [site for site, path in zip(guide, is_pathwise) if path]
+    score = [site for site, path in zip(guide, is_pathwise) if not path]
     parts = [summed(model), summed(pathwise), summed(score)]
     like = next(p for p in (*parts, torch.zeros(1, 1)) if isinstance(p, Tensor))
     shape = torch.broadcast_shapes(*(p.shape for p in parts if isinstance(p, Tensor)))
@@ -448,8 +449,12 @@ class _FamilyELBO(ELBO):
 
     def loss(self, model, guide, *args, **kwargs) -> float:
         """The negative bound ``−scale · Σ_b estimate_b``, as a float (no gradients)."""
-        with torch.no_grad():
-            return self.differentiable_loss(model, guide, *args, **kwargs).item()
+        last = self.log_weight  # an evaluation leaves the last training step's log-weights
+        try:
+            with torch.no_grad():
+                return self.differentiable_loss(model, guide, *args, **kwargs).item()
+        finally:
+            self.log_weight = last
 
     def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
         """:meth:`differentiable_loss` with its gradient accumulated into the parameters'
