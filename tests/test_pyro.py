@@ -384,6 +384,34 @@ def test_loss_at_exact_posterior_is_minus_log_marginal(problem, elbo):
     assert loss == pytest.approx(-problem.log_marginal(), rel=1e-5)
 
 
+def test_autoguide_trains_to_exact_log_marginal():
+    """Pyro's AutoNormal on a model with one latent per data point (``z_b ~ N(0, 1)``,
+    ``x_b ~ N(z_b, 1)``) gets per-data-point log-weights, and TVO_ELBO (the reparameterised TVO,
+    whose gradient vanishes at the posterior) drives the loss from 7 to 9.5 nats above
+    ``−log p(x) = −Σ_b log N(x_b; 0, 2)`` to within 1e-3 of it in 400 steps (within 1e-6 over
+    seeds 0–2). AutoMultivariateNormal samples one global vector, so no plate holds every site
+    and the log-weight is one per particle."""
+    x = torch.tensor([0.1, -0.3, 1.2, 0.5, 2.0])
+
+    def model(x):
+        with pyro.plate("data", len(x)):
+            z = pyro.sample("z", dist.Normal(0.0, 1.0))
+            pyro.sample("x", dist.Normal(z, 1.0), obs=x)
+
+    exact = -scipy.stats.norm(0, math.sqrt(2)).logpdf(x.numpy()).sum()
+    elbo = TVO_ELBO(5, K=3)
+    guide = pyro.infer.autoguide.AutoNormal(model)
+    svi = SVI(model, guide, pyro.optim.Adam({"lr": 0.05}), loss=elbo)
+    assert svi.step(x) - exact > 5
+    for _ in range(400):
+        loss = svi.step(x)
+    assert elbo.log_weight.shape == (5, 5)
+    assert loss == pytest.approx(exact, abs=1e-3)
+    joint = TVO_ELBO(5, K=3)
+    joint.differentiable_loss(model, pyro.infer.autoguide.AutoMultivariateNormal(model), x)
+    assert joint.log_weight.shape == (5, 1)
+
+
 # --- conjugate models reach the analytic posterior ----------------------------------------------
 
 TOLERANCE = 0.4
@@ -413,7 +441,7 @@ def train_to_posterior(problem, elbo, seed, steps=600):
 )
 @pytest.mark.parametrize("Problem", [NormalNormal, BetaBernoulli, GammaPoisson])
 def test_svi_reaches_analytic_posterior(Problem, make_elbo, reparameterized):
-    """SVI from a guide at least 5 posterior standard deviations from the posterior mean ends
+    """SVI from a guide 4.9 to 11 posterior standard deviations from the posterior mean ends
     with the guide's mean within ``TOLERANCE = 0.4`` posterior sd of it and its sd within a
     factor ``e^0.4`` (the error is ``max(|Δmean| / sd, |log(sd_q / sd)|)``; 600 steps of
     ClippedAdam, learning rate 0.15 decaying to 0.0015, the guide's parameters averaged over
