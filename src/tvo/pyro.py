@@ -54,7 +54,7 @@ below the objective's minimum, and ``GuideMessenger`` guides.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import pyro
@@ -481,9 +481,14 @@ class TVO_ELBO(_FamilyELBO):
 
     Args:
         num_particles: ``S ≥ 2`` particles per data point.
-        K, schedule, beta1, integration, partition, adapt_every, seed: as :class:`tvo.TVO`
-            (``schedule`` ``"log"``, ``"linear"``, ``"moments"`` or ``"gp-bandit"``;
-            ``integration="right"`` gives ``TVO_U``, an upper bound).
+        K: the number of intervals of the partition.
+        schedule: ``"log"``, ``"linear"``, ``"moments"`` or ``"gp-bandit"``, as :class:`tvo.TVO`.
+        beta1: the first inner point of the schedules that start from the log schedule.
+        integration: ``"left"`` (``TVO_L``), ``"right"`` (``TVO_U``, an upper bound) or
+            ``"trapz"``.
+        partition: points of your own instead of a schedule.
+        adapt_every: updates between moves of an adaptive schedule.
+        seed: the seed of the gp-bandit schedule.
         reparameterized: ``None`` (default): the reparameterised TVO gradient
             (:func:`tvo.functional.tvo_reparam`, Brekelmans et al. 2020) when every guide site
             has ``rsample``, else the covariance estimator (:func:`tvo.functional.tvo`) with
@@ -515,7 +520,7 @@ class TVO_ELBO(_FamilyELBO):
         schedule: str = "log",
         beta1: float = 0.1,
         integration: str = "left",
-        partition=None,
+        partition: Sequence[float] | Tensor | None = None,
         adapt_every: int = 100,
         seed: int = 0,
         reparameterized: bool | None = None,
