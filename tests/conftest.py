@@ -2,6 +2,7 @@
 
 import gzip
 import io
+import os
 import pickle
 import zipfile
 
@@ -67,3 +68,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def device():
+    """The device of the tests that take one: ``TVO_TEST_DEVICE`` (``cpu`` by default; ``cuda``
+    in ``benchmarks/gpu_check.sh``)."""
+    import torch
+
+    name = os.environ.get("TVO_TEST_DEVICE", "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        pytest.fail(f"TVO_TEST_DEVICE={name} but torch sees no CUDA device")
+    return torch.device(name)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Independent
 
-from tvo.autograd import Function
+from tvo.autograd import Function, batch_dims_first
 from tvo.models.base import check_sizes
 
 
@@ -72,6 +72,10 @@ class _BernoulliLogProb(Function):
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
         ctx.save_for_backward(*inputs)
+
+    @staticmethod
+    def vmap(info, in_dims, logits: Tensor, value: Tensor):
+        return _BernoulliLogProb.apply(*batch_dims_first(in_dims, logits, value)), 0
 
     @staticmethod
     def backward(ctx, grad: Tensor):

@@ -31,7 +31,7 @@ from typing import ClassVar, NamedTuple
 import torch
 from torch import Tensor
 
-from tvo.autograd import Function
+from tvo.autograd import Function, batch_dims_first
 from tvo.objectives.base import Objective, check_log_weights
 from tvo.ops import integrand as integrand_at
 from tvo.ops import normalized_weights
@@ -78,7 +78,10 @@ class TVOWeights(NamedTuple):
 
 def tvo_weights(partition, integration: str, num_particles: int, like: Tensor) -> TVOWeights:
     """:class:`TVOWeights` of ``partition`` in ``like``'s dtype and device."""
-    beta = torch.as_tensor(partition, dtype=like.dtype, device=like.device)
+    if isinstance(partition, Tensor):
+        beta = partition.to(dtype=like.dtype, device=like.device)
+    else:
+        beta = torch.as_tensor(partition, dtype=like.dtype, device=like.device)
     if beta.dim() != 1 or beta.numel() < 2:
         raise ValueError(f"partition must be a 1-D tensor of K + 1 ≥ 2 points, got {partition!r}")
     m = integration_weights(beta, integration)
@@ -86,7 +89,10 @@ def tvo_weights(partition, integration: str, num_particles: int, like: Tensor) -
     zero = torch.zeros_like(m)
     constant = torch.stack([m, c * m * beta, -m, c * m * (1 - beta)])
     per_g = torch.stack([-c * m * beta, zero, -c * m * (1 - beta), zero])
-    zero_start = float(torch.as_tensor(partition).flatten()[0]) == 0.0
+    if torch._C._are_functorch_transforms_active():
+        zero_start = True  # under vmap (an ensemble): partitions are checked where they are made
+    else:
+        zero_start = float(torch.as_tensor(partition).flatten()[0]) == 0.0
     return TVOWeights(beta, m, constant, per_g, zero_start, integration != "right")
 
 
@@ -103,6 +109,12 @@ class _Surrogate(Function):
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
         ctx.save_for_backward(inputs[2], inputs[3])
+
+    @staticmethod
+    def vmap(info, in_dims, log_p: Tensor, log_q: Tensor, coef_p: Tensor, coef_q: Tensor):
+        # [M, S, B] → [S, M, B]: the sum over particles stays the first dimension's
+        tensors = batch_dims_first(in_dims, log_p, log_q, coef_p, coef_q)
+        return _Surrogate.apply(*(t.transpose(0, 1) for t in tensors)), 0
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -325,6 +337,8 @@ class TVO(Objective):
     def weights(self, partition, like: Tensor) -> TVOWeights:
         """The partition's :class:`TVOWeights` for ``[S, B]`` tensors like ``like``: computed
         when the partition (or dtype, device, S) differs from the last call's, else reused."""
+        if torch._C._are_functorch_transforms_active():  # per member of an ensemble: no memo
+            return tvo_weights(partition, self.integration, len(like), like)
         version = getattr(partition, "_version", None)
         key = (like.dtype, like.device, len(like), version)
         memo = self._memo

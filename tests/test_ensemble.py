@@ -1,0 +1,271 @@
+"""Many runs at once (``tvo.ensemble``): each member's loss and gradients are the single run's
+on the same parameters and particles (the built-in models' structures and models of the
+protocol written here), the stacked Adam is torch's Adam per member, a member that diverges
+leaves the others exactly as they would have been, a stopped group resumes bit for bit, and
+members reach what single runs reach."""
+
+import statistics
+
+import pytest
+import torch
+from torch import nn
+
+import tvo
+from tvo.config import resolve
+from tvo.ensemble import GroupStep, StackedAdam, train_group
+from tvo.models.sbn import SBN, bernoulli_log_prob, signed
+from tvo.models.toy import DiscreteToy, LinearGaussian
+from tvo.models.vae import GaussianVAE
+from tvo.runs import Run
+from tvo.train import train
+
+S, B = 6, 5
+
+
+class NoisyToy(DiscreteToy):
+    """The enumerable toy drawing its particles from a buffer of uniforms (so that a member of a
+    group and a single run can be given the same particles)."""
+
+    def __init__(self, seed):
+        super().__init__(3, 4, seed=seed)
+        self.double()
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("noise", torch.rand(S, B, 3, dtype=torch.float64, generator=g))
+
+    def sample_guide(self, x, num_particles, reparameterize=False):
+        q = self.guide(x)
+        z = (self.noise < q.base_dist.probs).to(x.dtype)
+        return z, q.log_prob(z)
+
+
+class NoisyGaussian(LinearGaussian):
+    """The linear-Gaussian toy drawing its particles ``z = μ + σ ε`` from a buffer of ``ε``."""
+
+    def __init__(self, seed):
+        super().__init__(2, 4, seed=seed)
+        self.double()
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("noise", torch.randn(S, B, 2, dtype=torch.float64, generator=g))
+
+    def sample_guide(self, x, num_particles, reparameterize=False):
+        q = self.guide(x)
+        z = q.mean + q.stddev * self.noise
+        z = z if reparameterize else z.detach()
+        return z, q.log_prob(z)
+
+
+class NoisyVAE(GaussianVAE):
+    """The built-in Gaussian VAE (small), its particles ``z = μ + σ ε`` from a buffer of ``ε``."""
+
+    def __init__(self, seed):
+        torch.manual_seed(seed)
+        super().__init__(latents=3, pixels=4, hidden=(5,))
+        self.double()
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("noise", torch.randn(S, B, 3, dtype=torch.float64, generator=g))
+
+    sample_guide = NoisyGaussian.sample_guide
+
+
+class NoisySBN(SBN):
+    """The built-in two-layer SBN (with tanh hidden layers: ``non_linear``'s structure, small),
+    each layer's particles ``u < σ(logits)`` from a buffer of uniforms, as ``SBN.sample_guide``
+    draws them."""
+
+    def __init__(self, seed):
+        torch.manual_seed(seed)
+        super().__init__(latents=(3, 2), pixels=4, hidden=(5,))
+        self.double()
+        g = torch.Generator().manual_seed(seed)
+        for depth, n in enumerate(self.latents):
+            noise = torch.rand(S, B, n, dtype=torch.float64, generator=g)
+            self.register_buffer(f"noise{depth}", noise)
+
+    def sample_guide(self, x, num_particles, reparameterize=False):
+        z, log_q, below = [], 0.0, self.guide_input(x)
+        for depth, encoder in enumerate(self.encoders):
+            logits = encoder(below)
+            sample = (getattr(self, f"noise{depth}") < torch.sigmoid(logits)).to(logits.dtype)
+            log_q = log_q + bernoulli_log_prob(logits, sample)
+            z.append(sample)
+            below = signed(sample)
+        return tuple(z), log_q
+
+
+CASES = [(NoisySBN, tvo.TVO(K=3)), (NoisySBN, tvo.VIMCO()), (NoisySBN, tvo.RWS()),
+         (NoisyVAE, tvo.TVOReparam(K=3)), (NoisyVAE, tvo.DReG()),
+         (NoisyToy, tvo.TVO(K=3)), (NoisyToy, tvo.ELBO()), (NoisyToy, tvo.VIMCO()),
+         (NoisyToy, tvo.RWS()), (NoisyToy, tvo.Reinforce()),
+         (NoisyGaussian, tvo.VAE()), (NoisyGaussian, tvo.IWAE()), (NoisyGaussian, tvo.DReG()),
+         (NoisyGaussian, tvo.TVOReparam(K=3)), (NoisyGaussian, tvo.TVO(K=3))]  # fmt: skip
+
+
+@pytest.mark.parametrize(("family", "objective"), CASES, ids=lambda v: getattr(v, "name", ""))
+def test_each_member_has_the_single_runs_loss_and_gradients(family, objective, device):
+    """Three members with their own parameters, data, particles and partitions, against the same
+    objective on each member alone: float64, to 1e-10."""
+    models = [family(seed).to(device) for seed in (1, 2, 3)]
+    x = torch.stack([m.sample(B)[1] for m in models])
+    partitions = None
+    if objective.schedule is not None:
+        partitions = torch.stack([tvo.partition(3, "log", b) for b in (0.05, 0.2, 0.5)])
+        partitions = partitions.to(device)
+    group = GroupStep(models[0], objective, S, models, [1e-3] * 3)
+    loss, estimate, _ = group.losses(x, partitions)
+    names = list(group.params)
+    grads = torch.autograd.grad(loss.sum(), [group.params[n] for n in names], allow_unused=True)
+    for i, model in enumerate(models):
+        partition = None if partitions is None else partitions[i]
+        alone = objective(model, x[i], S, partition=partition)
+        torch.testing.assert_close(loss[i], alone.loss, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(estimate[i], alone.estimate, rtol=1e-10, atol=1e-10)
+        expected = torch.autograd.grad(alone.loss, list(model.parameters()), allow_unused=True)
+        for name, ours, theirs in zip(names, grads, expected):
+            theirs = torch.zeros_like(group.params[name][i]) if theirs is None else theirs
+            ours = torch.zeros_like(theirs) if ours is None else ours[i]
+            torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-10, msg=name)
+
+
+def test_stacked_adam_is_torchs_adam_for_each_member(device):
+    """Three members, learning rates 1e-3, 1e-2 and 0.1, six steps of random gradients (one of
+    them not contiguous); member 1 skips step 3 (a non-finite step): it is not updated and its
+    Adam step count waits."""
+    g = torch.Generator().manual_seed(0)
+    shapes = {"w": (3, 4, 2), "b": (3, 2)}
+    params = {k: torch.randn(*v, dtype=torch.float64, generator=g).to(device)
+              for k, v in shapes.items()}  # fmt: skip
+    lrs = [1e-3, 1e-2, 0.1]
+    singles = [{k: nn.Parameter(v[i].clone()) for k, v in params.items()} for i in range(3)]
+    optimisers = [torch.optim.Adam(list(p.values()), lr=lr, foreach=False)
+                  for p, lr in zip(singles, lrs)]  # fmt: skip
+    stacked = StackedAdam(params, lrs)
+    for step in range(6):
+        grads = {k: torch.randn(*v, dtype=torch.float64, generator=g).to(device)
+                 for k, v in shapes.items()}  # fmt: skip
+        # a gradient as autograd gives a product's: a transposed (not contiguous) layout
+        grads["w"] = torch.randn(3, 2, 4, dtype=torch.float64, generator=g).to(device).mT
+        applied = torch.tensor([True, step != 3, True], device=device)
+        stacked.step(grads, applied)
+        for i in range(3):
+            if not applied[i]:
+                continue
+            for k, p in singles[i].items():
+                p.grad = grads[k][i].clone()
+            optimisers[i].step()
+    for i in range(3):
+        for k, p in singles[i].items():
+            torch.testing.assert_close(params[k][i], p.detach(), rtol=1e-12, atol=1e-14)
+    assert stacked.step_count.tolist() == [6, 5, 6]
+
+
+@pytest.mark.parametrize("objective", [tvo.TVO(K=5), tvo.VIMCO(), tvo.IWAE()],
+                         ids=lambda o: o.name)  # fmt: skip
+def test_a_group_step_makes_no_host_synchronisation(objective, device):
+    """On a GPU, steps of a group of linear_1 SBNs (or Gaussian VAEs for IWAE) with a fixed
+    partition run with ``torch.cuda.set_sync_debug_mode("error")``: an operation that waits for
+    the device (``.item()``, a data-dependent branch, a copy to the host) raises."""
+    if device.type != "cuda":
+        pytest.skip("host synchronisation is a GPU property: TVO_TEST_DEVICE=cuda")
+    from tvo.models import create
+
+    name = "gaussian" if objective.name == "iwae" else "linear_1"
+    models = [create(name, pixels=784).to(device) for _ in range(4)]
+    group = GroupStep(models[0], objective, 10, models, [3e-4] * 4)
+    x = torch.bernoulli(torch.full((4, 24, 784), 0.2, device=device))
+    partitions = None
+    if objective.schedule is not None:
+        partitions = torch.stack([objective.schedule.init().partition] * 4).to(device)
+    group(x, partitions)  # the first step may set things up
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            info = group(x, partitions)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert bool(info.finite.all())
+
+
+GROUP = dict(model="discrete_toy", steps=40, batch_size=8, eval_every=20, eval_images=8,
+             eval_particles=20, log_every=10, checkpoint_every=20)  # fmt: skip
+
+
+def group_runs(tiny_data, folder, lrs=(3e-4, 3e-4, 3e-4), seeds=(0, 1, 2), **settings):
+    return [
+        Run.create(
+            folder / f"m{i}", resolve(data=tiny_data, **{**GROUP, **settings}, seed=seed, lr=lr)
+        )
+        for i, (seed, lr) in enumerate(zip(seeds, lrs))
+    ]
+
+
+def finals(runs):
+    return [Run.open(r.path).load_checkpoint() for r in runs]
+
+
+@pytest.mark.parametrize("schedule", ["log", "moments"])
+def test_a_stopped_group_resumes_to_the_uninterrupted_group(tiny_data, tmp_path, schedule):
+    extra = {"schedule": schedule, "adapt_every": 5} if schedule == "moments" else {}
+    straight = group_runs(tiny_data, tmp_path / "straight", **extra)
+    train_group(straight, quiet=True)
+    resumed = group_runs(tiny_data, tmp_path / "resumed", **extra)
+    summaries = train_group(resumed, quiet=True, stop_after=17)
+    assert [s["steps"] for s in summaries] == [17, 17, 17]
+    torch.manual_seed(999)  # the generators come from the checkpoints
+    train_group([Run.open(r.path) for r in resumed], quiet=True)
+    for a, b in zip(finals(straight), finals(resumed)):
+        assert a["step"] == b["step"] == 40
+        for name, tensor in a["model"].items():
+            assert torch.equal(tensor, b["model"][name]), name
+        assert torch.equal(a["partition"], b["partition"])
+    for a, b in zip(straight, resumed):
+        rows = [
+            {k: v for k, v in r.items() if k != "seconds"} for r in Run.open(a.path).read_metrics()
+        ]
+        again = [
+            {k: v for k, v in r.items() if k != "seconds"} for r in Run.open(b.path).read_metrics()
+        ]
+        assert rows == again
+
+
+def test_a_member_that_diverges_leaves_the_others_as_they_would_have_been(tiny_data, tmp_path):
+    """The same group twice, member 1 with a learning rate of 1e300 the second time: its first
+    update overflows, and it leaves the group with a message; members 0 and 2 end bit for bit
+    as in the first group."""
+    calm = group_runs(tiny_data, tmp_path / "calm")
+    train_group(calm, quiet=True)
+    wild = group_runs(tiny_data, tmp_path / "wild", lrs=(3e-4, 1e300, 3e-4))
+    summaries = train_group(wild, quiet=True)
+    assert summaries[1]["stopped"].startswith("step 1: its parameters were no longer finite")
+    assert "a learning rate of 1e+300 may be too large" in summaries[1]["stopped"]
+    assert summaries[0]["stopped"] is None and summaries[2]["stopped"] is None
+    assert not (wild[1].path / "summary.json").exists() and (wild[0].path / "summary.json").exists()
+    for i in (0, 2):
+        a, b = finals(calm)[i], finals(wild)[i]
+        for name, tensor in a["model"].items():
+            assert torch.equal(tensor, b["model"][name]), (i, name)
+
+
+def test_members_are_normal_runs_and_learn_what_single_runs_learn(tiny_data, tmp_path):
+    """Three seeds as a group and as three single runs, 300 steps: the group's mean final
+    validation log p̂(x) lies within two standard errors of the difference of the two means
+    (their seed spread; measured: 0.0 to 0.3 of that over data seeds)."""
+    settings = {"steps": 300, "eval_every": 300, "eval_particles": 200, "eval_images": 16}
+    members = group_runs(tiny_data, tmp_path / "group", lrs=(3e-3,) * 3, **settings)
+    train_group(members, quiet=True)
+    singles = group_runs(tiny_data, tmp_path / "single", lrs=(3e-3,) * 3, **settings)
+    for run in singles:
+        train(run, quiet=True)
+    group = [Run.open(r.path).summary()["log_px"] for r in members]
+    single = [Run.open(r.path).summary()["log_px"] for r in singles]
+    se = (statistics.variance(group) / 3 + statistics.variance(single) / 3) ** 0.5
+    assert abs(statistics.fmean(group) - statistics.fmean(single)) < 2 * se + 0.05, (group, single)
+    untrained = Run.open(members[0].path).read_metrics()
+    assert [r["step"] for r in untrained][-1] == 300
+    assert {p.name for p in members[0].path.iterdir()} >= {
+        "config.json",
+        "metrics.csv",
+        "summary.json",
+        "checkpoints",
+        "events",
+    }
