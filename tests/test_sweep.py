@@ -115,3 +115,44 @@ def test_the_evaluation_table_is_checked_before_any_run(tmp_path, tiny_data, eva
     text = f'[evaluation]\n{evaluation}\n[defaults]\ndata = "{tiny_data}"\n'
     with pytest.raises(ConfigError, match=message):
         sweep.load(raw_sweep(tmp_path, text + '[[experiment]]\nname = "a"\n'))
+
+
+def test_units_pack_compatible_runs_and_keep_the_rest_apart(finished, tmp_path):
+    """Runs that differ only in seed, lr, β1 or partition share a unit (at most ``group``);
+    every run is in exactly one unit; a run at another step is not packed with the others."""
+    from tvo.ensemble import group_key
+
+    loaded, _ = finished
+    names = list(loaded.runs)
+    sweep.prepare(loaded, tmp_path)
+    packed = sweep.units(loaded, tmp_path, names, group=2)
+    assert sorted(n for unit in packed for n in unit) == sorted(names)
+    assert all(1 <= len(unit) <= 2 for unit in packed) and any(len(u) == 2 for u in packed)
+    for unit in packed:
+        assert len({group_key(loaded.runs[n]) for n in unit}) == 1
+    assert all(len(unit) == 1 for unit in sweep.units(loaded, tmp_path, names, group=1))
+    pair = next(unit for unit in packed if len(unit) == 2)
+    assert train(Run.open(tmp_path / pair[0]), quiet=True, stop_after=10)["steps"] == 10
+    again = sweep.units(loaded, tmp_path, names, group=2)
+    assert [pair[0]] in again and pair not in again
+
+
+def test_a_grouped_sweep_writes_what_an_ungrouped_one_writes(tmp_path, tiny_data):
+    """Three seeds trained as one group by ``tvo sweep --group 3`` and one at a time: the same
+    files in every run folder, the same metrics rows and final keys; resumed runs included."""
+    body = '[[experiment]]\nname = "a"\nseeds = [0, 1, 2]\n'
+    path = write(tmp_path, tiny_data, body)
+    loaded = sweep.load(path)
+    apart, together = tmp_path / "apart", tmp_path / "together"
+    assert sweep.run(loaded, apart, jobs=1, quiet=True) == 0
+    sweep.prepare(loaded, together)
+    first = next(iter(loaded.runs))
+    train(Run.open(together / first), quiet=True, stop_after=10)  # resumed alone, then grouped
+    assert main(["sweep", str(path), "--out", str(together), "--group", "3", "--jobs", "1"]) == 0
+    for name in loaded.runs:
+        a, b = Run.open(apart / name), Run.open(together / name)
+        assert sorted(p.name for p in a.path.iterdir()) == sorted(p.name for p in b.path.iterdir())
+        assert [r["step"] for r in a.read_metrics()] == [r["step"] for r in b.read_metrics()]
+        fa, fb = (json.loads((r.path / "final.json").read_text()) for r in (a, b))
+        assert fa.keys() == fb.keys() and fa["step"] == fb["step"]
+        assert "a group: " in b.log_file.read_text() or name == first

@@ -23,6 +23,7 @@ from tvo.data import DATASETS, DataError
 from tvo.models import MODELS, ModelError
 from tvo.objectives import OBJECTIVES, TVO
 from tvo.runs import Run, RunError
+from tvo.sweep.plan import DEFAULT_GROUP
 
 DEFAULTS = TrainConfig()
 TVO_DEFAULTS = TVO.settings  # the TVO's settings (None in runs of objectives without them)
@@ -386,13 +387,18 @@ def add_sweep(sub) -> None:
                    "results/CONFIG_NAME)")  # fmt: skip
     p.add_argument("--jobs", type=int, help="runs at a time (default: the CPU cores)")
     p.add_argument("--threads", type=int, help="torch threads per run (default: cores / jobs)")
+    p.add_argument("--group", type=int, default=DEFAULT_GROUP,
+                   help="train up to this many compatible runs together in one process "
+                   "(their settings equal but seed, lr, beta1, partition; see tvo.ensemble); "
+                   "1: each run alone (default: %(default)s, chosen by "
+                   "benchmarks/ensemble_speed.py)")  # fmt: skip
     p.add_argument("--dry-run", action="store_true", help="list the runs and their state only")
 
 
 def cmd_sweep(args) -> int:
     from tvo import sweep as sweep_module
 
-    for name in ("jobs", "threads"):
+    for name in ("jobs", "threads", "group"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigError(f"--{name} must be ≥ 1, got {value}")
@@ -404,7 +410,7 @@ def cmd_sweep(args) -> int:
         print(f"{len(sweep.runs)} runs in {len(sweep.experiments)} experiments, under {out}")
         return 0
     try:
-        failed = sweep_module.run(sweep, out, args.jobs, args.threads)
+        failed = sweep_module.run(sweep, out, args.jobs, args.threads, group=args.group)
     except KeyboardInterrupt:
         print(f"tvo sweep: stopped; continue with: tvo sweep {args.config}", file=sys.stderr)
         return 130

@@ -1,5 +1,5 @@
-"""Sweeps: a grid of runs from one TOML file, several at once, finished runs skipped and
-unfinished ones resumed.
+"""A sweep's plan: its TOML file parsed and checked into runs, and the unfinished runs packed
+into units of work (a run, or a group of runs trained together) for an executor.
 
 The file (see ``benchmarks/sweeps/*.toml``)::
 
@@ -25,32 +25,24 @@ In a grid a list is crossed with the other lists; a scalar is shared. A setting 
 apply to one at least); in a grid it must apply to the grid's runs. Every run gets a folder
 ``OUT/NAME`` named by its settings, so a run that two experiments share is trained once. A run
 is done when its ``final.json`` exists; a run with a checkpoint is resumed (``tvo train
---resume``). Each run is its own process with ``threads`` torch threads, ``jobs`` at a time.
-Every setting of the file is checked before any run starts.
+--resume``). Every setting of the file is checked before any run starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
-import os
-import signal
-import subprocess
-import sys
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tvo import config as config_module
 from tvo.config import ConfigError, TrainConfig
-from tvo.files import write_atomic
 from tvo.runs import Run
 
 EVALUATION_DEFAULTS = {"split": "test", "particles": 5000, "images": None, "chunk_size": None}
 TOP_KEYS = {"out", "evaluation", "defaults", "experiment", "report"}
+# Runs trained together by default (tvo sweep --group): see benchmarks/ensemble_speed.py.
+DEFAULT_GROUP = 1
 
 
 @dataclass
@@ -174,108 +166,36 @@ def prepare(sweep: Sweep, out: Path) -> dict[str, str]:
     return states
 
 
-def worker_command(folder: Path, evaluation: dict) -> list[str]:
-    return [sys.executable, "-m", "tvo.sweep", "--worker", str(folder),
-            "--evaluation", json.dumps(evaluation)]  # fmt: skip
-
-
-def run(sweep: Sweep, out: str | Path, jobs: int | None = None, threads: int | None = None,
-        quiet: bool = False) -> int:  # fmt: skip
-    """Run every unfinished run of ``sweep`` under ``out``; returns the number that failed."""
-    from tqdm import tqdm
-
-    out = Path(out)
-    cores = os.cpu_count() or 1
-    jobs = jobs or cores
-    threads = threads or max(1, cores // jobs)
-    states = prepare(sweep, out)
-    todo = [n for n, s in states.items() if s != "done"]
-    # Longest first (by particles × batch × steps), so the last job does not run alone.
-    todo.sort(key=lambda n: -_cost(sweep.runs[n]))
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    counts = {s: list(states.values()).count(s) for s in ("done", "evaluate", "resume", "new")}
-    print(f"sweep {sweep.path.name}: {len(states)} runs in {out} ({counts['done']} done, "
-          f"{counts['resume'] + counts['evaluate']} to finish, {counts['new']} new); "
-          f"{jobs} at a time, {threads} thread(s) each", flush=True)  # fmt: skip
-    start = time.time()
-    failed: list[str] = []
-    live: set[subprocess.Popen] = set()
-    stopping = threading.Event()
-
-    def one(name: str) -> tuple[str, int]:
-        if stopping.is_set():
-            return name, -1
-        with open(Run(out / name).log_file, "a") as log:
-            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n")
-            log.flush()
-            cmd = worker_command(out / name, sweep.evaluation)
-            process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-            live.add(process)
-            code = process.wait()
-            live.discard(process)
-            return name, code
-
-    bar = tqdm(total=len(states), initial=counts["done"], desc="runs", disable=quiet)
-    pool = ThreadPoolExecutor(max_workers=jobs)
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops a sweep as Ctrl-C does
-    try:
-        for future in as_completed([pool.submit(one, name) for name in todo]):
-            name, code = future.result()
-            bar.update()
-            if code != 0:
-                failed.append(name)
-                bar.write(f"failed ({code}): {name}, see {Run(out / name).log_file}")
-    except KeyboardInterrupt:
-        stopping.set()
-        for process in list(live):  # training stops at a checkpoint; an evaluation is redone
-            process.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
-        bar.write("interrupted: unfinished runs are saved; run the same command to resume")
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        pool.shutdown(wait=True)
-        bar.close()
-        _record_time(out, time.time() - start, jobs, threads)
-    return len(failed)
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def _cost(config: TrainConfig) -> float:
     return config.particles * config.batch_size * (config.steps or 1)
 
 
-def _record_time(out: Path, seconds: float, jobs: int, threads: int) -> None:
-    """Append this invocation's wall-clock time to ``OUT/sweep.json``."""
-    path = out / "sweep.json"
-    record = json.loads(path.read_text()) if path.is_file() else {"invocations": []}
-    ended = time.strftime("%Y-%m-%d %H:%M:%S")
-    record["invocations"].append({"seconds": round(seconds, 1), "jobs": jobs, "threads": threads,
-                                  "cores": os.cpu_count(), "ended": ended})  # fmt: skip
-    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(record, indent=2) + "\n"))
+def latest_step(folder: Path) -> int:
+    """The step of a run's newest checkpoint file (0 without one), from its name."""
+    names = [p.name for p in (folder / "checkpoints").glob("step-*.pt")]
+    return max((int(n[5:14]) for n in names), default=0)
 
 
-def work(folder: Path, evaluation: dict) -> int:
-    """One run, in its own process: train (or resume) to the end, then the final evaluation."""
-    from tvo.evaluate.run import evaluate_run
-    from tvo.train import train
+def units(sweep: Sweep, out: Path, names: list[str], group: int = 1) -> list[list[str]]:
+    """The unfinished runs ``names`` as units of work, longest first: each a run alone, or with
+    ``group > 1`` up to ``group`` runs that can train together (:func:`tvo.ensemble.group_key`:
+    every setting equal but seed, learning rate, β1 and partition) and are at the same step.
+    A run that only waits for its final evaluation is a unit of its own."""
+    from tvo.ensemble import group_key
 
-    run_folder = Run.open(folder)
-    if run_folder.status() in ("new", "resume"):
-        summary = train(run_folder, quiet=True)
-        if summary["steps"] < summary["total_steps"]:
-            return 1  # interrupted: the checkpoint is saved, the next sweep resumes it
-    report = evaluate_run(run_folder, evaluation["split"], evaluation["particles"],
-                          evaluation["images"], evaluation["chunk_size"])  # fmt: skip
-    run_folder.write_final(report)
-    print(f"final: {json.dumps(report, indent=2)}", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--worker" and sys.argv[3] == "--evaluation":
-        sys.exit(work(Path(sys.argv[2]), json.loads(sys.argv[4])))
-    sys.exit("usage: python -m tvo.sweep --worker RUN_DIR --evaluation JSON (used by tvo sweep)")
+    order = sorted(names, key=lambda n: -_cost(sweep.runs[n]))
+    if group <= 1:
+        return [[n] for n in order]
+    packs: dict[tuple, list[list[str]]] = {}
+    result: list[list[str]] = []
+    for name in order:
+        if Run(out / name).status() == "evaluate":
+            result.append([name])
+            continue
+        key = (group_key(sweep.runs[name]), latest_step(out / name))
+        bins = packs.setdefault(key, [])
+        if not bins or len(bins[-1]) >= group:
+            bins.append([])
+            result.append(bins[-1])
+        bins[-1].append(name)
+    return result

@@ -1,0 +1,72 @@
+"""A sweep's unit of work, in one process: its runs trained (or resumed) to the end, one alone
+or several as a group (:mod:`tvo.ensemble`), then each run's final evaluation.
+
+Every executor calls :func:`work`: the local one in a child process (``python -m tvo.sweep
+--worker RUN_DIR… --evaluation JSON``), Ray in a task. A run interrupted (a signal) keeps its
+checkpoint and is resumed by the next invocation of the sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+from tvo.runs import Run
+
+
+def work(folders: list[Path], evaluation: dict, quiet: bool = True) -> int:
+    """Train the runs in ``folders`` (one: :func:`tvo.train.train`; several:
+    :func:`tvo.ensemble.train_group`) and write each one's ``final.json``. Returns 0 when every
+    run is done, 1 when one is not (interrupted, or it left its group: its message is printed)."""
+    from tvo.evaluate.run import evaluate_run
+
+    runs = [Run.open(folder) for folder in folders]
+    training = [run for run in runs if run.status() in ("new", "resume")]
+    unfinished: set[Path] = set()
+    if len(training) == 1:
+        from tvo.train import train
+
+        summary = train(training[0], quiet=quiet)
+        if summary["steps"] < summary["total_steps"]:
+            unfinished.add(training[0].path)
+    elif training:
+        from tvo.ensemble import train_group
+
+        for run, summary in zip(training, train_group(training, quiet=quiet)):
+            if summary["stopped"]:
+                print(f"{run.path}: {summary['stopped']}", flush=True)
+            if summary["steps"] < summary["total_steps"] or summary["stopped"]:
+                unfinished.add(run.path)
+    for run in runs:
+        if run.path in unfinished:
+            continue  # the checkpoint is saved: the next invocation of the sweep resumes it
+        report = evaluate_run(run, evaluation["split"], evaluation["particles"],
+                              evaluation["images"], evaluation["chunk_size"])  # fmt: skip
+        run.write_final(report)
+        print(f"final {run.path.name}: {json.dumps(report)}", flush=True)
+    return 1 if unfinished else 0
+
+
+def command(folders: list[Path], evaluation: dict) -> list[str]:
+    """The command line of a worker process for ``folders``."""
+    import sys
+
+    return [sys.executable, "-m", "tvo.sweep", "--worker", *map(str, folders),
+            "--evaluation", json.dumps(evaluation)]  # fmt: skip
+
+
+def watch_parent(interval: float = 1.0) -> None:
+    """Stop this process (SIGTERM: training stops after its step, with a checkpoint) when its
+    parent ends, so that a sweep killed with SIGKILL leaves no worker behind."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, daemon=True, name="watch-parent").start()
