@@ -41,7 +41,10 @@ from tvo.runs import Run
 
 EVALUATION_DEFAULTS = {"split": "test", "particles": 5000, "images": None, "chunk_size": None}
 TOP_KEYS = {"out", "evaluation", "defaults", "experiment", "report"}
-# Runs trained together by default (tvo sweep --group): see benchmarks/ensemble_speed.py.
+# Runs trained together by default (tvo sweep --group). One, by measurement
+# (benchmarks/ensemble_speed.py, the table in benchmarks/RESULTS.md): on 2 CPU cores a group of
+# 16 trained linear_1 1.4 to 1.6 times faster than one run after another, but the Gaussian VAE
+# 0.74 to 0.97 times as fast; the gain depends on the model and the machine.
 DEFAULT_GROUP = 1
 
 
