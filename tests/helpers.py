@@ -14,6 +14,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from torch.distributions import Bernoulli, Independent
 
 import tvo
 from tvo.evaluate import exact_log_weights
@@ -176,3 +177,22 @@ def write_sweep(tmp_path, data, body, name="sweep.toml"):
 needs_compiler = pytest.mark.skipif(
     not (os.environ.get("CXX") or shutil.which("g++")), reason="no C++ compiler"
 )
+
+
+class TinySBN(tvo.Model):
+    """The README's model: binary latents over binary pixels, every distribution Independent."""
+
+    def __init__(self, latents=4, pixels=8):
+        super().__init__()
+        self.prior_logits = torch.nn.Parameter(torch.zeros(latents))
+        self.decoder = torch.nn.Linear(latents, pixels)
+        self.encoder = torch.nn.Linear(pixels, latents)
+
+    def prior(self):
+        return Independent(Bernoulli(logits=self.prior_logits), 1)
+
+    def likelihood(self, z):
+        return Independent(Bernoulli(logits=self.decoder(z)), 1)
+
+    def guide(self, x):
+        return Independent(Bernoulli(logits=self.encoder(x)), 1)

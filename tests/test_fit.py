@@ -6,8 +6,7 @@ import json
 
 import pytest
 import torch
-from torch import nn
-from torch.distributions import Bernoulli, Independent
+from torch.distributions import Bernoulli
 
 import tvo
 from tvo.cli import main
@@ -16,26 +15,17 @@ from tvo.data import DataError
 from tvo.models import ModelError
 from tvo.models.toy import LinearGaussian
 
+from tests.helpers import TinySBN
+
 FAST = {"batch_size": 16, "eval_every": 20, "eval_images": 16, "eval_particles": 20,
         "log_every": 10, "checkpoint_every": 20, "quiet": True}  # fmt: skip
 
 
-class SBN(tvo.Model):
+class SBN(TinySBN):
     """The README's model: binary latents over binary pixels."""
 
     def __init__(self, latents=4, pixels=12):
-        super().__init__()
-        self.prior_logits = nn.Parameter(torch.zeros(latents))
-        self.decoder, self.encoder = nn.Linear(latents, pixels), nn.Linear(pixels, latents)
-
-    def prior(self):
-        return Independent(Bernoulli(logits=self.prior_logits), 1)
-
-    def likelihood(self, z):
-        return Independent(Bernoulli(logits=self.decoder(z)), 1)
-
-    def guide(self, x):
-        return Independent(Bernoulli(logits=self.encoder(x)), 1)
+        super().__init__(latents, pixels)
 
 
 class Unwrapped(SBN):

@@ -11,25 +11,12 @@ import tvo
 from tvo.models import MODELS, ModelError, create
 from tvo.models.check import check_model, observation_support
 
+from tests.helpers import TinySBN
+
 X = (torch.rand(5, 8, generator=torch.Generator().manual_seed(0)) < 0.3).float()
 
 
-class Good(tvo.Model):
-    """The README's model: binary latents over binary pixels, every distribution Independent."""
-
-    def __init__(self, latents=4, pixels=8):
-        super().__init__()
-        self.prior_logits = nn.Parameter(torch.zeros(latents))
-        self.decoder, self.encoder = nn.Linear(latents, pixels), nn.Linear(pixels, latents)
-
-    def prior(self):
-        return Independent(Bernoulli(logits=self.prior_logits), 1)
-
-    def likelihood(self, z):
-        return Independent(Bernoulli(logits=self.decoder(z)), 1)
-
-    def guide(self, x):
-        return Independent(Bernoulli(logits=self.encoder(x)), 1)
+Good = TinySBN  # the README's model
 
 
 class NoIndependentLikelihood(Good):
