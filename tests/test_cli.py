@@ -263,7 +263,7 @@ def test_version_and_threads(capsys, tiny_data, tmp_path):
         main(["--version"])
     assert capsys.readouterr().out.strip() == f"tvo {tvo.__version__}"
     assert main(["train", "--data", tiny_data, "--out", str(tmp_path / "r"), "--threads", "0"]) == 2
-    assert "--threads must be an integer ≥ 1, got 0" in capsys.readouterr().err
+    assert "--threads must be an integer ≥ 1 or auto, got 0" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
     before = torch.get_num_threads()
     try:

@@ -66,3 +66,29 @@ def test_command_line_reports_a_bad_setting(monkeypatch, capsys):
     monkeypatch.setenv("TVO_KEEP_FREED_MEMORY", "2")
     assert main(["data", "list"]) == 2
     assert "TVO_KEEP_FREED_MEMORY must be 0 or 1, got '2'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("idle", "cores", "expected"),
+    [(None, 2, 2), (0.1, 2, 1), (0.6, 2, 1), (1.6, 2, 2), (2.0, 2, 2), (5.4, 8, 5), (9.0, 8, 8)],
+)
+def test_auto_threads_are_the_idle_cores(monkeypatch, idle, cores, expected):
+    """``--threads auto``: the idle cores, rounded, at least one and at most the cores; all of
+    them where /proc/stat cannot be read."""
+    monkeypatch.setattr(runtime, "idle_cores", lambda interval=0.2: idle)
+    monkeypatch.setattr(runtime.os, "cpu_count", lambda: cores)
+    assert runtime.auto_threads() == expected
+
+
+def test_idle_cores_are_measured_between_zero_and_the_cores():
+    idle = runtime.idle_cores(0.05)
+    if platform.system() != "Linux":
+        assert idle is None
+    else:
+        assert 0 <= idle <= (runtime.os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", 1.5, True, 0])
+def test_bad_thread_counts_are_refused(value):
+    with pytest.raises(ValueError, match=r"--threads must be an integer ≥ 1 or auto"):
+        runtime.set_threads(value)

@@ -476,7 +476,7 @@ def parser() -> argparse.ArgumentParser:
         add(sub)
     for name, command in sub.choices.items():
         if name != "sweep":  # a sweep's --threads is per run (see tvo sweep --help)
-            command.add_argument("--threads", type=int, default=runtime.DEFAULT_THREADS,
+            command.add_argument("--threads", default=runtime.DEFAULT_THREADS,
                                  help=runtime.THREADS_HELP)  # fmt: skip
     return top
 

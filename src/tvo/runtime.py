@@ -23,10 +23,14 @@ import sys
 
 import torch
 
-# Torch threads of a tvo command unless --threads says otherwise (None: torch's own default,
-# one per core). Chosen by measurement: benchmarks/threads.py, table in benchmarks/RESULTS.md.
-DEFAULT_THREADS: int | None = None
-THREADS_HELP = "torch threads (default: torch's, one per core; see benchmarks/RESULTS.md)"
+# Torch threads of a tvo command unless --threads says otherwise: "auto" is the cores that are
+# idle when the command starts (at least one). Chosen by measurement (benchmarks/threads.py, the
+# table in benchmarks/RESULTS.md): on an idle 2-core machine two threads trained linear_1 1.7
+# times faster than one; beside one busy process one thread was 3.4 times faster than two, and
+# beside another tvo train with two threads 45 times faster.
+DEFAULT_THREADS = "auto"
+THREADS_HELP = ("torch threads, or auto: the cores idle when the command starts, at least one "
+                "(default: auto; benchmarks/RESULTS.md says why)")  # fmt: skip
 
 # mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD = -1
@@ -61,14 +65,47 @@ def configure_from_environment() -> bool:
     return value == "1" and keep_freed_memory()
 
 
-def set_threads(threads: int | None) -> None:
-    """``torch.set_num_threads(threads)``; ``None`` leaves torch's default. Raises ``ValueError``
-    for a count below 1."""
+def idle_cores(interval: float = 0.2) -> float | None:
+    """How many cores were idle over the next ``interval`` seconds (from ``/proc/stat``), or
+    ``None`` where that cannot be read."""
+    import time
+
+    def sample():
+        with open("/proc/stat") as handle:
+            values = [int(v) for v in handle.readline().split()[1:]]
+        return values[3] + values[4], sum(values)  # idle + iowait, all
+
+    try:
+        idle, total = sample()
+        time.sleep(interval)
+        idle2, total2 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total2 <= total:
+        return None
+    return (os.cpu_count() or 1) * (idle2 - idle) / (total2 - total)
+
+
+def auto_threads() -> int:
+    """The idle cores, rounded, at least one; all cores where they cannot be measured."""
+    idle = idle_cores()
+    cores = os.cpu_count() or 1
+    return cores if idle is None else max(1, min(cores, round(idle)))
+
+
+def set_threads(threads) -> int | None:
+    """``torch.set_num_threads``: a count, ``"auto"`` (:func:`auto_threads`), or ``None`` to leave
+    torch's default. Returns the count set. Raises ``ValueError`` for anything else."""
     if threads is None:
-        return
+        return None
+    if threads == "auto":
+        threads = auto_threads()
+    elif isinstance(threads, str) and threads.isdigit():
+        threads = int(threads)
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"--threads must be an integer ≥ 1, got {threads!r}")
+        raise ValueError(f"--threads must be an integer ≥ 1 or auto, got {threads!r}")
     torch.set_num_threads(threads)
+    return threads
 
 
 def available_memory(device: torch.device) -> int | None:
