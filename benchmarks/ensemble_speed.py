@@ -7,7 +7,8 @@ device), as :func:`tvo.ensemble.train_group` makes it. ``speedup = M · single_m
 how many times faster the group trains ``M`` runs than one process training them one after the
 other (above 1: the group wins). Medians over ``--steps`` steps, the two timed alternately in
 one process so that both see the same machine; each ``M`` in a fresh process (``peak_mb``: the
-process's peak resident memory on the CPU, the peak allocated on a GPU).
+process's peak resident memory on the CPU, the peak allocated on a GPU), with freed memory kept
+in the process as the ``tvo`` command keeps it (``--return-freed-memory``: glibc's default).
 
     python benchmarks/ensemble_speed.py --model linear_1 -S 10 -K 5 --members 1 4 16 64
     python benchmarks/ensemble_speed.py --model gaussian --batch-size 100 --json
@@ -25,7 +26,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import paired_median_ms, peak_memory_mb, trainer_step
+from common import (
+    add_memory_option,
+    apply_memory_option,
+    paired_median_ms,
+    peak_memory_mb,
+    trainer_step,
+)
 
 from tvo.build import resolve_device
 from tvo.ensemble import GroupStep
@@ -86,7 +93,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child process
+    add_memory_option(parser)
     args = parser.parse_args(argv)
+    allocator = apply_memory_option(args)
     if args.steps < 20:
         parser.error(f"--steps must be at least 20, got {args.steps}")
     if any(m < 1 for m in args.members):
@@ -101,8 +110,9 @@ def main(argv=None) -> int:
         return 0
     if not args.json:
         print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, "
-              f"{platform.processor() or platform.machine()}; {args.model} {args.objective} "
-              f"S={args.particles} K={args.partitions} batch {args.batch_size}")  # fmt: skip
+              f"{platform.processor() or platform.machine()}, {allocator}; {args.model} "
+              f"{args.objective} S={args.particles} K={args.partitions} "
+              f"batch {args.batch_size}")  # fmt: skip
         print(f"{'members':>7} {'single ms':>9} {'group ms':>9} {'speedup':>7} {'peak MB':>8}")
     for members in args.members:
         command = [sys.executable, __file__, "--one", "--members", str(members), "--model",
@@ -111,6 +121,8 @@ def main(argv=None) -> int:
                    "--device", str(device), "--steps", str(args.steps)]  # fmt: skip
         if args.threads:
             command += ["--threads", str(args.threads)]
+        if args.return_freed_memory:
+            command.append("--return-freed-memory")
         result = subprocess.run(command, capture_output=True, text=True, check=True)
         row = json.loads(result.stdout.strip().splitlines()[-1])
         if args.json:

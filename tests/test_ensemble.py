@@ -269,3 +269,72 @@ def test_members_are_normal_runs_and_learn_what_single_runs_learn(tiny_data, tmp
         "checkpoints",
         "events",
     }
+
+
+ITEM_MODEL = """
+from tvo.models.toy import DiscreteToy
+
+
+class Branchy(DiscreteToy):
+    '''The toy with a data-dependent branch (a host read, which vmap cannot batch).'''
+
+    def __init__(self, pixels, data_mean=None):
+        super().__init__(3, pixels, seed=0)
+
+    def log_joint(self, x, z):
+        log_p = super().log_joint(x, z)
+        return log_p if log_p.max().item() < 1e9 else log_p * 0
+"""
+
+
+def test_a_users_model_trains_as_a_group(tiny_data, tmp_path):
+    """A mixture of Bernoullis with categorical latents, from a file, through ``tvo sweep
+    --group 3``: every member is done, evaluated, and moved away from its initial parameters."""
+    import textwrap
+
+    from tvo.cli import main
+
+    from tests.helpers import write_sweep
+    from tests.models.test_user import MODULE
+
+    (tmp_path / "mymodels.py").write_text(textwrap.dedent(MODULE))
+    model = f"{tmp_path}/mymodels.py:MixBern"
+    grid = f'grid = [{{model = "{model}", steps = 60, eval_every = 30}}]\n'
+    body = f'[[experiment]]\nname = "a"\nseeds = [0, 1, 2]\n{grid}'
+    path = write_sweep(tmp_path, tiny_data, body)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "runs"), "--group", "3"]) == 0
+    folders = sorted((tmp_path / "runs").iterdir())
+    assert len([f for f in folders if f.is_dir()]) == 3
+    from tvo.build import build_run
+
+    for folder in (f for f in folders if f.is_dir()):
+        run = Run.open(folder)
+        rows = [r for r in run.read_metrics() if r.get("log_px") is not None]
+        assert [r["step"] for r in rows] == [30, 60] and (folder / "final.json").exists()
+        assert "(a group: " in run.log_file.read_text()
+        initial, trained = build_run(run).model.state_dict(), run.load_checkpoint()["model"]
+        assert all(not torch.equal(initial[k], trained[k]) for k in ("means", "encoder.weight"))
+
+
+def test_a_model_that_vmap_cannot_batch_is_trained_one_run_at_a_time(tiny_data, tmp_path):
+    """``train_group`` names the failure and writes nothing; the sweep's worker then trains the
+    runs one at a time, to what single runs give."""
+    from tvo.ensemble import GroupError
+    from tvo.sweep.worker import work
+
+    (tmp_path / "branchy.py").write_text(ITEM_MODEL)
+    spec = f"{tmp_path}/branchy.py:Branchy"
+    runs = group_runs(tiny_data, tmp_path / "g", model=spec, steps=20)
+    before = {r.path: sorted(p.name for p in r.path.iterdir()) for r in runs}
+    with pytest.raises(GroupError, match=r"cannot be trained in a group.*\.item\(\).*--group 1"):
+        train_group(runs, quiet=True)
+    assert before == {r.path: sorted(p.name for p in r.path.iterdir()) for r in runs}
+    evaluation = {"split": "test", "particles": 10, "images": 4, "chunk_size": None}
+    assert work([r.path for r in runs], evaluation) == 0
+    alone = group_runs(tiny_data, tmp_path / "alone", model=spec, steps=20)
+    for a, b in zip(runs, alone):
+        train(b, quiet=True)
+        ours, theirs = Run.open(a.path).load_checkpoint(), Run.open(b.path).load_checkpoint()
+        for name, tensor in ours["model"].items():
+            assert torch.equal(tensor, theirs["model"][name]), name
+        assert (a.path / "final.json").exists()

@@ -159,6 +159,11 @@ def _dense(t: Tensor) -> bool:
     return True
 
 
+class GroupError(ConfigError):
+    """The runs cannot be trained as a group (their model's step does not go through
+    ``torch.func.vmap``); raised at the first step, before anything of the runs is written."""
+
+
 @contextmanager
 def _no_validation():
     previous = Distribution._validate_args
@@ -212,6 +217,7 @@ class GroupStep:
         def member(params, buffers, x, partition):
             return functional_call(self.call, (params, buffers), (x, partition))
 
+        self._checked = False  # whether a first call went through vmap
         self._members = vmap(member, in_dims=(0, 0, 0, 0), randomness="different")
         self._members_fixed = vmap(member, in_dims=(0, 0, 0, None), randomness="different")
 
@@ -225,7 +231,18 @@ class GroupStep:
         device."""
         fn = self._members if partitions is not None else self._members_fixed
         with _no_validation():
-            return fn(self.params, self.buffers, x, partitions)
+            if self._checked:
+                return fn(self.params, self.buffers, x, partitions)
+            try:
+                result = fn(self.params, self.buffers, x, partitions)
+            except (RuntimeError, NotImplementedError, ValueError, TypeError) as error:
+                raise GroupError(
+                    f"this model cannot be trained in a group: its step under torch.func.vmap "
+                    f"failed ({type(error).__name__}: {str(error).splitlines()[0]}); train its "
+                    "runs one at a time (tvo sweep --group 1)"
+                ) from error
+            self._checked = True
+            return result
 
     def __call__(self, x: Tensor, partitions: Tensor | None,
                  active: Tensor | None = None) -> GroupInfo:  # fmt: skip
@@ -287,7 +304,7 @@ class Member:
     state: TrainState
     progress: object
     rows: list
-    writer: object
+    writer: object  # its TensorBoard SummaryWriter, made after the group's first step
     stopped: str | None = None
 
 
@@ -361,9 +378,7 @@ def train_group(runs: list[Run], quiet: bool = False, stop_after: int | None = N
             state, progress = single.start(run, s)
             if run.metrics_file.exists():
                 run.truncate_metrics(state.step)
-            writer = SummaryWriter(str(run.path / "events"), purge_step=state.step + 1)
-            held.callback(writer.close)
-            members.append(Member(run, s, state, progress, [], writer))
+            members.append(Member(run, s, state, progress, [], None))
         step = members[0].state.step
         if any(m.state.step != step for m in members):
             raise ConfigError("the members of a group must be at the same step to train together; "
@@ -395,6 +410,10 @@ def train_group(runs: list[Run], quiet: bool = False, stop_after: int | None = N
                 if partitions is None and schedules[0] is not None:  # made again when adapted
                     partitions = torch.stack([m.state.partition for m in members]).to(device)
                 info = step_fn(x, partitions, active)
+                if members[0].writer is None:  # after the first step: a GroupError writes nothing
+                    for m in members:
+                        m.writer = SummaryWriter(str(m.run.path / "events"), purge_step=step + 1)
+                        held.callback(m.writer.close)
                 tally.add(info, active, step + 1)
                 step += 1
                 if read_every_step:
@@ -494,4 +513,4 @@ def _stop_runaways(members, tally: Tally, active: Tensor, config) -> None:
             active[i] = False
 
 
-__all__ = ["GroupStep", "StackedAdam", "check_group", "group_key", "train_group"]
+__all__ = ["GroupError", "GroupStep", "StackedAdam", "check_group", "group_key", "train_group"]

@@ -79,7 +79,7 @@ def log_mean_stderr(log_weight: Tensor) -> Tensor:
     ``sd_c(w) / (√C · mean_c(w))`` with ``w = exp(log_weight − max)``; NaN for one chain."""
     if log_weight.shape[0] < 2:
         return torch.full_like(log_weight[0], math.nan)
-    w = torch.exp(log_weight - log_weight.max(0, keepdim=True).values)
+    w = torch.exp(log_weight - log_weight.amax(0, keepdim=True))
     return w.std(0) / (math.sqrt(log_weight.shape[0]) * w.mean(0))
 
 

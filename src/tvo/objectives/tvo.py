@@ -167,7 +167,7 @@ def tvo_from_weights(log_p: Tensor, log_q: Tensor, weights: TVOWeights) -> TVOTe
     """
     with torch.no_grad():
         ell = log_p - log_q
-        top = ell.max(0).values  # [B]
+        top = ell.amax(0)  # [B]; amax: Tensor.max(dim) also finds the indices
         shifted = (ell - top).T  # ℓ̃, [B, S]
         lost = torch.isneginf(shifted)  # particles of zero weight at every β > 0
         finite = shifted.masked_fill(lost, 0.0)  # ℓ̃ where only a zero weight multiplies it

@@ -62,7 +62,7 @@ def run_name(config: TrainConfig) -> str:
     """``MODEL-OBJECTIVE-S10[-K5-log-b0.05][-right][-every50]-seed0``: the settings a sweep
     varies; the objective's own settings where they apply (``integration`` and ``adapt_every``
     where they differ from their defaults)."""
-    name = f"{config.model}-{config.objective}-S{config.particles}"
+    name = f"{_model_label(config.model)}-{config.objective}-S{config.particles}"
     if config.partitions is not None:
         name += f"-K{config.partitions}-{config.schedule}"
     if config.beta1 is not None:
@@ -74,6 +74,17 @@ def run_name(config: TrainConfig) -> str:
     if config.data != "binarized-mnist" and config.model != "gaussian":
         name += f"-{Path(config.data).stem}"
     return f"{name}-seed{config.seed}"
+
+
+def _model_label(model: str) -> str:
+    """A model's name as a folder name: a registered name as it is, a ``module:Name`` or
+    ``path/file.py:Name`` spec as ``module.Name`` or ``file.Name`` (two models with one label
+    in a sweep are refused when it is loaded)."""
+    if ":" not in model:
+        return model
+    where, name = model.rsplit(":", 1)
+    stem = Path(where).stem if where.endswith(".py") else where
+    return f"{stem}.{name}".replace("/", "_").replace("\\", "_")
 
 
 def _crossed(grid: dict) -> list[dict]:

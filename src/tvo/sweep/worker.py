@@ -28,15 +28,24 @@ def work(folders: list[Path], evaluation: dict, quiet: bool = True) -> int:
     training = [run for run in runs if run.status() in ("new", "resume")]
     unfinished: set[Path] = set()
     if len(training) == 1:
-        from tvo.train import train
-
-        summary = train(training[0], quiet=quiet)
+        summary = _train_alone(training[0], quiet)
         if summary["steps"] < summary["total_steps"]:
             unfinished.add(training[0].path)
     elif training:
-        from tvo.ensemble import train_group
+        from tvo.ensemble import GroupError, train_group
 
-        for run, summary in zip(training, train_group(training, quiet=quiet)):
+        try:
+            summaries = train_group(training, quiet=quiet)
+        except GroupError as error:
+            print(f"{error}: training the {len(training)} runs one at a time", flush=True)
+            summaries = []
+            for run in training:
+                summaries.append({**_train_alone(run, quiet), "stopped": None})
+                if summaries[-1]["signal"] is not None:  # stopped: the rest waits for next time
+                    break
+            training = training[: len(summaries)]
+            unfinished.update(run.path for run in runs if run.status() in ("new", "resume"))
+        for run, summary in zip(training, summaries):
             if summary["stopped"]:
                 print(f"{run.path}: {summary['stopped']}", flush=True)
             if summary["steps"] < summary["total_steps"] or summary["stopped"]:
@@ -49,6 +58,12 @@ def work(folders: list[Path], evaluation: dict, quiet: bool = True) -> int:
         run.write_final(report)
         print(f"final {run.path.name}: {json.dumps(report)}", flush=True)
     return 1 if unfinished else 0
+
+
+def _train_alone(run: Run, quiet: bool) -> dict:
+    from tvo.train import train
+
+    return train(run, quiet=quiet)
 
 
 def command(folders: list[Path], evaluation: dict) -> list[str]:
