@@ -1,0 +1,152 @@
+"""Ray Tune's trainable (``tvo.tune``) on a real Ray of 2 CPUs (``ray_cluster``): a tiny ASHA
+search whose reported metrics are the rows of each trial's run folder and whose best trial is
+the run with the best validation log p̂(x); a Tuner interrupted and restored ends as an
+uninterrupted run, bit for bit; a trial's torch threads are its CPUs; bad settings are the
+errors of ``tvo train``."""
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+import tvo.tune
+from tvo.config import ConfigError
+from tvo.runs import Run
+from tvo.sweep.plan import latest_step
+from tvo.train import train
+
+STEPS, EVERY = 40, 10
+
+
+def base_settings(data, steps=STEPS):
+    """A tiny run: the enumerable toy model on the 4×4 images, an evaluation every 10 steps."""
+    return {"data": data, "model": "discrete_toy", "batch_size": 8, "steps": steps,
+            "eval_every": EVERY, "log_every": EVERY, "checkpoint_every": EVERY,
+            "eval_particles": 20, "eval_images": 16}  # fmt: skip
+
+
+def tuner(base, param_space, storage, name="search", callbacks=None, **tune_config):
+    from ray import tune
+
+    trainable = tune.with_parameters(tvo.tune.trainable, base=base)
+    return tune.Tuner(
+        tune.with_resources(trainable, {"cpu": 1}),
+        param_space=param_space,
+        tune_config=tune.TuneConfig(metric=tvo.tune.METRIC, mode=tvo.tune.MODE, **tune_config),
+        run_config=tune.RunConfig(
+            storage_path=str(storage), name=name, verbose=0, callbacks=callbacks
+        ),
+    )
+
+
+def evaluations(folder):
+    """The evaluation rows of a run folder's metrics.csv, without their wall-clock seconds."""
+    return [{k: v for k, v in row.items() if k != "seconds"}
+            for row in Run.open(folder).read_metrics() if row["log_px"] is not None]  # fmt: skip
+
+
+def reported(result):
+    """The rows a trial reported to Tune, in metrics.csv's columns (seconds left out)."""
+    frame = result.metrics_dataframe
+    columns = [c for c in Run.open(result.checkpoint.path).read_metrics()[0] if c != "seconds"]
+    return [{c: row[c] for c in columns} for row in frame.to_dict("records")]
+
+
+def test_an_asha_search_reports_each_trials_run_folder(tiny_data, ray_cluster, tmp_path):
+    """Four trials over β1 (log-uniform) and K under ASHA: every row a trial reported is the
+    evaluation row of its run folder (its last Tune checkpoint), to the last bit; that folder
+    was trained with the trial's β1 and K and stands at the last reported step (finished, or
+    stopped by ASHA with a checkpoint to resume from); and the best result is the trial whose
+    run has the highest final validation log p̂(x)."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    space = {"beta1": tune.loguniform(1e-3, 0.5), "partitions": tune.choice([2, 3]), "seed": 0}
+    asha = ASHAScheduler(time_attr="step", max_t=STEPS, grace_period=EVERY, reduction_factor=2)
+    grid = tuner(base_settings(tiny_data), space, tmp_path, num_samples=4, scheduler=asha).fit()
+    assert len(grid) == 4 and not grid.errors
+    finals = {}
+    for result in grid:
+        folder = Path(result.checkpoint.path)
+        config = Run.open(folder).config
+        assert (config.beta1, config.partitions) == (result.config["beta1"],
+                                                     result.config["partitions"])  # fmt: skip
+        rows = evaluations(folder)
+        assert reported(result) == rows
+        step = result.metrics["step"]
+        assert step == rows[-1]["step"] == latest_step(folder)
+        assert Run(folder).status() == ("evaluate" if step == STEPS else "resume")
+        finals[folder] = rows[-1]["log_px"]
+    best = grid.get_best_result()
+    assert finals[Path(best.checkpoint.path)] == max(finals.values())
+    assert best.metrics["log_px"] == max(finals.values())
+
+
+def test_a_restored_tuner_ends_as_an_uninterrupted_run(tiny_data, ray_cluster, tmp_path,
+                                                       one_thread):  # fmt: skip
+    """A Tuner interrupted (SIGUSR1, Tune's signal to stop) after its trial's second report, then
+    ``Tuner.restore``: the trial resumes from its Tune checkpoint (it does not start over) and
+    ends with the metrics and parameters of the same run trained without interruption by
+    ``tvo.train.train`` at one thread, bit for bit."""
+    from ray import tune
+
+    class Interrupt(tune.Callback):  # kept in the Tuner's state: it acts once, by a file
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if result["training_iteration"] == 2 and not once.exists():
+                once.touch()
+                os.kill(os.getpid(), signal.SIGUSR1)
+
+    once = tmp_path / "interrupted"
+
+    base = base_settings(tiny_data, steps=60)
+    space = {"beta1": 0.05, "partitions": 3, "schedule": "moments"}  # a schedule with state
+    first = tuner(base, space, tmp_path, name="restored", callbacks=[Interrupt()])
+    stopped = first.fit()[0]
+    assert once.exists() and stopped.metrics["step"] < 60  # interrupted before the end
+
+    restored = tune.Tuner.restore(str(tmp_path / "restored"), tune.with_resources(
+        tune.with_parameters(tvo.tune.trainable, base=base), {"cpu": 1}),
+        resume_unfinished=True).fit()[0]  # fmt: skip
+    assert restored.metrics["step"] == 60 and not restored.error
+    assert restored.metrics["training_iteration"] == 60 // EVERY  # each evaluation once
+    assert restored.metrics["iterations_since_restore"] < 60 // EVERY  # not started over
+
+    reference = Run.create(tmp_path / "reference", tvo.tune.settings(space, base))
+    train(reference, quiet=True)
+    folder = Path(restored.checkpoint.path)
+    assert evaluations(folder) == evaluations(reference.path)
+    ours, theirs = Run(folder).load_checkpoint(), reference.load_checkpoint()
+    assert ours["step"] == theirs["step"] == 60
+    for name, tensor in theirs["model"].items():
+        assert torch.equal(ours["model"][name], tensor), name
+    assert torch.equal(ours["partition"], theirs["partition"])
+
+
+def test_a_trials_torch_threads_are_its_cpus(tiny_data, ray_cluster, tmp_path):
+    """A trial given 2 CPUs trains with 2 torch threads, whatever the process had before."""
+    from ray import tune
+
+    base = base_settings(tiny_data, steps=EVERY)
+
+    def probe(config):
+        torch.set_num_threads(5)
+        tvo.tune.trainable(config, base)
+        tune.report({"threads": torch.get_num_threads(), "log_px": 0.0})
+
+    storage = tune.RunConfig(storage_path=str(tmp_path), verbose=0)
+    grid = tune.Tuner(tune.with_resources(probe, {"cpu": 2}), run_config=storage).fit()
+    assert grid[0].metrics["threads"] == 2
+
+
+def test_bad_settings_are_the_errors_of_tvo_train(tiny_data):
+    base = base_settings(tiny_data)
+    with pytest.raises(ConfigError, match=r"Tune config: unknown setting 'beta'; valid: .*beta1"):
+        tvo.tune.settings({"beta": 0.1}, base)
+    with pytest.raises(ConfigError, match=r"beta1 must be a number > 0.0 and < 1.0, got 2.0"):
+        tvo.tune.settings({"beta1": 2.0}, base)
+    with pytest.raises(ConfigError, match="beta1 does not apply to objective 'vimco'"):
+        tvo.tune.settings({"objective": "vimco", "beta1": 0.1}, base)
+    config = tvo.tune.settings({"beta1": 0.02, "partitions": 5}, {**base, "beta1": 0.3})
+    assert (config.beta1, config.partitions, config.steps) == (0.02, 5, STEPS)  # Tune's win
