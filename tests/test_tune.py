@@ -2,10 +2,14 @@
 search whose reported metrics are the rows of each trial's run folder and whose best trial is
 the run with the best validation log p̂(x); a Tuner interrupted and restored ends as an
 uninterrupted run, bit for bit; a trial's torch threads are its CPUs; bad settings are the
-errors of ``tvo train``."""
+errors of ``tvo train``; and the example and the snippet of docs/tune.md run."""
 
+import math
 import os
+import re
+import runpy
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +21,7 @@ from tvo.runs import Run
 from tvo.sweep.plan import latest_step
 from tvo.train import train
 
+ROOT = Path(__file__).resolve().parents[1]
 STEPS, EVERY = 40, 10
 
 
@@ -150,3 +155,40 @@ def test_bad_settings_are_the_errors_of_tvo_train(tiny_data):
         tvo.tune.settings({"objective": "vimco", "beta1": 0.1}, base)
     config = tvo.tune.settings({"beta1": 0.02, "partitions": 5}, {**base, "beta1": 0.3})
     assert (config.beta1, config.partitions, config.steps) == (0.02, 5, STEPS)  # Tune's win
+
+
+def test_the_example_runs_an_asha_search(tiny_data, ray_cluster, tmp_path, monkeypatch, capsys):
+    """examples/tune_asha.py at tiny settings: two trials, and it prints the best trial's
+    settings, its validation log p̂(x) and its run folder."""
+    example = ROOT / "examples" / "tune_asha.py"
+    argv = [str(example), "--data", tiny_data, "--model", "discrete_toy", "--steps", "20",
+            "--eval-every", "10", "--samples", "2", "--batch-size", "8", "--eval-images", "16",
+            "--storage", str(tmp_path)]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(example), run_name="__main__")
+    out = capsys.readouterr().out
+    best = r"best: beta1 = (\S+), K = (\d+): valid log p\(x\) = (\S+) at step 20 \((.+)\)"
+    found = re.search(best, out)
+    assert found, out
+    folder = Path(found.group(4))
+    assert evaluations(folder)[-1]["log_px"] == float(found.group(3))
+    config = Run.open(folder).config
+    assert math.isclose(config.beta1, float(found.group(1)), rel_tol=1e-3)
+    assert config.partitions == int(found.group(2))
+
+
+def test_the_snippet_of_the_docs_runs(tiny_data, ray_cluster, tmp_path, monkeypatch):
+    """The code of docs/tune.md, with the tiny data and length: it trains and loads the best
+    run."""
+    code = re.search(r"```python\n(.*?)```", (ROOT / "docs" / "tune.md").read_text(), re.S)
+    code = code.group(1)
+    for old, new in (('"binarized-mnist"', repr(tiny_data)), ('"linear_1"', '"discrete_toy"'),
+                     ("steps, every = 2_000, 250", "steps, every = 20, 10"),
+                     ("num_samples=8", "num_samples=2")):  # fmt: skip
+        assert old in code, old
+        code = code.replace(old, new)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(code, namespace)
+    trained = namespace["trained"]
+    assert trained.step == 20 and trained.config.data == tiny_data
