@@ -1,8 +1,9 @@
 """Ray Tune's trainable (``tvo.tune``) on a real Ray of 2 CPUs (``ray_cluster``): a tiny ASHA
 search whose reported metrics are the rows of each trial's run folder and whose best trial is
-the run with the best validation log p̂(x); a Tuner interrupted and restored ends as an
-uninterrupted run, bit for bit; a trial's torch threads are its CPUs; bad settings are the
-errors of ``tvo train``; and the example and the snippet of docs/tune.md run."""
+the run with the best validation log p̂(x); a Tuner interrupted and restored, and a trial whose
+worker is killed and retried, end as an uninterrupted run, bit for bit; a trial's torch threads
+are its CPUs; bad settings are the errors of ``tvo train``; and the example and the snippet of
+docs/tune.md run."""
 
 import math
 import os
@@ -32,7 +33,8 @@ def base_settings(data, steps=STEPS):
             "eval_particles": 20, "eval_images": 16}  # fmt: skip
 
 
-def tuner(base, param_space, storage, name="search", callbacks=None, **tune_config):
+def tuner(base, param_space, storage, name="search", callbacks=None, failure_config=None,
+          **tune_config):  # fmt: skip
     from ray import tune
 
     trainable = tune.with_parameters(tvo.tune.trainable, base=base)
@@ -41,7 +43,11 @@ def tuner(base, param_space, storage, name="search", callbacks=None, **tune_conf
         param_space=param_space,
         tune_config=tune.TuneConfig(metric=tvo.tune.METRIC, mode=tvo.tune.MODE, **tune_config),
         run_config=tune.RunConfig(
-            storage_path=str(storage), name=name, verbose=0, callbacks=callbacks
+            storage_path=str(storage),
+            name=name,
+            verbose=0,
+            callbacks=callbacks,
+            failure_config=failure_config,
         ),
     )
 
@@ -82,6 +88,7 @@ def test_an_asha_search_reports_each_trials_run_folder(tiny_data, ray_cluster, t
         assert reported(result) == rows
         step = result.metrics["step"]
         assert step == rows[-1]["step"] == latest_step(folder)
+        assert len(Run(folder).checkpoints()) == 1  # the one of that step
         assert Run(folder).status() == ("evaluate" if step == STEPS else "resume")
         finals[folder] = rows[-1]["log_px"]
     best = grid.get_best_result()
@@ -118,12 +125,42 @@ def test_a_restored_tuner_ends_as_an_uninterrupted_run(tiny_data, ray_cluster, t
     assert restored.metrics["training_iteration"] == 60 // EVERY  # each evaluation once
     assert restored.metrics["iterations_since_restore"] < 60 // EVERY  # not started over
 
-    reference = Run.create(tmp_path / "reference", tvo.tune.settings(space, base))
+    assert_uninterrupted(Path(restored.checkpoint.path), tvo.tune.settings(space, base), tmp_path)
+
+
+def test_a_trial_whose_worker_is_killed_resumes_from_its_tune_checkpoint(
+    tiny_data, ray_cluster, tmp_path, one_thread
+):
+    """SIGKILL of the trial's worker process after its second report, with
+    ``FailureConfig(max_failures=1)``: Tune starts the trial again from its last Tune
+    checkpoint and it ends as the uninterrupted run, bit for bit."""
+    from ray import tune
+
+    class Kill(tune.Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if result["training_iteration"] == 2 and not killed:
+                killed.append(result["pid"])
+                os.kill(result["pid"], signal.SIGKILL)
+
+    killed: list[int] = []
+    base = base_settings(tiny_data, steps=60)
+    space = {"beta1": 0.05, "partitions": 3, "schedule": "moments"}
+    retried = tuner(base, space, tmp_path, name="killed", callbacks=[Kill()],
+                    failure_config=tune.FailureConfig(max_failures=1)).fit()[0]  # fmt: skip
+    assert killed and killed[0] != os.getpid() and retried.metrics["pid"] != killed[0]
+    assert retried.metrics["step"] == 60 and not retried.error
+    assert retried.metrics["training_iteration"] == 60 // EVERY  # each evaluation once
+    assert_uninterrupted(Path(retried.checkpoint.path), tvo.tune.settings(space, base), tmp_path)
+
+
+def assert_uninterrupted(folder, config, tmp_path):
+    """The run in ``folder`` has the evaluations and final parameters and partition of
+    ``config`` trained without interruption by ``tvo.train.train``, bit for bit."""
+    reference = Run.create(tmp_path / "reference", config)
     train(reference, quiet=True)
-    folder = Path(restored.checkpoint.path)
     assert evaluations(folder) == evaluations(reference.path)
     ours, theirs = Run(folder).load_checkpoint(), reference.load_checkpoint()
-    assert ours["step"] == theirs["step"] == 60
+    assert ours["step"] == theirs["step"] == config.steps
     for name, tensor in theirs["model"].items():
         assert torch.equal(ours["model"][name], tensor), name
     assert torch.equal(ours["partition"], theirs["partition"])
@@ -184,7 +221,7 @@ def test_the_snippet_of_the_docs_runs(tiny_data, ray_cluster, tmp_path, monkeypa
     code = code.group(1)
     for old, new in (('"binarized-mnist"', repr(tiny_data)), ('"linear_1"', '"discrete_toy"'),
                      ("steps, every = 2_000, 250", "steps, every = 20, 10"),
-                     ("num_samples=8", "num_samples=2")):  # fmt: skip
+                     ("num_samples=8", "num_samples=1")):  # fmt: skip
         assert old in code, old
         code = code.replace(old, new)
     monkeypatch.chdir(tmp_path)

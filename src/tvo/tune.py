@@ -26,9 +26,10 @@ an unknown one, or a value that cannot work, fails the trial with the
 Each report is the metrics row of the evaluation (the columns of ``metrics.csv``: ``step``,
 ``train_objective``, ``skipped``, ``split``, ``log_px``, ``kl``, ``elbo``, ``partition``), with
 a Tune checkpoint that *is* the run folder at that step: ``config.json``, ``metrics.csv``, the
-trainer's checkpoints (and ``summary.json`` once the run is done), so ``tvo.load``, ``tvo eval``
-and ``tvo plot`` work on it. Training goes from one evaluation to the next with
-``train(run, stop_after=...)``, which ends a stretch as an interruption would, with a checkpoint.
+trainer's checkpoint of that step, TensorBoard files (and ``summary.json`` once the run is
+done), so ``tvo.load``, ``tvo eval`` and ``tvo plot`` work on it. Training goes from one
+evaluation to the next with ``train(run, stop_after=...)``, which ends a stretch as an
+interruption would, with a checkpoint.
 
 A trial that Tune starts again (a retry after its worker died, ``FailureConfig(max_failures)``,
 or ``Tuner.restore``) gets its last Tune checkpoint from :func:`ray.tune.get_checkpoint`; the
@@ -101,7 +102,9 @@ def trainable(config: dict, base: dict | None = None) -> None:
         done = summary["steps"]
         if done != target:  # stopped by a signal: its checkpoint is not at an evaluation
             break
-        tune.report(evaluation(run, done), checkpoint=tune.Checkpoint.from_directory(folder))
+        copy = snapshot(run, folder.with_name(f"{folder.name}-checkpoint"))
+        tune.report(evaluation(run, done), checkpoint=tune.Checkpoint.from_directory(copy))
+        shutil.rmtree(copy)  # Tune copied it to its storage during report
 
 
 def evaluation(run, step: int) -> dict:
@@ -109,6 +112,28 @@ def evaluation(run, step: int) -> dict:
     cells left out)."""
     rows = [row for row in run.read_metrics() if row["step"] == step and row["log_px"] is not None]
     return {key: value for key, value in rows[-1].items() if value is not None}
+
+
+def snapshot(run, to: Path) -> Path:
+    """A copy of the run folder at ``to`` (replaced if it exists) for a Tune checkpoint: the
+    run's files (:data:`tvo.runs.RUN_FILES`) with only the newest trainer checkpoint, since Tune
+    keeps the checkpoints of earlier reports itself (half the storage of the folder's two)."""
+    from tvo.runs import RUN_FILES
+
+    if to.exists():
+        shutil.rmtree(to)
+    (to / "checkpoints").mkdir(parents=True)
+    newest = run.checkpoints()[-1]
+    shutil.copy2(newest, to / "checkpoints" / newest.name)
+    for name in RUN_FILES:
+        source = run.path / name
+        if name == "checkpoints" or not source.exists():
+            continue
+        if source.is_dir():
+            shutil.copytree(source, to / name)
+        else:
+            shutil.copy2(source, to / name)
+    return to
 
 
 def threads() -> int:
