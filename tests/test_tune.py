@@ -26,6 +26,16 @@ ROOT = Path(__file__).resolve().parents[1]
 STEPS, EVERY = 40, 10
 
 
+@pytest.fixture(autouse=True)
+def signal_handlers():
+    """Tune's ``Tuner.fit`` leaves its own SIGINT and SIGUSR1 handlers installed (Ray 2.60: a
+    later Ctrl-C only sets the finished run's flag); the tests after these need Python's."""
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGUSR1)}
+    yield
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+
+
 def base_settings(data, steps=STEPS):
     """A tiny run: the enumerable toy model on the 4×4 images, an evaluation every 10 steps."""
     return {"data": data, "model": "discrete_toy", "batch_size": 8, "steps": steps,
