@@ -53,7 +53,7 @@ def finished(tmp_path_factory):
     np.savez(data, train=images[:64], valid=images[64:80], test=images[80:])
     loaded = sweep.load(write_sweep(tmp, data, EXPERIMENTS))
     out = tmp / "runs"
-    assert sweep.run(loaded, out, jobs=2, quiet=True) == 0
+    assert sweep.run(loaded, out, jobs=2, threads=1, quiet=True) == 0  # tests/test_ray.py: 1
     return loaded, out
 
 
@@ -80,3 +80,14 @@ def device():
     if name.startswith("cuda") and not torch.cuda.is_available():
         pytest.fail(f"TVO_TEST_DEVICE={name} but torch sees no CUDA device")
     return torch.device(name)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A Ray of 2 CPUs on this machine, started once for the tests that need one (tests of the
+    Ray executor and of the Tune trainable), shut down at the end."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
+    yield ray
+    ray.shutdown()

@@ -385,8 +385,20 @@ def add_sweep(sub) -> None:
     p.add_argument("--out", type=Path,
                    help="folder of the runs (default: the file's out, else "
                    "results/CONFIG_NAME)")  # fmt: skip
-    p.add_argument("--jobs", type=int, help="runs at a time (default: the CPU cores)")
-    p.add_argument("--threads", type=int, help="torch threads per run (default: cores / jobs)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: processes of this machine; ray: Ray tasks on a Ray cluster "
+                   "(pip install 'tvo[ray]'; --out must be a folder every node sees)")  # fmt: skip
+    p.add_argument("--address",
+                   help="ray: the cluster (auto, or HOST:PORT of its head; default: start Ray "
+                   "on this machine)")  # fmt: skip
+    p.add_argument("--gpus-per-task", type=float, default=0.0,
+                   help="ray: GPUs per task, a fraction shares a GPU (0: CPU only)")  # fmt: skip
+    p.add_argument("--jobs", type=int,
+                   help="units of work at a time (default: local, the CPU cores; ray, what the "
+                   "cluster's CPUs and GPUs hold)")  # fmt: skip
+    p.add_argument("--threads", type=int,
+                   help="torch threads per unit (default: local, cores / jobs; ray, 1); on Ray "
+                   "also the CPUs a task asks for")  # fmt: skip
     p.add_argument("--group", type=int, default=DEFAULT_GROUP,
                    help="train up to this many compatible runs together in one process "
                    "(their settings equal but seed, lr, beta1, partition; see tvo.ensemble); "
@@ -402,6 +414,14 @@ def cmd_sweep(args) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigError(f"--{name} must be ≥ 1, got {value}")
+    if args.executor == "local" and (args.address is not None or args.gpus_per_task):
+        raise ConfigError("--address and --gpus-per-task are for --executor ray")
+    if args.gpus_per_task < 0:
+        raise ConfigError(f"--gpus-per-task must be ≥ 0, got {args.gpus_per_task:g}")
+    if args.executor == "ray":
+        from tvo.sweep import ray as executor
+
+        executor.require_ray()  # before any file is written
     sweep = sweep_module.load(args.config)
     out = args.out or sweep.out or Path("results") / args.config.stem
     if args.dry_run:
@@ -410,9 +430,17 @@ def cmd_sweep(args) -> int:
         print(f"{len(sweep.runs)} runs in {len(sweep.experiments)} experiments, under {out}")
         return 0
     try:
-        failed = sweep_module.run(sweep, out, args.jobs, args.threads, group=args.group)
+        if args.executor == "ray":
+            failed = executor.run(sweep, out, args.jobs, args.threads, group=args.group,
+                                  address=args.address,
+                                  gpus_per_task=args.gpus_per_task)  # fmt: skip
+        else:
+            failed = sweep_module.run(sweep, out, args.jobs, args.threads, group=args.group)
     except KeyboardInterrupt:
-        print(f"tvo sweep: stopped; continue with: tvo sweep {args.config}", file=sys.stderr)
+        again = f" --executor ray{f' --address {args.address}' if args.address else ''}" \
+            if args.executor == "ray" else ""  # fmt: skip
+        print(f"tvo sweep: stopped; continue with: tvo sweep {args.config}{again}",
+              file=sys.stderr)  # fmt: skip
         return 130
     if failed:
         print(f"tvo sweep: {failed} run(s) failed; their sweep.log says why", file=sys.stderr)
