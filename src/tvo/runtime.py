@@ -25,9 +25,8 @@ import torch
 
 # Torch threads of a tvo command unless --threads says otherwise: "auto" is the cores that are
 # idle when the command starts (at least one). Chosen by measurement (benchmarks/threads.py, the
-# table in benchmarks/RESULTS.md): on an idle 2-core machine two threads trained linear_1 1.7
-# times faster than one; beside one busy process one thread was 3.4 times faster than two, and
-# beside another tvo train with two threads 45 times faster.
+# table in benchmarks/RESULTS.md): on 2 cores two threads trained 1.3 to 1.7 times faster than
+# one when idle and 1.9 to 3.2 times slower beside a busy process; auto matched the better.
 DEFAULT_THREADS = "auto"
 THREADS_HELP = ("torch threads, or auto: the cores idle when the command starts, at least one "
                 "(default: auto; benchmarks/RESULTS.md says why)")  # fmt: skip
