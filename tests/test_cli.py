@@ -309,6 +309,7 @@ def test_eval_by_ais_and_bdmc(tiny_data, tmp_path, capsys, one_thread):
         (["--method", "ais", "--ais-steps", "0"], "--ais-steps must be ≥ 1, got 0"),
         (["--method", "ais", "--chains", "0"], "--chains must be ≥ 1, got 0"),
         (["--method", "bdmc", "--leapfrog", "0"], "--leapfrog must be ≥ 1, got 0"),
+        (["--method", "ais", "--kernel", "hmc"], "kernel 'hmc' needs continuous latents, and SBN"),
     ],
 )
 def test_bad_ais_input_exits_2(args, message, tiny_data, tmp_path, capsys):

@@ -363,6 +363,11 @@ def test_schedules():
     assert (shaped.diff() > 0).all() and len(annealing_schedule(7, run)) == 8
 
 
+def gaussian_and_data():
+    model = LinearGaussian()
+    return model, model.sample(2)[1]
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -375,6 +380,13 @@ def test_schedules():
         (lambda m, x: tvo.ais(m, x, 5, 2, kernel=SBNSweep()), "SBNSweep needs a one-layer"),
         (lambda m, x: HMC(leapfrog_steps=0), "leapfrog_steps must be an integer ≥ 1"),
         (lambda m, x: kernel_for(m, "nuts"), "unknown kernel 'nuts'"),
+        (lambda m, x: kernel_for(m, "hmc"), "'hmc' needs continuous latents, and DiscreteToy"),
+        (lambda m, x: kernel_for(m, "sbn-sweep"), "'sbn-sweep' needs a one-layer linear SBN"),
+        (lambda m, x: kernel_for(LinearGaussian(), "flip"), "'flip' needs binary latents"),
+        (
+            lambda m, x: tvo.ais(*gaussian_and_data(), 5, 2, kernel=FlipMH()),
+            "FlipMH needs binary latents",
+        ),
     ],
 )
 def test_bad_settings_are_refused_with_the_value(call, message):

@@ -241,6 +241,11 @@ class FlipMH:
             raise ValueError(f"block must be an integer ≥ 1, got {self.block!r}")
 
     def init(self, target: Target, point: Point) -> None:
+        if not all(((leaf == 0) | (leaf == 1)).all() for leaf in _leaves(point.z)):
+            raise ValueError(
+                f"FlipMH needs binary latents (values 0 and 1), and {type(target.model).__name__}"
+                "'s are not: use HMC for continuous latents, IndependentMH for any"
+            )
         return None
 
     def step(self, state, target: Target, point: Point, beta: float):
@@ -385,9 +390,21 @@ KERNELS = {"hmc": HMC, "flip": FlipMH, "independent": IndependentMH, "sbn-sweep"
 def kernel_for(model, name: str = "auto", leapfrog_steps: int = 10) -> Kernel:
     """The kernel called ``name`` for ``model``: ``auto`` (:func:`default_kernel`), ``hmc``
     (with ``leapfrog_steps``, also what ``auto`` gives a continuous model), ``flip``
-    (single-site), ``independent`` or ``sbn-sweep``. ``ValueError`` for another name."""
+    (single-site), ``independent`` or ``sbn-sweep``. ``ValueError`` for another name, and for a
+    kernel that does not apply to ``model`` (hmc or flip on the wrong kind of latent, sbn-sweep
+    on anything but the one-layer linear SBN), before any work."""
     if name not in ("auto", *KERNELS):
         raise ValueError(f"unknown kernel {name!r}: expected auto or one of {', '.join(KERNELS)}")
+    model_name, continuous = type(model).__name__, bool(getattr(model, "has_rsample", False))
+    if name == "hmc" and not continuous:
+        raise ValueError(f"kernel 'hmc' needs continuous latents, and {model_name} has discrete "
+                         "ones (has_rsample=False): use auto, flip or independent")  # fmt: skip
+    if name == "flip" and continuous:
+        raise ValueError(f"kernel 'flip' needs binary latents, and {model_name} has continuous "
+                         "ones (has_rsample=True): use auto, hmc or independent")  # fmt: skip
+    if name == "sbn-sweep" and not SBNSweep.applies(model):
+        raise ValueError(f"kernel 'sbn-sweep' needs a one-layer linear SBN (linear_1), not "
+                         f"{model_name}: use auto, flip or independent")  # fmt: skip
     kernel = default_kernel(model) if name == "auto" else KERNELS[name]()
     if isinstance(kernel, HMC):
         kernel = HMC(leapfrog_steps=leapfrog_steps)

@@ -241,7 +241,10 @@ def evaluate_run_ais(
     model = trained.model
     schedule = ais_schedule(schedule, trained.partition)
     if isinstance(kernel, str):
-        kernel = kernel_for(model, kernel, leapfrog_steps)
+        try:
+            kernel = kernel_for(model, kernel, leapfrog_steps)
+        except ValueError as error:  # a kernel that does not fit the run's model: the input
+            raise ConfigError(str(error)) from error
     num_data = len(trained.dataset.split(split)[:limit]) if method == "ais" else limit or 100
     passes = -(-num_data // images_per_pass)
     total = passes * num_steps * (2 if method == "bdmc" else 1)
