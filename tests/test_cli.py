@@ -294,9 +294,10 @@ def test_eval_by_ais_and_bdmc(tiny_data, tmp_path, capsys, one_thread):
         assert ("HMC" in result["kernel"]) == (model == "linear_gaussian")
         assert main([*args, "--method", "bdmc", "--schedule", "run"]) == 0
         result = json.loads(capsys.readouterr().out)
-        assert set(result) >= {*keys, "upper", "upper_stderr", "gap"}
+        assert set(result) >= {*keys, "upper", "upper_stderr", "gap", "gap_stderr"}
         assert result["split"] == "simulated" and result["schedule"] == "run"
         assert result["gap"] == pytest.approx(result["upper"] - result["log_px"])
+        assert result["gap_stderr"] > 0
     assert main(["eval", str(runs["discrete_toy"]), "--method", "ais", "--ais-steps", "5",
                  "--chains", "2", "--limit", "4"]) == 0  # fmt: skip
     out = capsys.readouterr().out

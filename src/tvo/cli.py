@@ -271,7 +271,8 @@ def _eval_ais(run: Run, args) -> int:
         print(f"  {'lower':>10}  {with_se(report['log_px'], report['stderr'])}  (forward AIS)")
         print(f"  {'upper':>10}  {with_se(report['upper'], report['upper_stderr'])}  (reverse "
               "AIS from the exact posterior sample)")  # fmt: skip
-        print(f"  {'gap':>10}  {report['gap']:10.3f}")
+        print(f"  {'gap':>10}  {with_se(report['gap'], report['gap_stderr'])}  (its error over "
+              "the points)")  # fmt: skip
     if report["acceptance"] is not None:
         print(f"  acceptance rate {report['acceptance']:.2f}; {report['evaluations']} log_joint "
               "evaluations per image")  # fmt: skip
