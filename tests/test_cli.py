@@ -148,6 +148,23 @@ def test_existing_runs_are_never_touched_by_bad_input(tiny_data, tmp_path, capsy
     assert json.loads((run / "summary.json").read_text())["steps"] == 20
 
 
+def test_a_length_below_the_steps_done_is_refused_and_leaves_the_run_as_it_was(
+    tiny_data, tmp_path, capsys
+):
+    """``--resume RUN --steps N`` (or ``--epochs``) shorter than the run: refused before the
+    run's config is rewritten or its summary removed (before: both were, and the run then
+    refused to resume at all without a longer length)."""
+    run = tmp_path / "run"
+    assert main(["train", "--data", tiny_data, "--out", str(run), *FAST]) == 0
+    before = tree_digest(run)
+    for length in (["--steps", "10"], ["--epochs", "1"]):  # 64 images, batch 8: 8 steps
+        assert main(["train", "--resume", str(run), *length]) == 2, length
+        assert "has done 40 steps, more than the" in capsys.readouterr().err, length
+        assert tree_digest(run) == before, length
+    assert main(["train", "--resume", str(run), "--steps", "60", "--quiet"]) == 0
+    assert json.loads((run / "summary.json").read_text())["steps"] == 60
+
+
 def test_a_folder_that_is_not_a_run_is_refused(tiny_data, tmp_path, capsys):
     folder = tmp_path / "notes"
     folder.mkdir()

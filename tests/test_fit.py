@@ -14,6 +14,7 @@ from tvo.config import ConfigError
 from tvo.data import DataError
 from tvo.models import ModelError
 from tvo.models.toy import LinearGaussian
+from tvo.runs import RunError
 
 from tests.helpers import TinySBN
 
@@ -77,6 +78,16 @@ def test_a_run_extended_on_resume_ends_as_the_longer_run(tmp_path):
     assert finals["straight"]["step"] == finals["extended"]["step"] == 80
     for key, tensor in finals["straight"]["model"].items():
         assert torch.equal(tensor, finals["extended"]["model"][key]), key
+
+
+def test_a_shorter_length_on_resume_is_refused_before_the_run_changes(tmp_path):
+    run = tmp_path / "run"
+    tvo.fit(SBN(), binary_data(), tvo.VIMCO(), out=run, steps=40, **FAST)
+    files = {name: (run / name).read_bytes() for name in ("config.json", "summary.json")}
+    for length in ({"steps": 20}, {"epochs": 1}):  # one epoch: about 23 steps of 16
+        with pytest.raises(RunError, match=r"has done 40 steps, more than the 2\d asked for"):
+            tvo.fit(SBN(), binary_data(), tvo.VIMCO(), out=run, resume=True, **length, **FAST)
+        assert {name: (run / name).read_bytes() for name in files} == files, length
 
 
 def test_real_valued_data_for_a_model_whose_likelihood_takes_it(tmp_path, capsys):

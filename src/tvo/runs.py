@@ -191,11 +191,15 @@ class Run:
         run.config  # noqa: B018 (reads and checks config.json now)
         return run
 
-    def extend(self, steps: int | None = None, epochs: float | None = None) -> TrainConfig:
+    def extend(
+        self, steps: int | None = None, epochs: float | None = None, train_size: int | None = None
+    ) -> TrainConfig:
         """Give the run a new length (``steps`` or ``epochs``; neither: unchanged) and return its
         config. ``config.json`` is rewritten and the summary and final evaluation, which
         describe the shorter run, are removed; metrics and checkpoints stay. A length below the
-        steps already done is refused when training resumes."""
+        steps of the newest checkpoint is refused before anything is written (for ``epochs``
+        when ``train_size``, the number of training points, is given; else when training
+        resumes)."""
         config = self.config
         if steps is None and epochs is None:
             return config
@@ -205,6 +209,15 @@ class Run:
 
         extended = replace(config, steps=steps, epochs=epochs)
         validate_config(extended, check_model=False, check_environment=False)
+        asked = steps
+        if epochs is not None and train_size is not None:
+            asked = max(1, math.ceil(epochs * train_size / config.batch_size))
+        done = max((int(p.stem.split("-")[1]) for p in self.checkpoints()), default=0)
+        if asked is not None and asked < done:
+            raise RunError(
+                f"{self.path} has done {done} steps, more than the {asked} asked for; give a "
+                "larger --steps or --epochs (the run is left as it was)"
+            )
         if extended != config:
             with self.writer():
                 write_text(self.path / "config.json", save_config(extended))
