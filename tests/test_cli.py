@@ -336,3 +336,27 @@ def test_bad_ais_input_exits_2(args, message, tiny_data, tmp_path, capsys):
     capsys.readouterr()
     assert main(["eval", str(run), *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_relative_data_path_is_recorded_absolute(tiny_data, tmp_path, monkeypatch, capsys):
+    """``--data tiny.npz`` given from the data's folder: config.json records the absolute path,
+    so ``tvo eval``, ``plot`` and ``--resume`` work from another folder; a run that recorded the
+    relative path (tvo 0.1) still resumes from the folder it was trained in."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--data", "tiny.npz", "--model", "discrete_toy", *FAST, "--threads", "1"]
+    assert main([*args, "--out", "run"]) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["data"] == tiny_data
+    monkeypatch.chdir(elsewhere)
+    run = str(tmp_path / "run")
+    assert main(["eval", run, "--particles", "5", "--limit", "4", "--threads", "1"]) == 0
+    assert main(["plot", run, "--out", "figures", "--threads", "1"]) == 0
+    assert main(["train", "--resume", run, "--steps", "60", "--quiet", "--threads", "1"]) == 0
+    assert Run.open(run).summary()["steps"] == 60
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    config["data"] = "tiny.npz"  # as tvo 0.1 recorded it
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--resume", run, "--steps", "80", "--quiet", "--threads", "1"]) == 0
+    capsys.readouterr()

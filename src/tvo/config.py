@@ -180,9 +180,37 @@ def resolve(
             settings["model_source"] = source_of(settings["model"])
         except ModelError as error:
             raise ConfigError(str(error)) from error
+    settings.update(absolute_paths(settings))
     config = TrainConfig(**{k: v for k, v in settings.items() if k in FIELDS})
     validate(config, check_model)
     return config
+
+
+def is_data_file(value) -> bool:
+    """Whether a ``data`` setting names a user's file (``*.npz``/``*.npy``), not a dataset nor
+    the data a run keeps itself (``@run/data.npz``)."""
+    return isinstance(value, str) and value.endswith((".npz", ".npy")) and value[:1] != "@"
+
+
+def absolute_paths(settings: dict) -> dict:
+    """``data`` (a file) and ``data_root`` of ``settings`` as absolute paths: a run records
+    them so, and ``tvo eval``, ``plot`` and ``--resume`` find its data from any folder."""
+    paths = {}
+    if is_data_file(settings.get("data")):
+        paths["data"] = os.path.abspath(settings["data"])
+    if isinstance(settings.get("data_root"), str) and settings["data_root"]:
+        paths["data_root"] = os.path.abspath(settings["data_root"])
+    return paths
+
+
+def differences(existing: TrainConfig, config: TrainConfig, keep=()) -> list[str]:
+    """The settings, but ``keep``, in which ``config`` differs from a run's ``existing`` ones. A
+    relative data path that runs before 0.2 recorded equals the absolute path it names from
+    this folder."""
+    old, new = dataclasses.asdict(existing), dataclasses.asdict(config)
+    old.update(absolute_paths(old))
+    new.update(absolute_paths(new))
+    return [name for name in FIELDS if name not in keep and old[name] != new[name]]
 
 
 def objective_settings(settings: dict, explicit=()) -> dict:

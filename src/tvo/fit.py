@@ -10,7 +10,6 @@ object is saved as ``model.pt`` (its class must be importable where the run is l
 
 from __future__ import annotations
 
-import dataclasses
 import pickle
 import time
 import warnings
@@ -21,7 +20,7 @@ import torch
 from torch import nn
 
 from tvo.build import Setup, Trained, build, load_trained
-from tvo.config import ConfigError, TrainConfig, resolve
+from tvo.config import ConfigError, TrainConfig, differences, resolve
 from tvo.data import Dataset, from_arrays
 from tvo.objectives import Objective
 from tvo.runs import RUN_DATA, Run
@@ -186,13 +185,7 @@ def continued(
     ``config`` that differs from the run's is a :class:`ConfigError` naming it, and a length
     below the steps done a :class:`~tvo.runs.RunError` (``train_size``: the number of training
     points, for ``epochs``), both before the run is changed."""
-    existing = run.config
-    keep = {"steps", "epochs", "model_source"}
-    changed = [
-        f.name
-        for f in dataclasses.fields(TrainConfig)
-        if f.name not in keep and getattr(existing, f.name) != getattr(config, f.name)
-    ]
+    changed = differences(run.config, config, keep={"steps", "epochs", "model_source"})
     if changed:
         raise ConfigError(
             f"{run.path} was trained with other settings ({', '.join(changed)}); resume it with "

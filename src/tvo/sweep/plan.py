@@ -165,10 +165,8 @@ def prepare(sweep: Sweep, out: Path) -> dict[str, str]:
     for name, config in sweep.runs.items():
         folder = out / name
         if Run.is_run(folder):
-            existing = Run.open(folder).config
-            if existing != config:
-                changed = [f.name for f in dataclasses.fields(TrainConfig)
-                           if getattr(existing, f.name) != getattr(config, f.name)]  # fmt: skip
+            changed = config_module.differences(Run.open(folder).config, config)
+            if changed:
                 raise ConfigError(
                     f"{folder} holds a run whose settings differ from the sweep's "
                     f"({', '.join(changed)}); move it away or give the sweep another --out"
