@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -253,3 +254,43 @@ def test_a_second_ctrl_c_in_an_evaluation_says_what_state_the_run_is_in(tiny_dat
     assert process.returncode == 130, err
     assert "interrupted; what was written before is intact" in err and "Traceback" not in err
     assert Run.open(run).load_checkpoint()["step"] >= 40
+
+
+@pytest.mark.parametrize("damage", ["shorter", "unreadable checkpoints"])
+def test_a_refused_resume_to_a_new_length_leaves_the_run_as_it_was(tiny_data, tmp_path, damage):
+    """``--resume --steps N`` that stops with an error (N below the steps done; no checkpoint
+    that loads) keeps config.json and summary.json: the length is written only once training
+    can go on."""
+    run = tmp_path / "run"
+    assert main(["train", "--data", tiny_data, "--out", str(run), "--steps", "40", *FAST]) == 0
+    steps = "30"
+    if damage == "unreadable checkpoints":
+        steps = "60"
+        for path in (run / "checkpoints").glob("*.pt"):
+            path.write_bytes(b"damaged")
+    before = digest(run)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the corrupt checkpoints are reported as warnings
+        assert main(["train", "--resume", str(run), "--steps", steps, "--quiet"]) == 2
+    assert digest(run) == before
+
+
+def test_a_resume_to_a_new_length_writes_it(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "--data", tiny_data, "--out", str(run), "--steps", "20", *FAST]) == 0
+    assert main(["train", "--resume", str(run), "--steps", "40", "--quiet"]) == 0
+    assert Run.open(run).config.steps == 40 and Run.open(run).summary()["steps"] == 40
+
+
+@pytest.mark.parametrize("args", ['{"latents": 0}', '{"latents": [0]}', '{"latents": 2.5}'])
+def test_model_args_of_a_wrong_value_are_refused_by_name(tiny_data, tmp_path, capsys, args):
+    """A built-in model's arguments are checked by building it when the settings are validated
+    (so a sweep refuses them before any run starts): one message, exit 2, no run folder."""
+    from tvo.models import ModelError, check_arguments
+
+    run = tmp_path / "run"
+    assert main(["train", "--data", tiny_data, "--out", str(run), "--model-args", args]) == 2
+    assert "model linear_1 cannot be built with model_args" in capsys.readouterr().err
+    assert not run.exists()
+    with pytest.raises(ModelError, match="cannot be built"):
+        check_arguments("linear_1", json.loads(args))

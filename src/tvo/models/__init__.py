@@ -65,7 +65,14 @@ def create(
     its output bias set from ``data_mean`` (the mean training image) where the model takes one,
     with the keyword arguments ``model_args``."""
     factory = model_class(name, source)
-    return factory(**_arguments(name, model_args, pixels, data_mean, source))
+    kwargs = _arguments(name, model_args, pixels, data_mean, source)
+    if is_spec(name):
+        return factory(**kwargs)  # a model of the user's own: its errors are its own
+    try:
+        return factory(**kwargs)
+    except (ValueError, TypeError) as error:  # a built-in model's arguments of the wrong value
+        raise ModelError(f"model {name} cannot be built with model_args {model_args or {}}: "
+                         f"{error}") from error  # fmt: skip
 
 
 def _arguments(name, model_args, pixels, data_mean, source) -> dict:
@@ -79,8 +86,11 @@ def _arguments(name, model_args, pixels, data_mean, source) -> dict:
 
 
 def check_arguments(name: str, model_args: dict | None, source: str | None = None) -> None:
-    """Raise ``ModelError`` if the model called ``name`` cannot take ``model_args``."""
+    """Raise ``ModelError`` if the model called ``name`` cannot take ``model_args`` (a built-in
+    model is built, for one pixel, to check their values too)."""
     _arguments(name, model_args, 1, None, source)
+    if not is_spec(name):
+        create(name, 1, None, model_args, source)
 
 
 __all__ = [
