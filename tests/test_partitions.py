@@ -173,3 +173,15 @@ def test_schedules_by_name(name, kind):
         schedule("cosine", 4)
     with pytest.raises(ValueError, match="adapt_every must be an integer ≥ 1, got 0"):
         Moments(4, every=0)
+
+
+def test_beta1_may_be_a_numpy_or_torch_scalar():
+    """Like K, beta1 given as np.float32 or a 0-d tensor is the number it holds (issue #15's
+    class of scalar types), not 'must lie strictly between 0 and 1'."""
+    import numpy as np
+
+    expected = partition(4, "log", 0.25)
+    assert torch.allclose(partition(4, "log", np.float32(0.25)), expected)
+    assert torch.allclose(partition(4, "log", torch.tensor(0.25)), expected)
+    with pytest.raises(ValueError, match="got True"):
+        partition(4, "log", True)

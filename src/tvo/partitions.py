@@ -76,7 +76,11 @@ def partition(
     K = int(K)
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}")
-    if not (isinstance(beta1, int | float) and 0.0 < beta1 < 1.0):
+    if isinstance(beta1, Tensor) and beta1.dim() == 0:
+        beta1 = beta1.item()
+    if isinstance(beta1, numbers.Real) and not isinstance(beta1, bool):
+        beta1 = float(beta1)  # numpy's and torch's scalars too
+    if not (isinstance(beta1, float) and 0.0 < beta1 < 1.0):
         raise ValueError(f"beta1 must lie strictly between 0 and 1, got {beta1!r}")
     if K == 1:
         return torch.tensor([0.0, 1.0], dtype=torch.float64)
