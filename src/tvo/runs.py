@@ -77,6 +77,7 @@ class Run:
         self.path = Path(path)
         self._config: TrainConfig | None = None
         self._replacing = False  # this object moved an old run aside and has not checkpointed
+        self._extended = False  # extend() gave a new length that is not written yet
 
     # --- creating and opening ---------------------------------------------------------------
 
@@ -195,11 +196,11 @@ class Run:
         self, steps: int | None = None, epochs: float | None = None, train_size: int | None = None
     ) -> TrainConfig:
         """Give the run a new length (``steps`` or ``epochs``; neither: unchanged) and return its
-        config. ``config.json`` is rewritten and the summary and final evaluation, which
-        describe the shorter run, are removed; metrics and checkpoints stay. A length below the
-        steps of the newest checkpoint is refused before anything is written (for ``epochs``
-        when ``train_size``, the number of training points, is given; else when training
-        resumes)."""
+        config. Nothing is written here: training writes it (:meth:`save_extension`) once the
+        checkpoint has loaded and the length covers the steps done, so a resume refused for
+        either leaves the run as it was. A length below the steps of the newest checkpoint is
+        refused here already (for ``epochs`` when ``train_size``, the number of training points,
+        is given; else when training resumes)."""
         config = self.config
         if steps is None and epochs is None:
             return config
@@ -219,12 +220,18 @@ class Run:
                 "larger --steps or --epochs (the run is left as it was)"
             )
         if extended != config:
-            with self.writer():
-                write_text(self.path / "config.json", save_config(extended))
-                self._config = None
-                for name in ("summary.json", "final.json"):
-                    (self.path / name).unlink(missing_ok=True)
+            self._config, self._extended = extended, True
         return extended
+
+    def save_extension(self) -> None:
+        """Write the length given by :meth:`extend` (the caller holds :meth:`writer`):
+        ``config.json`` is rewritten and the summary and final evaluation, which describe the
+        shorter run, are removed; metrics and checkpoints stay."""
+        if self._extended:
+            write_text(self.path / "config.json", save_config(self.config))
+            for name in ("summary.json", "final.json"):
+                (self.path / name).unlink(missing_ok=True)
+            self._extended = False
 
     @property
     def config(self) -> TrainConfig:

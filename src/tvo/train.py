@@ -130,6 +130,7 @@ def _train(run: Run, quiet: bool, stop_after: int | None, prepared) -> dict:
             f"{run.path} has done {state.step} steps, more than the {steps} its settings ask "
             "for; give a larger --steps or --epochs"
         )
+    run.save_extension()  # a new length, now known to cover the steps done
     if run.metrics_file.exists():
         run.truncate_metrics(state.step)  # rows written after the checkpoint are redone
 
