@@ -328,6 +328,8 @@ def test_eval_by_ais_and_bdmc(tiny_data, tmp_path, capsys, one_thread):
         (["--method", "ais", "--chains", "0"], "--chains must be ≥ 1, got 0"),
         (["--method", "bdmc", "--leapfrog", "0"], "--leapfrog must be ≥ 1, got 0"),
         (["--method", "ais", "--kernel", "hmc"], "kernel 'hmc' needs continuous latents, and SBN"),
+        (["--method", "ais", "--chains", "100000000000"], "ais with 100000000000 chains for 16"),
+        (["--method", "bdmc", "--ais-steps", "10000000000000"], "would need about"),
     ],
 )
 def test_bad_ais_input_exits_2(args, message, tiny_data, tmp_path, capsys):

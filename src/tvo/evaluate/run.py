@@ -251,6 +251,12 @@ def evaluate_run_ais(
         except ValueError as error:  # a kernel that does not fit the run's model: the input
             raise ConfigError(str(error)) from error
     num_data = len(trained.dataset.split(split)[:limit]) if method == "ais" else limit or 100
+    points = min(images_per_pass, num_data)  # of one pass: C chains each, [D] and a few copies
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    check_memory(16.0 * num_chains * points * trained.dataset.pixels  # the chains' likelihoods
+                 + 8.0 * num_steps * (points + 2),  # the schedule, each step's acceptance [N]
+                 f"{method} with {num_chains} chains for {points} points and {num_steps} steps",
+                 device)  # fmt: skip
     passes = -(-num_data // images_per_pass)
     total = passes * num_steps * (2 if method == "bdmc" else 1)
     with tqdm(total=total, desc=f"{method} T={num_steps} C={num_chains}", unit="step",
