@@ -294,3 +294,27 @@ def test_model_args_of_a_wrong_value_are_refused_by_name(tiny_data, tmp_path, ca
     assert not run.exists()
     with pytest.raises(ModelError, match="cannot be built"):
         check_arguments("linear_1", json.loads(args))
+
+
+def test_a_run_whose_checkpoints_were_deleted_is_not_restarted(tiny_data, tmp_path, capsys):
+    """metrics.csv up to step 40 and no checkpoint left: ``--resume`` stops (exit 2, the run
+    unchanged) instead of training again from step 0 over the metrics; a run stopped before
+    its first checkpoint still starts again."""
+    run = tmp_path / "run"
+    assert main(["train", "--data", tiny_data, "--out", str(run), "--steps", "40", *FAST]) == 0
+    for path in (run / "checkpoints").glob("*.pt"):
+        path.unlink()
+    before = digest(run)
+    assert main(["train", "--resume", str(run), "--steps", "60", "--quiet"]) == 2
+    assert "has metrics up to step 40 but no checkpoint" in capsys.readouterr().err
+    assert digest(run) == before
+    early = tmp_path / "early"
+    assert main(["train", "--data", tiny_data, "--out", str(early), "--steps", "20", *FAST]) == 0
+    for path in (early / "checkpoints").glob("*.pt"):
+        path.unlink()  # as if killed after the row of step 10, before the checkpoint of step 20
+    (early / "summary.json").unlink()
+    (early / "metrics.csv").write_text(
+        "".join((early / "metrics.csv").read_text().splitlines(True)[:2])
+    )
+    assert main(["train", "--resume", str(early), "--quiet"]) == 0
+    assert Run.open(early).summary()["steps"] == 20

@@ -92,6 +92,15 @@ def start(run: Run, s: Setup) -> tuple[TrainState, Progress]:
             f"step 0, train it anew: tvo train --out {run.path} --overwrite with its settings"
         )
     if saved is None:
+        logged = max((row["step"] for row in run.read_metrics()), default=0) if (
+            run.metrics_file.exists()) else 0  # fmt: skip
+        if logged > run.config.checkpoint_every:  # a checkpoint was written, and is gone
+            raise RunError(
+                f"{run.path} has metrics up to step {logged} but no checkpoint (checkpoints/ "
+                "was emptied); nothing was changed. Put its checkpoints back to resume, or "
+                f"train it anew from step 0: tvo train --out {run.path} --overwrite with its "
+                "settings"
+            )
         return state, Progress()
     progress = Progress(**{k: saved[k] for k in Progress.__dataclass_fields__})
     return load_state_dict(state, saved, s.schedule), progress
