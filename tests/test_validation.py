@@ -45,8 +45,8 @@ def trained(tmp_path_factory):
     ("args", "message"),
     [
         (["--seed", "99999999999999999999999"], "seed must be an integer ≥ 0 and < 92233720"),
-        (["-S", "100000000"], "a step of S = 100000000 particles for batches of 8 would need"),
-        (["-K", "100000000"], "would need about"),
+        (["-S", "100000000"], "a step of S = 100000000 particles for batches of 8"),
+        (["-K", "100000000"], "with K = 100000000 intervals would need about"),
         (["--beta1", "0.9999999999999999", "-K", "5"], "so close to 1 that the 5 points"),
         (["--schedule", "linear", "--beta1", "0.5"], "beta1 does not apply to schedule 'linear'"),
         (["--partition", "0 0.5 0.5 1"], "strictly increasing"),

@@ -96,7 +96,9 @@ def build(
     try:  # [S·B, D] activations and gradients, the TVO's [B, S, K + 1] weights: about 8 copies
         check_memory(32.0 * particles * (raw.pixels + (config.partitions or 1) + 1),
                      f"a step of S = {config.particles} particles for batches of "
-                     f"{config.batch_size}", device)  # fmt: skip
+                     f"{config.batch_size}"
+                     + (f" with K = {config.partitions} intervals" if config.partitions else ""),
+                     device)  # fmt: skip
     except MemoryError as error:
         raise ConfigError(f"{error}; use fewer particles, intervals or a smaller batch") from error
     torch.manual_seed(config.seed)
