@@ -87,3 +87,20 @@ def test_old_adaptive_runs_resume_to_their_end(old_runs, name, moves):
     else:  # rounds end at steps 16, 20, 24, 28
         assert len(after["schedule"]["bandit"]["rewards"]) == 30 // moves - 1
         assert len(before["schedule"]["bandit"]["rewards"]) == 14 // moves - 1
+
+
+def test_a_copy_holds_the_newest_checkpoint_and_every_other_file(tmp_path, tiny_data):
+    """``Run.copy_to`` (a Tune checkpoint): the newest of the two checkpoints, the other files
+    as they are; the copy opens, loads its step and evaluates like the run."""
+    run = tmp_path / "run"
+    assert main(["train", "--data", tiny_data, "--out", str(run), "--steps", "40",
+                 "--checkpoint-every", "10", "--eval-every", "20", "--eval-images", "8",
+                 "--eval-particles", "5", "--quiet", "--threads", "1"]) == 0  # fmt: skip
+    original = Run.open(run)
+    assert len(original.checkpoints()) == 2
+    copy = Run.open(original.copy_to(tmp_path / "copy"))
+    assert [p.name for p in copy.checkpoints()] == [original.checkpoints()[-1].name]
+    assert copy.load_checkpoint()["step"] == 40 and copy.config == original.config
+    assert copy.read_metrics() == original.read_metrics()
+    assert (tmp_path / "copy" / "summary.json").read_text() == (run / "summary.json").read_text()
+    assert main(["eval", str(tmp_path / "copy"), "--particles", "5", "--limit", "4"]) == 0

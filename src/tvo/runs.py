@@ -295,6 +295,27 @@ class Run:
     def checkpoint_dir(self) -> Path:
         return self.path / "checkpoints"
 
+    def copy_to(self, to: str | Path) -> Path:
+        """A copy of the run at ``to`` (replaced if it exists) with only its newest checkpoint:
+        a run folder that :meth:`open`, ``tvo.load``, ``tvo eval`` and ``--resume`` read (Ray
+        Tune's checkpoint of a trial, :mod:`tvo.tune`)."""
+        to = Path(to)
+        if to.exists():
+            shutil.rmtree(to)
+        (to / "checkpoints").mkdir(parents=True)
+        newest = self.checkpoints()[-1:]
+        for path in newest:
+            shutil.copy2(path, to / "checkpoints" / path.name)
+        for name in RUN_FILES:
+            source = self.path / name
+            if name == "checkpoints" or not source.exists():
+                continue
+            if source.is_dir():
+                shutil.copytree(source, to / name)
+            else:
+                shutil.copy2(source, to / name)
+        return to
+
     def checkpoints(self) -> list[Path]:
         """Checkpoint files, oldest first."""
         if not self.checkpoint_dir.is_dir():

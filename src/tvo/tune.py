@@ -103,7 +103,8 @@ def trainable(config: dict, base: dict | None = None) -> None:
         done = summary["steps"]
         if done != target:  # stopped by a signal: its checkpoint is not at an evaluation
             break
-        copy = snapshot(run, folder.with_name(f"{folder.name}-checkpoint"))
+        # the run with only this step's trainer checkpoint: Tune keeps earlier ones itself
+        copy = run.copy_to(folder.with_name(f"{folder.name}-checkpoint"))
         tune.report(evaluation(run, done), checkpoint=tune.Checkpoint.from_directory(copy))
         shutil.rmtree(copy)  # Tune copied it to its storage during report
 
@@ -113,28 +114,6 @@ def evaluation(run, step: int) -> dict:
     cells left out)."""
     rows = [row for row in run.read_metrics() if row["step"] == step and row["log_px"] is not None]
     return {key: value for key, value in rows[-1].items() if value is not None}
-
-
-def snapshot(run, to: Path) -> Path:
-    """A copy of the run folder at ``to`` (replaced if it exists) for a Tune checkpoint: the
-    run's files (:data:`tvo.runs.RUN_FILES`) with only the newest trainer checkpoint, since Tune
-    keeps the checkpoints of earlier reports itself (half the storage of the folder's two)."""
-    from tvo.runs import RUN_FILES
-
-    if to.exists():
-        shutil.rmtree(to)
-    (to / "checkpoints").mkdir(parents=True)
-    newest = run.checkpoints()[-1]
-    shutil.copy2(newest, to / "checkpoints" / newest.name)
-    for name in RUN_FILES:
-        source = run.path / name
-        if name == "checkpoints" or not source.exists():
-            continue
-        if source.is_dir():
-            shutil.copytree(source, to / name)
-        else:
-            shutil.copy2(source, to / name)
-    return to
 
 
 def threads() -> int:
