@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor
@@ -28,6 +29,20 @@ from tvo.runtime import check_memory
 
 class EvaluationError(RuntimeError):
     """A trained model whose evaluation is not a number: the message says why."""
+
+
+def model_device(model) -> torch.device:
+    """The device of ``model``'s parameters (the CPU for a model without any)."""
+    return next(iter(model.parameters()), torch.empty(0)).device
+
+
+@contextmanager
+def seeded(seed: int, device: torch.device):
+    """Draws seeded by ``seed`` inside :func:`torch.random.fork_rng`: the generators training
+    draws from are where they were afterwards."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
 
 
 def evaluate_model(
@@ -49,12 +64,11 @@ def evaluate_model(
     Returns a JSON-ready dict with the split, the number of images and the seconds it took.
     ``progress``: a progress bar over the passes, on a terminal."""
     start = time.perf_counter()
-    device = next(iter(model.parameters()), torch.empty(0)).device
+    device = model_device(model)
     rows = (chunk_size or default_chunk_size(images_per_pass, device)) * images_per_pass
     what = f"evaluating {rows} particles at a time ({images_per_pass} images per pass)"
     check_memory(16.0 * rows * dataset.pixels, what, device)  # [rows, D] and a few copies
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
+    with seeded(seed, device):
         images = dataset.evaluation_images(split, limit)
         starts = range(0, len(images), images_per_pass)
         bar = tqdm(starts, desc=f"{split}, {particles} particles", unit="pass",
@@ -148,9 +162,8 @@ def evaluate_model_ais(
     from tvo.evaluate.ais import ais
 
     start = time.perf_counter()
-    device = next(iter(model.parameters()), torch.empty(0)).device
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
+    device = model_device(model)
+    with seeded(seed, device):
         images = dataset.evaluation_images(split, limit)
         parts = []
         for i in range(0, len(images), images_per_pass):
@@ -196,9 +209,8 @@ def evaluate_model_bdmc(
     from tvo.evaluate.ais import bdmc
 
     start = time.perf_counter()
-    device = next(iter(model.parameters()), torch.empty(0)).device
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
+    device = model_device(model)
+    with seeded(seed, device):
         parts = []
         for i in range(0, num_data, images_per_pass):
             n = min(images_per_pass, num_data - i)
@@ -252,7 +264,7 @@ def evaluate_run_ais(
             raise ConfigError(str(error)) from error
     num_data = len(trained.dataset.split(split)[:limit]) if method == "ais" else limit or 100
     points = min(images_per_pass, num_data)  # of one pass: C chains each, [D] and a few copies
-    device = next(iter(model.parameters()), torch.empty(0)).device
+    device = model_device(model)
     check_memory(16.0 * num_chains * points * trained.dataset.pixels  # the chains' likelihoods
                  + 8.0 * num_steps * (points + 2),  # the schedule, each step's acceptance [N]
                  f"{method} with {num_chains} chains for {points} points and {num_steps} steps",
