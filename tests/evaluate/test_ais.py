@@ -177,7 +177,6 @@ def _check_sandwich(bdmc_few, bdmc_many, exact_few, exact_many):
     # few steps: both bounds clearly away from the exact value, on their own side
     assert (bdmc_few.lower - exact_few).mean() < -4 * se(bdmc_few.lower - exact_few)
     assert (bdmc_few.upper - exact_few).mean() > 4 * se(bdmc_few.upper - exact_few)
-    return bdmc_few.gap.mean().item(), bdmc_many.gap.mean().item()
 
 
 def test_bdmc_brackets_the_exact_log_marginal_of_the_discrete_toy():
@@ -379,6 +378,7 @@ def gaussian_and_data():
         (lambda m, x: tvo.ais(m, x, 5, 2, kernel=FlipMH(9)), "block 9 is more than the 3"),
         (lambda m, x: tvo.ais(m, x, 5, 2, kernel=SBNSweep()), "SBNSweep needs a one-layer"),
         (lambda m, x: HMC(leapfrog_steps=0), "leapfrog_steps must be an integer ≥ 1"),
+        (lambda m, x: tvo.bdmc(m, 0, 5, 2), "num_data must be an integer ≥ 1, got 0"),
         (lambda m, x: kernel_for(m, "nuts"), "unknown kernel 'nuts'"),
         (lambda m, x: kernel_for(m, "hmc"), "'hmc' needs continuous latents, and DiscreteToy"),
         (lambda m, x: kernel_for(m, "sbn-sweep"), "'sbn-sweep' needs a one-layer linear SBN"),

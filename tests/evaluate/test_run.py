@@ -43,7 +43,8 @@ def test_an_evaluation_leaves_the_global_generator_where_it_was(tiny_data):
     assert first["log_px"] == second["log_px"] != third["log_px"]
 
 
-def test_ais_of_a_run_estimates_its_exact_log_marginal(tiny_data, tmp_path, one_thread):
+def test_ais_of_a_run_estimates_its_exact_log_marginal(tiny_data, tmp_path, one_thread,
+                                                       monkeypatch):  # fmt: skip
     """A trained discrete-toy run (16 test images): AIS (T = 300, 10 chains, single-site flips)
     gives the enumerated mean ``log p(x)`` within 4 of its standard errors + 0.02 nats
     (measured −1.3 to +0.8 SE over training seeds 0–2 × evaluation seeds 0–2; at T = 100, down
@@ -64,7 +65,13 @@ def test_ais_of_a_run_estimates_its_exact_log_marginal(tiny_data, tmp_path, one_
     assert torch.equal(torch.get_rng_state(), before)
     assert abs(result["log_px"] - exact) < 4 * result["stderr"] + 0.02
     assert result["num_images"] == 16 and result["evaluations"] == 10 * 300
-    first, again = (evaluate_run_ais(run, "ais", "test", 20, 3, seed=4) for _ in range(2))
-    assert again["log_px"] == first["log_px"] != result["log_px"]
+    first, again, other = (evaluate_run_ais(run, "ais", "test", 20, 3, seed=s) for s in (4, 4, 5))
+    assert again["log_px"] == first["log_px"] != other["log_px"]
+    import tvo.evaluate.run as run_module
+
+    schedules, ais = [], run_module.ais
+    monkeypatch.setattr(run_module, "ais", lambda *a, **k: schedules.append(a[4]) or ais(*a, **k))
     along_run = evaluate_run_ais(run, "ais", "test", 9, 4, schedule="run", kernel="flip")
-    assert along_run["schedule"] == "run" and along_run["partition"] == result["partition"]
+    assert along_run["schedule"] == "run" and schedules
+    assert all(torch.equal(torch.as_tensor(s), trained.partition) for s in schedules)
+    assert not torch.equal(trained.partition, partition(3, "log", config.beta1))  # it moved

@@ -49,8 +49,7 @@ def annealing_schedule(
     ``K`` intervals get ``T / K`` steps each, ``β`` linear inside each (piecewise-linear
     interpolation at ``t / T``; every point of the partition is kept when ``K`` divides ``T``).
     """
-    if not isinstance(num_steps, int) or isinstance(num_steps, bool) or num_steps < 1:
-        raise ValueError(f"num_steps must be an integer ≥ 1, got {num_steps!r}")
+    _check(num_steps=num_steps)
     if not isinstance(schedule, str):
         shape = validate(schedule)
         K = len(shape) - 1
@@ -127,8 +126,9 @@ class BDMCEstimate(NamedTuple):
         return self.upper - self.lower
 
 
-def _check(num_steps: int, num_chains: int) -> None:
-    for name, value in (("num_steps", num_steps), ("num_chains", num_chains)):
+def _check(**counts: int) -> None:
+    """Each of ``counts`` (a name and its value) an integer ≥ 1, else a ValueError naming it."""
+    for name, value in counts.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be an integer ≥ 1, got {value!r}")
 
@@ -178,14 +178,21 @@ def ais(
     (:func:`annealing_schedule` of ``schedule`` and ``beta1``); ``kernel`` defaults to
     :func:`~tvo.evaluate.kernels.default_kernel` (HMC for continuous latents, single-site flips
     for binary ones). Uses the model protocol only. Returns an :class:`AISEstimate`."""
-    _check(num_steps, num_chains)
+    _check(num_steps=num_steps, num_chains=num_chains)
     beta = annealing_schedule(num_steps, schedule, beta1)
     kernel = default_kernel(model) if kernel is None else kernel
     target = Target(model, x, grad=kernel.needs_grad)
     z, log_q = target.sample_guide(num_chains)
     point = target.evaluate(z, log_q)
+    return _estimate(target, point, beta, kernel, callback, sign=1.0)
+
+
+def _estimate(target: Target, point: Point, beta: Tensor, kernel: Kernel, callback,
+              sign: float) -> AISEstimate:  # fmt: skip
+    """:func:`anneal` from ``point`` along ``beta``; ``sign`` 1: forward AIS (``log p̂(x)`` is
+    ``logmeanexp`` of the log-weights), −1: reverse (``−logmeanexp``)."""
     log_weight, acceptance, _ = anneal(target, point, beta, kernel, callback)
-    return AISEstimate(logmeanexp(log_weight), log_mean_stderr(log_weight), log_weight,
+    return AISEstimate(sign * logmeanexp(log_weight), log_mean_stderr(log_weight), log_weight,
                        acceptance, beta, target.evaluations, target.gradients)  # fmt: skip
 
 
@@ -212,22 +219,13 @@ def bdmc(
     ``model.sample``: forward :func:`ais` on ``x`` (a stochastic lower bound of each ``log p(x)``)
     and AIS down the same schedule from the exact posterior sample ``z`` (every chain starts
     there; a stochastic upper bound). ``callback(t)`` counts ``2T`` steps in all."""
-    _check(num_steps, num_chains)
-    _check(num_data, 1)
+    _check(num_data=num_data, num_steps=num_steps, num_chains=num_chains)
+    kernel = default_kernel(model) if kernel is None else kernel
     z, x = model.sample(num_data)
     forward = ais(model, x, num_steps, num_chains, schedule, kernel, beta1=beta1,
                   callback=callback)  # fmt: skip
-    kernel = default_kernel(model) if kernel is None else kernel
     target = Target(model, x, grad=kernel.needs_grad)
     point = target.evaluate(_chains(z, num_chains))
-    beta = forward.beta.flip(0)
-    done = num_steps
-
-    def count(t: int) -> None:
-        if callback is not None:
-            callback(done + t)
-
-    log_weight, acceptance, _ = anneal(target, point, beta, kernel, count)
-    backward = AISEstimate(-logmeanexp(log_weight), log_mean_stderr(log_weight), log_weight,
-                           acceptance, beta, target.evaluations, target.gradients)  # fmt: skip
+    count = None if callback is None else lambda t: callback(num_steps + t)
+    backward = _estimate(target, point, forward.beta.flip(0), kernel, count, sign=-1.0)
     return BDMCEstimate(forward, backward, x, z)

@@ -22,7 +22,9 @@ from tqdm import tqdm
 from tvo.build import load_trained
 from tvo.config import ConfigError
 from tvo.data import Dataset
+from tvo.evaluate.ais import ais, bdmc
 from tvo.evaluate.estimate import default_chunk_size, estimate
+from tvo.evaluate.kernels import kernel_for
 from tvo.runs import Run
 from tvo.runtime import check_memory
 
@@ -108,7 +110,8 @@ def evaluate_run(
                             trained.partition, chunk_size, seed, images_per_pass,
                             progress)  # fmt: skip
     beta = trained.partition
-    nan = [k for k in ("log_px", "kl", "elbo", "tvo_lower", "tvo_upper") if not _finite(report[k])]
+    keys = ("log_px", "kl", "elbo", "tvo_lower", "tvo_upper")
+    nan = [k for k in keys if not math.isfinite(report[k])]
     if nan:
         values = ", ".join(f"{k} = {report[k]}" for k in nan)
         raise EvaluationError(
@@ -118,10 +121,6 @@ def evaluate_run(
         )
     return {**report, "step": trained.step,
             "partition": None if beta is None else beta.tolist()}  # fmt: skip
-
-
-def _finite(value: float) -> bool:
-    return value == value and abs(value) != float("inf")
 
 
 # --- annealed importance sampling and BDMC (tvo eval --method ais / bdmc) ---------------------
@@ -159,8 +158,6 @@ def evaluate_model_ais(
     ``√(Σ_b se_b²) / B`` (``None`` for one chain); ``acceptance`` the mean acceptance rate;
     ``evaluations`` the ``log_joint`` evaluations per image. The keys of :func:`evaluate_model`
     that AIS does not estimate (``kl``, ``elbo``, the TVO bounds) are ``None``."""
-    from tvo.evaluate.ais import ais
-
     start = time.perf_counter()
     device = model_device(model)
     with seeded(seed, device):
@@ -206,8 +203,6 @@ def evaluate_model_bdmc(
     the mean gap over the points, ``sd(upper_b − lower_b) / √N``. The chains' errors understate
     the gap's: every reverse chain of a point starts from its one simulated ``z``, so they miss
     the spread between starts; the spread over points holds it (``None`` for one point)."""
-    from tvo.evaluate.ais import bdmc
-
     start = time.perf_counter()
     device = model_device(model)
     with seeded(seed, device):
@@ -248,10 +243,6 @@ def evaluate_run_ais(
     run's last checkpoint. ``schedule="run"`` anneals along the checkpoint's partition; ``kernel``
     is a kernel or a name for :func:`tvo.evaluate.kernels.kernel_for`; ``progress`` shows a
     progress bar over the AIS steps (on stderr)."""
-    from tqdm import tqdm
-
-    from tvo.evaluate.kernels import kernel_for
-
     if method not in ("ais", "bdmc"):
         raise ConfigError(f"unknown method {method!r}: expected ais or bdmc")
     trained = load_trained(run)
