@@ -47,3 +47,23 @@ def test_compare_takes_a_sweeps_folder_and_aggregates_its_seeds(finished, capsys
     se = statistics.stdev(values) / 2**0.5
     text = report.document(loaded, out)
     assert f"| discrete_toy S=10 vimco | 2 | {expected} | {se:.2f} |" in text
+
+
+def test_the_test_result_of_a_run_is_never_another_splits(tiny_data, tmp_path, capsys):
+    """A ``tvo eval`` of the validation split or BDMC's simulated points kept after the test
+    evaluation is not shown as the run's test result."""
+    from tvo.runs import Run
+
+    run = tmp_path / "run"
+    assert main(["train", "--data", tiny_data, "--out", str(run), "--model", "discrete_toy",
+                 "--steps", "10", "--batch-size", "8", "--eval-every", "10", "--eval-images",
+                 "4", "--eval-particles", "5", "--quiet", "--threads", "1"]) == 0  # fmt: skip
+    capsys.readouterr()
+    evaluate = ["eval", str(run), "--particles", "5", "--threads", "1", "--json"]
+    assert main([*evaluate, "--split", "test"]) == 0
+    test = json.loads(capsys.readouterr().out)
+    assert main([*evaluate, "--split", "valid"]) == 0
+    assert main(["eval", str(run), "--method", "bdmc", "--ais-steps", "3", "--chains", "2",
+                 "--limit", "4", "--threads", "1"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert report.test_result(Run.open(run))["log_px"] == test["log_px"]

@@ -125,11 +125,12 @@ def expand(paths) -> list[Run]:
 
 
 def test_result(run: Run) -> dict | None:
-    """A run's test result: its sweep's ``final.json``, else the newest ``tvo eval`` it kept."""
+    """A run's test result: its sweep's ``final.json``, else the newest ``tvo eval`` of the test
+    split it kept (not a valid split's, nor BDMC's simulated points)."""
     final = run.final()
     if final is not None:
         return final
-    kept = sorted((run.path / "evaluations").glob("*.json"), key=lambda p: p.stat().st_mtime)
+    kept = sorted((run.path / "evaluations").glob("test-*.json"), key=lambda p: p.stat().st_mtime)
     return json.loads(kept[-1].read_text()) if kept else None
 
 
