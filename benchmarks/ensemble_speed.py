@@ -62,12 +62,12 @@ def measure(model_name, objective_name, S, K, batch, members, device, steps,
     group_step = GroupStep(models[0], objective, S, models, [3e-4] * members)
     total = torch.zeros(members, dtype=torch.float64, device=device)
 
+    # built once, as train_group builds them (again only when an adaptive schedule moves)
+    partitions = None if partition is None else torch.stack([partition] * members).to(device)
+
     def group():
         x = torch.stack([data[torch.randint(data_size, (batch,), generator=g, device=device)]
                          for g in generators])  # fmt: skip
-        partitions = None
-        if partition is not None:
-            partitions = torch.stack([partition] * members).to(device)
         info = group_step(x, partitions)
         total.add_(torch.where(info.finite, info.estimate.mean(1).double(), 0.0))
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -32,11 +32,12 @@ from torch.distributions import Distribution
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm import tqdm
 
+from tvo import train as single
 from tvo.build import Setup, build_run
-from tvo.config import ConfigError, TrainConfig
+from tvo.config import ConfigError, TrainConfig, differences
 from tvo.objectives import Objective
 from tvo.runs import Run
-from tvo.step import TrainState
+from tvo.step import TrainState, training_loss
 
 # The settings in which the members of a group may differ (everything else must be equal).
 MEMBER_SETTINGS = ("seed", "lr", "beta1", "partition", "model_source")
@@ -180,11 +181,10 @@ class _Call(nn.Module):
 
     def __init__(self, model: nn.Module, objective: Objective, num_particles: int):
         super().__init__()
-        self.model, self.objective, self.num_particles = model, objective, num_particles
+        self.model, self.loss = model, training_loss(objective, num_particles)
 
     def forward(self, x: Tensor, partition: Tensor | None):
-        out = self.objective(self.model, x, self.num_particles, partition=partition)
-        return out.loss, out.estimate, out.diagnostics["log_weight"]
+        return self.loss(self.model, x, partition)
 
 
 @dataclass
@@ -285,8 +285,7 @@ def check_group(runs: list[Run]) -> None:
     equal; otherwise a :class:`ConfigError` names the settings that differ."""
     first = runs[0].config
     for run in runs[1:]:
-        differ = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in MEMBER_SETTINGS
-                  and getattr(first, f.name) != getattr(run.config, f.name)]  # fmt: skip
+        differ = differences(first, run.config, keep=MEMBER_SETTINGS)
         if differ:
             raise ConfigError(
                 f"{run.path} cannot join the group of {runs[0].path}: they differ in "
@@ -359,11 +358,7 @@ def train_group(runs: list[Run], quiet: bool = False, stop_after: int | None = N
     schedule (its update needs to know which steps were applied) or ``nonfinite = "stop"`` reads
     the step's finiteness every step.
     """
-    from contextlib import ExitStack
-
     from torch.utils.tensorboard import SummaryWriter
-
-    from tvo import train as single
 
     check_group(runs)
     with ExitStack() as held:
@@ -472,8 +467,6 @@ def _read_step(members, info: GroupInfo, active: Tensor, schedules, config, step
     """The host's part of a step that needs it: adaptive schedules advance where the step was
     applied; ``nonfinite = "stop"`` takes a member out of the group at its first bad step.
     Returns whether a member's partition changed."""
-    from tvo import train as single
-
     finite = info.finite.tolist()
     changed = False
     for i, m in enumerate(members):
@@ -495,8 +488,6 @@ def _read_step(members, info: GroupInfo, active: Tensor, schedules, config, step
 def _stop_runaways(members, tally: Tally, active: Tensor, config) -> None:
     """Members whose parameters broke, or with too many non-finite steps in a row (as a single
     run stops), leave the group."""
-    from tvo import train as single
-
     for i, broken_at in enumerate(tally.broken_at.tolist()):
         m = members[i]
         if m.stopped is None and broken_at:

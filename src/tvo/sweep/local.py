@@ -75,7 +75,7 @@ def run(sweep: Sweep, out: str | Path, jobs: int | None = None, threads: int | N
 
     bar = tqdm(total=len(states), initial=counts["done"], desc="runs", disable=quiet)
     pool = ThreadPoolExecutor(max_workers=jobs)
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops a sweep as Ctrl-C does
+    previous = signal.signal(signal.SIGTERM, interrupt)  # SIGTERM stops a sweep as Ctrl-C does
     try:
         for future in as_completed([pool.submit(one, names) for names in todo]):
             names, code = future.result()
@@ -99,7 +99,8 @@ def run(sweep: Sweep, out: str | Path, jobs: int | None = None, threads: int | N
     return len(failed)
 
 
-def _interrupt(signum, frame):
+def interrupt(signum, frame):
+    """A signal handler: SIGTERM stops a sweep as Ctrl-C does."""
     raise KeyboardInterrupt
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from tvo.config import ConfigError
 from tvo.runs import Run
-from tvo.sweep.local import record_time
+from tvo.sweep.local import interrupt, record_time
 from tvo.sweep.plan import Sweep, prepare, units
 
 MAX_RETRIES = 3  # a task whose worker process or node dies is run again this many times
@@ -92,7 +92,7 @@ def run(sweep: Sweep, out: str | Path, jobs: int | None = None, threads: int | N
     failed: list[str] = []
     flight: dict = {}  # an ObjectRef -> the names of its unit
     main = threading.current_thread() is threading.main_thread()  # signals: main thread only
-    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None  # SIGTERM as Ctrl-C
+    previous = signal.signal(signal.SIGTERM, interrupt) if main else None  # SIGTERM as Ctrl-C
     bar = None
     try:
         counts = {s: list(states.values()).count(s) for s in ("done", "evaluate", "resume", "new")}
@@ -239,7 +239,3 @@ def failure(name: str, result: dict, log: Path) -> str:
     """The driver's report of a run that did not finish: where, why, its last output lines."""
     lines = "".join(f"\n  | {line}" for line in result["lines"])
     return f"failed ({result['code']}) on {result['host']}: {name}, see {log}{lines}"
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
