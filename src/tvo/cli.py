@@ -156,8 +156,8 @@ def cmd_train(args) -> int:
             raise ConfigError(f"--resume continues a run with its own settings (only --steps or "
                               f"--epochs may grow); drop {' '.join(given)}")  # fmt: skip
         run = Run.open(args.resume)
-        prepared = build_run(run)  # the data first: a length is checked before it is written
-        config = continued(run, run.config, args.steps, args.epochs, len(prepared.dataset.train))
+        config = continued(run, run.config, args.steps, args.epochs)  # written once it resumes
+        prepared = build_run(run)
     else:
         config = config_module.resolve(args.preset, args.config, **flags)
         prepared = build(config)  # loads the data: errors stop here, before the run exists

@@ -139,9 +139,9 @@ def fit(
     )
     if resume:
         run = Run.open(out)
+        config = continued(run, config, steps, epochs)
         setup = build(config, model=instance if instance is not None else run.saved_model(),
                       data=dataset if dataset is not None else run.data_source())  # fmt: skip
-        config = continued(run, config, steps, epochs, len(setup.dataset.train))
     else:
         setup = build(config, model=instance, data=dataset)  # errors stop here: nothing written
         run = Run.create(out, config, overwrite=overwrite)
@@ -175,23 +175,18 @@ def _train(run: Run, setup: Setup, quiet: bool) -> dict:
 
 
 def continued(
-    run: Run,
-    config: TrainConfig,
-    steps: int | None = None,
-    epochs: float | None = None,
-    train_size: int | None = None,
+    run: Run, config: TrainConfig, steps: int | None = None, epochs: float | None = None
 ) -> TrainConfig:
-    """The run's own config, extended to ``steps`` or ``epochs`` if given; any other setting of
-    ``config`` that differs from the run's is a :class:`ConfigError` naming it, and a length
-    below the steps done a :class:`~tvo.runs.RunError` (``train_size``: the number of training
-    points, for ``epochs``), both before the run is changed."""
+    """The run's own config, extended to ``steps`` or ``epochs`` if given (:meth:`Run.extend`:
+    written when training resumes, which refuses a length below the steps done); any other
+    setting of ``config`` that differs from the run's is a :class:`ConfigError` naming it."""
     changed = differences(run.config, config, keep={"steps", "epochs", "model_source"})
     if changed:
         raise ConfigError(
             f"{run.path} was trained with other settings ({', '.join(changed)}); resume it with "
             "its own (only steps or epochs may grow), or train into another folder"
         )
-    return run.extend(steps, epochs, train_size)
+    return run.extend(steps, epochs)
 
 
 def load(run: str | Path | Run, model: nn.Module | None = None) -> Trained:

@@ -192,15 +192,11 @@ class Run:
         run.config  # noqa: B018 (reads and checks config.json now)
         return run
 
-    def extend(
-        self, steps: int | None = None, epochs: float | None = None, train_size: int | None = None
-    ) -> TrainConfig:
+    def extend(self, steps: int | None = None, epochs: float | None = None) -> TrainConfig:
         """Give the run a new length (``steps`` or ``epochs``; neither: unchanged) and return its
         config. Nothing is written here: training writes it (:meth:`save_extension`) once the
         checkpoint has loaded and the length covers the steps done, so a resume refused for
-        either leaves the run as it was. A length below the steps of the newest checkpoint is
-        refused here already (for ``epochs`` when ``train_size``, the number of training points,
-        is given; else when training resumes)."""
+        either leaves the run as it was."""
         config = self.config
         if steps is None and epochs is None:
             return config
@@ -210,15 +206,6 @@ class Run:
 
         extended = replace(config, steps=steps, epochs=epochs)
         validate_config(extended, check_model=False, check_environment=False)
-        asked = steps
-        if epochs is not None and train_size is not None:
-            asked = max(1, math.ceil(epochs * train_size / config.batch_size))
-        done = max((int(p.stem.split("-")[1]) for p in self.checkpoints()), default=0)
-        if asked is not None and asked < done:
-            raise RunError(
-                f"{self.path} has done {done} steps, more than the {asked} asked for; give a "
-                "larger --steps or --epochs (the run is left as it was)"
-            )
         if extended != config:
             self._config, self._extended = extended, True
         return extended

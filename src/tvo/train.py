@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from tqdm import tqdm
 
 from tvo.build import Setup, build_run
-from tvo.config import ConfigError, TrainConfig
+from tvo.config import TrainConfig
 from tvo.data import Dataset
 from tvo.evaluate.run import evaluate_model
 from tvo.runs import Run, RunError
@@ -135,9 +135,9 @@ def _train(run: Run, quiet: bool, stop_after: int | None, prepared) -> dict:
     steps = total_steps(config, s.dataset)
     state, progress = start(run, s)
     if state.step > steps:
-        raise ConfigError(
-            f"{run.path} has done {state.step} steps, more than the {steps} its settings ask "
-            "for; give a larger --steps or --epochs"
+        raise RunError(
+            f"{run.path} has done {state.step} steps, more than the {steps} asked for; give a "
+            "larger --steps or --epochs (the run is left as it was)"
         )
     run.save_extension()  # a new length, now known to cover the steps done
     if run.metrics_file.exists():
