@@ -5,11 +5,13 @@ answer: each component must lie within ``z`` standard errors plus a small allowa
 estimator's known bias (self-normalised estimators are biased at ``O(1/S)``). Each test also runs
 a wrong estimator through the same check and requires it to fail, so the check can fail."""
 
+import hashlib
 import itertools
 import os
 import shutil
 import struct
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -196,3 +198,13 @@ class TinySBN(tvo.Model):
 
     def guide(self, x):
         return Independent(Bernoulli(logits=self.encoder(x)), 1)
+
+
+def tree_digest(folder) -> str:
+    """A digest of every file's name and bytes below ``folder``: equal digests, an unchanged
+    folder."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(folder)).encode() + path.read_bytes())
+    return digest.hexdigest()

@@ -1,6 +1,5 @@
 """The ``tvo`` command end to end on a tiny dataset, resume equivalence, and bad input."""
 
-import hashlib
 import json
 import sys
 
@@ -13,18 +12,11 @@ from tvo.cli import main
 from tvo.runs import Run
 from tvo.train import train
 
+from tests.helpers import tree_digest
+
 FAST = ["--steps", "40", "--eval-every", "20", "--eval-images", "8", "--eval-particles", "20",
         "--log-every", "10", "--checkpoint-every", "20", "--batch-size", "8",
         "--quiet"]  # fmt: skip
-
-
-def tree_digest(folder):
-    """A digest of every file's name and bytes below ``folder``."""
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            digest.update(str(path.relative_to(folder)).encode() + path.read_bytes())
-    return digest.hexdigest()
 
 
 def test_train_eval_compare_plot(tiny_data, tmp_path, capsys):

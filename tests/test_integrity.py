@@ -3,7 +3,6 @@ the old run until the new one has a checkpoint, damaged files detected, leftover
 faults (a diverging run, a full disk, a second Ctrl-C) reported in words with a non-zero exit."""
 
 import errno
-import hashlib
 import json
 import os
 import signal
@@ -23,17 +22,10 @@ from tvo.config import resolve
 from tvo.runs import Run, RunError
 from tvo.train import train
 
+from tests.helpers import tree_digest
+
 FAST = ["--batch-size", "8", "--eval-every", "20", "--eval-images", "8", "--eval-particles",
         "20", "--log-every", "10", "--checkpoint-every", "20", "--quiet"]  # fmt: skip
-
-
-def digest(folder: Path) -> str:
-    """Every file's name and bytes below ``folder``."""
-    h = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            h.update(str(path.relative_to(folder)).encode() + path.read_bytes())
-    return h.hexdigest()
 
 
 def cli(*args) -> subprocess.Popen:
@@ -86,7 +78,7 @@ def test_two_runs_started_into_one_folder_at_once_make_one_run(tiny_data, tmp_pa
 def test_an_overwrite_gives_the_old_run_back_if_the_new_one_fails(tiny_data, tmp_path):
     run_dir = tmp_path / "run"
     assert main(["train", "--data", tiny_data, "--out", str(run_dir), "--steps", "20", *FAST]) == 0
-    before = digest(run_dir)
+    before = tree_digest(run_dir)
     config = resolve(data=tiny_data, steps=20, batch_size=8, eval_every=20, eval_images=8,
                      eval_particles=20, log_every=10, checkpoint_every=20, lr=0.5)  # fmt: skip
     setup = build(config)
@@ -96,19 +88,19 @@ def test_an_overwrite_gives_the_old_run_back_if_the_new_one_fails(tiny_data, tmp
     with pytest.raises(RuntimeError, match="broken model"):
         with pytest.warns(UserWarning, match="is back"):
             train(run, quiet=True, prepared=setup)
-    assert digest(run_dir) == before and Run.open(run_dir).config.lr != 0.5
+    assert tree_digest(run_dir) == before and Run.open(run_dir).config.lr != 0.5
 
 
 def test_an_overwrite_killed_before_its_first_checkpoint_is_undone(tiny_data, tmp_path):
     run_dir = tmp_path / "run"
     assert main(["train", "--data", tiny_data, "--out", str(run_dir), "--steps", "20", *FAST]) == 0
-    before = digest(run_dir)
+    before = tree_digest(run_dir)
     config = resolve(data=tiny_data, steps=20, batch_size=8, lr=0.5)
     Run.create(run_dir, config, overwrite=True)  # …and the process dies here
     with pytest.warns(UserWarning, match="stopped before its first checkpoint"):
         with Run(run_dir).writer():  # the next writer finds the leftovers
             pass
-    assert digest(run_dir) == before
+    assert tree_digest(run_dir) == before
 
 
 def test_an_overwrite_replaces_the_run_once_the_new_one_checkpoints(tiny_data, tmp_path):
@@ -124,7 +116,7 @@ def test_an_overwrite_replaces_the_run_once_the_new_one_checkpoints(tiny_data, t
 def test_settings_of_the_wrong_type_stop_an_overwrite_before_it_starts(tiny_data, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--data", tiny_data, "--out", str(run), "--steps", "20", *FAST]) == 0
-    before = digest(run)
+    before = tree_digest(run)
     for text, message in (("particles = 10.0", "particles (S) must be an integer ≥ 2, got 10.0"),
                           ("batch_size = 24.0", "batch size must be an integer ≥ 1, got 24.0"),
                           ("data_root = 7", "data_root must be text, got 7")):  # fmt: skip
@@ -133,7 +125,7 @@ def test_settings_of_the_wrong_type_stop_an_overwrite_before_it_starts(tiny_data
                 str(tmp_path / "p.toml")]  # fmt: skip
         assert main(args) == 2
         assert message in capsys.readouterr().err
-    assert digest(run) == before
+    assert tree_digest(run) == before
 
 
 def test_unreadable_checkpoints_stop_a_resume_instead_of_starting_over(tiny_data, tmp_path, capsys):
@@ -268,11 +260,11 @@ def test_a_refused_resume_to_a_new_length_leaves_the_run_as_it_was(tiny_data, tm
         steps = "60"
         for path in (run / "checkpoints").glob("*.pt"):
             path.write_bytes(b"damaged")
-    before = digest(run)
+    before = tree_digest(run)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the corrupt checkpoints are reported as warnings
         assert main(["train", "--resume", str(run), "--steps", steps, "--quiet"]) == 2
-    assert digest(run) == before
+    assert tree_digest(run) == before
 
 
 def test_a_resume_to_a_new_length_writes_it(tiny_data, tmp_path):
@@ -304,10 +296,10 @@ def test_a_run_whose_checkpoints_were_deleted_is_not_restarted(tiny_data, tmp_pa
     assert main(["train", "--data", tiny_data, "--out", str(run), "--steps", "40", *FAST]) == 0
     for path in (run / "checkpoints").glob("*.pt"):
         path.unlink()
-    before = digest(run)
+    before = tree_digest(run)
     assert main(["train", "--resume", str(run), "--steps", "60", "--quiet"]) == 2
     assert "has metrics up to step 40 but no checkpoint" in capsys.readouterr().err
-    assert digest(run) == before
+    assert tree_digest(run) == before
     early = tmp_path / "early"
     assert main(["train", "--data", tiny_data, "--out", str(early), "--steps", "20", *FAST]) == 0
     for path in (early / "checkpoints").glob("*.pt"):

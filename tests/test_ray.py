@@ -19,7 +19,6 @@ from tvo.cli import main
 from tvo.config import ConfigError
 from tvo.runs import HOLDER, Run
 from tvo.sweep import ray as ray_executor
-from tvo.sweep.plan import latest_step
 
 from tests.helpers import write_sweep
 
@@ -159,7 +158,7 @@ def test_ctrl_c_of_the_driver_stops_the_runs_at_a_checkpoint(long_run, ray_clust
                if line.startswith("stopped at step ")]  # fmt: skip
     assert stopped, (folder / "sweep.log").read_text()
     step = int(stopped[0].split()[3])
-    assert LONG_EVERY <= step < 1000 and latest_step(folder) == step
+    assert LONG_EVERY <= step < 1000 and Run(folder).latest_step() == step
     assert ray_executor.run(loaded, tmp_path, threads=1, quiet=True) == 0
     assert results(folder) == results(reference)
 

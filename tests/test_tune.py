@@ -19,7 +19,6 @@ import torch
 import tvo.tune
 from tvo.config import ConfigError
 from tvo.runs import Run
-from tvo.sweep.plan import latest_step
 from tvo.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,7 +96,7 @@ def test_an_asha_search_reports_each_trials_run_folder(tiny_data, ray_cluster, t
         rows = evaluations(folder)
         assert reported(result) == rows
         step = result.metrics["step"]
-        assert step == rows[-1]["step"] == latest_step(folder)
+        assert step == rows[-1]["step"] == Run(folder).latest_step()
         assert len(Run(folder).checkpoints()) == 1  # the one of that step
         assert Run(folder).status() == ("evaluate" if step == STEPS else "resume")
         finals[folder] = rows[-1]["log_px"]

@@ -2,9 +2,7 @@
 it was (issue #15): the cases reproduced there, and a property test that feeds random invalid
 settings and data files to the command line."""
 
-import hashlib
 import string
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,16 +14,10 @@ import tvo
 from tvo.cli import main
 from tvo.data import DataError, load
 
+from tests.helpers import tree_digest
+
 FAST = ["--steps", "20", "--batch-size", "8", "--eval-every", "20", "--eval-images", "8",
         "--eval-particles", "20", "--quiet"]  # fmt: skip
-
-
-def digest(folder: Path) -> str:
-    h = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            h.update(str(path.relative_to(folder)).encode() + path.read_bytes())
-    return h.hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -64,13 +56,13 @@ def test_settings_that_cannot_work_are_refused_before_any_file(args, message, tr
 
 def test_an_evaluation_that_could_never_fit_is_refused(trained, capsys):
     _, _, run = trained
-    before = digest(run)
+    before = tree_digest(run)
     args = ["eval", str(run), "--particles", "2000000000", "--chunk-size", "1000000000"]
     assert main(args) == 2
     assert "would need about" in capsys.readouterr().err
     assert main(["plot", str(run), "--images", "-9990"]) == 2
     assert "--images must be ≥ 1, got -9990" in capsys.readouterr().err
-    assert digest(run) == before
+    assert tree_digest(run) == before
 
 
 @pytest.mark.parametrize(
@@ -143,7 +135,7 @@ def test_random_invalid_settings_exit_2_and_change_no_file(data, trained, tmp_pa
     config.write_text(
         f'data = "{tiny}"\nsteps = 20\nbatch_size = 8\n{name} = {toml_value(value)}\n'
     )
-    before = digest(run)
+    before = tree_digest(run)
     out = config.parent / "new"
     assert main(["train", "--config", str(config), "--out", str(out), "--quiet"]) == 2, (
         name,
@@ -151,7 +143,7 @@ def test_random_invalid_settings_exit_2_and_change_no_file(data, trained, tmp_pa
     )
     assert not out.exists()
     assert main(["train", "--config", str(config), "--out", str(run), "--overwrite"]) == 2
-    assert digest(run) == before
+    assert tree_digest(run) == before
 
 
 @settings(
@@ -171,7 +163,7 @@ def test_random_invalid_data_files_exit_2(content, trained, tmp_path_factory):
         path.write_bytes(content)
     else:
         np.savez(path, **content)
-    before = digest(run)
+    before = tree_digest(run)
     out = folder / "new"
     assert main(["train", "--data", str(path), "--out", str(out), *FAST]) == 2
-    assert not out.exists() and digest(run) == before
+    assert not out.exists() and tree_digest(run) == before

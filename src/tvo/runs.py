@@ -303,6 +303,12 @@ class Run:
                 shutil.copy2(source, to / name)
         return to
 
+    def latest_step(self) -> int:
+        """The step of the newest checkpoint file (0 without one), from its name: the step a
+        resume starts from, without loading it."""
+        newest = self.checkpoints()[-1:]
+        return int(newest[0].stem.split("-")[1]) if newest else 0
+
     def checkpoints(self) -> list[Path]:
         """Checkpoint files, oldest first."""
         if not self.checkpoint_dir.is_dir():

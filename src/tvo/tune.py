@@ -95,8 +95,7 @@ def trainable(config: dict, base: dict | None = None) -> None:
         run = Run.create(folder, wanted, overwrite=True)  # a retry before any checkpoint
     setup = build_run(run)
     steps, every = total_steps(run.config, setup.dataset), run.config.eval_every
-    saved = run.load_checkpoint()  # None: a new run (or none loads: train says so)
-    done = saved["step"] if saved is not None else 0
+    done = run.latest_step()  # 0: a new run (a checkpoint that does not load: train says so)
     while done < steps:
         target = min(steps, (done // every + 1) * every)  # the next evaluation
         summary = train(run, quiet=True, stop_after=target, prepared=setup)

@@ -66,11 +66,11 @@ def create(
     with the keyword arguments ``model_args``."""
     factory = model_class(name, source)
     kwargs = _arguments(name, model_args, pixels, data_mean, source)
-    if is_spec(name):
-        return factory(**kwargs)  # a model of the user's own: its errors are its own
     try:
         return factory(**kwargs)
     except (ValueError, TypeError) as error:  # a built-in model's arguments of the wrong value
+        if is_spec(name):
+            raise  # a model of the user's own: its errors are its own
         raise ModelError(f"model {name} cannot be built with model_args {model_args or {}}: "
                          f"{error}") from error  # fmt: skip
 
@@ -88,8 +88,9 @@ def _arguments(name, model_args, pixels, data_mean, source) -> dict:
 def check_arguments(name: str, model_args: dict | None, source: str | None = None) -> None:
     """Raise ``ModelError`` if the model called ``name`` cannot take ``model_args`` (a built-in
     model is built, for one pixel, to check their values too)."""
-    _arguments(name, model_args, 1, None, source)
-    if not is_spec(name):
+    if is_spec(name):
+        _arguments(name, model_args, 1, None, source)
+    else:
         create(name, 1, None, model_args, source)
 
 

@@ -182,12 +182,6 @@ def _cost(config: TrainConfig) -> float:
     return config.particles * config.batch_size * (config.steps or 1)
 
 
-def latest_step(folder: Path) -> int:
-    """The step of a run's newest checkpoint file (0 without one), from its name."""
-    names = [p.name for p in (folder / "checkpoints").glob("step-*.pt")]
-    return max((int(n[5:14]) for n in names), default=0)
-
-
 def units(sweep: Sweep, out: Path, names: list[str], group: int = 1) -> list[list[str]]:
     """The unfinished runs ``names`` as units of work, longest first: each a run alone, or with
     ``group > 1`` up to ``group`` runs that can train together (:func:`tvo.ensemble.group_key`:
@@ -204,7 +198,7 @@ def units(sweep: Sweep, out: Path, names: list[str], group: int = 1) -> list[lis
         if Run(out / name).status() == "evaluate":
             result.append([name])
             continue
-        key = (group_key(sweep.runs[name]), latest_step(out / name))
+        key = (group_key(sweep.runs[name]), Run(out / name).latest_step())
         bins = packs.setdefault(key, [])
         if not bins or len(bins[-1]) >= group:
             bins.append([])
