@@ -312,10 +312,12 @@ class Cycle:
 
 
 class SweepState(NamedTuple):
-    """What a sweep reuses for a batch ``x``: the guide's logits ``a`` and ``x W``, ``[B, H]``."""
+    """What a sweep reuses for a batch ``x``: the guide's logits ``a`` and ``x W``, ``[B, H]``,
+    and the decoder's weight ``Wᵀ`` ``[H, D]`` laid out by unit (fixed while AIS runs)."""
 
     guide_logits: Tensor
     x_weight: Tensor
+    weight: Tensor
 
 
 class SBNSweep:
@@ -345,16 +347,17 @@ class SBNSweep:
         if not self.applies(model):
             raise ValueError(f"SBNSweep needs a one-layer linear SBN, got {type(model).__name__}")
         guide_logits = model.encoders[0](model.guide_input(x))  # [B, H]
-        return SweepState(guide_logits, x @ model.decoders[0][-1].weight)
+        last = model.decoders[0][-1]
+        return SweepState(guide_logits, x @ last.weight, last.weight.T.contiguous())
 
     def step(self, state: SweepState, target: Target, point: Point, beta: float):
         model = target.model
         last = model.decoders[0][-1]
         (z,) = point.z
         units = z.movedim(-1, 0).contiguous()  # [H, C, B]: one unit's values are contiguous
-        logits = (2 * z - 1) @ last.weight.T + last.bias  # [C, B, D]
+        weight = state.weight  # [H, D]
+        logits = (2 * z - 1) @ weight + last.bias  # [C, B, D]
         softplus = F.softplus(logits).sum(-1)  # [C, B]
-        weight = last.weight.T.contiguous()  # [H, D]
         coefficient = ((1 - beta) * state.guide_logits + beta * model.prior_logits
                        + 2 * beta * state.x_weight).T.contiguous()  # [H, B]  # fmt: skip
         log_u = torch.rand(units.shape, dtype=z.dtype, device=z.device).log_()
