@@ -142,6 +142,14 @@ def points(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected numbers, got {text!r}") from error
 
 
+def at_least_one(args, *names: str) -> None:
+    """A :class:`ConfigError` for the first of the options ``names`` given below 1."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be ≥ 1, got {value}")
+
+
 def cmd_train(args) -> int:
     from tvo.build import build, build_run
     from tvo.fit import continued
@@ -214,11 +222,7 @@ def add_eval(sub) -> None:
 
 def cmd_eval(args) -> int:
     run = Run.open(args.run)
-    for name in ("particles", "chunk_size", "ais_steps", "chains", "leapfrog"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(args, name)}")
-    if args.limit is not None and args.limit < 1:
-        raise ConfigError(f"--limit must be ≥ 1, got {args.limit}")
+    at_least_one(args, "particles", "chunk_size", "ais_steps", "chains", "leapfrog", "limit")
     config_module._check_choice("split", args.split, config_module.EVAL_SPLITS)
     if args.method != "is":
         return _eval_ais(run, args)
@@ -352,9 +356,7 @@ def cmd_plot(args) -> int:
     from tvo.build import load_trained
 
     runs = [Run.open(path) for path in args.runs]
-    for name in ("images", "particles"):
-        if getattr(args, name) < 1:
-            raise ConfigError(f"--{name} must be ≥ 1, got {getattr(args, name)}")
+    at_least_one(args, "images", "particles")
     out = args.out or runs[0].path / "plots"
     labels = plots.distinct_labels([f"{r.label()} seed={r.config.seed}" for r in runs],
                                    [r.path.name for r in runs])  # fmt: skip
@@ -411,10 +413,7 @@ def add_sweep(sub) -> None:
 def cmd_sweep(args) -> int:
     from tvo import sweep as sweep_module
 
-    for name in ("jobs", "threads", "group"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ConfigError(f"--{name} must be ≥ 1, got {value}")
+    at_least_one(args, "jobs", "threads", "group")
     if args.executor == "local" and (args.address is not None or args.gpus_per_task):
         raise ConfigError("--address and --gpus-per-task are for --executor ray")
     if args.gpus_per_task < 0:
