@@ -411,7 +411,7 @@ class _FamilyELBO(ELBO):
         runs = self._runs(model, guide, args, kwargs, detach=detach_first)
         rsample = [_has_rsample(s) for r in runs for s in _latent_sites(r.guide_trace).values()]
         sampling = self.choose(all(rsample))
-        if sampling in ("doubly-reparameterized",) or self.reparameterized is True:
+        if sampling == "doubly-reparameterized" or self.reparameterized is True:
             self._require_rsample(runs)
         if sampling == "score" and not detach_first and any(rsample):
             runs = self._runs(model, guide, args, kwargs, detach=True)  # a mixed guide
