@@ -420,10 +420,9 @@ def train_group(runs: list[Run], quiet: bool = False, stop_after: int | None = N
                     if m.stopped is None:
                         m.state = dataclasses.replace(m.state, step=step)
                 bar.update()
-                due_row = step % config.log_every == 0 or step % config.eval_every == 0
-                due_row = due_row or step == steps
+                due_row = single.row_due(config, step, steps)
                 interrupted = stop.signal is not None or step == stop_after
-                due_checkpoint = step % config.checkpoint_every == 0 or step == steps
+                due_checkpoint = single.checkpoint_due(config, step, steps)
                 if not (due_row or due_checkpoint or interrupted):
                     continue
                 tally.to_members(members)
@@ -454,9 +453,7 @@ def train_group(runs: list[Run], quiet: bool = False, stop_after: int | None = N
         for m in members:
             if m.rows:
                 m.run.append_metrics(m.rows)
-            summary = {"steps": m.state.step, "total_steps": steps,
-                       "seconds": round(time.perf_counter() - clock, 1),
-                       "skipped": m.state.skipped, **(m.progress.last_eval or {})}  # fmt: skip
+            summary = single.summary_of(m.state, m.progress, steps, clock)
             if m.state.step == steps and m.stopped is None:
                 m.run.write_summary(summary)
             summaries.append({**summary, "signal": stop.signal, "stopped": m.stopped})

@@ -175,11 +175,11 @@ def _train(run: Run, quiet: bool, stop_after: int | None, prepared) -> dict:
                         f"{last_checkpoint_text(run)})"
                     )
                 bar.update()
-                if step % config.log_every == 0 or step % config.eval_every == 0 or step == steps:
+                if row_due(config, step, steps):
                     rows.append(log_row(config, s, state, progress, steps, clock, writer))
                     report(bar, rows[-1], progress, steps, config.eval_split, quiet)
                 interrupted = stop.signal is not None or step == stop_after
-                if step % config.checkpoint_every == 0 or step == steps or interrupted:
+                if checkpoint_due(config, step, steps) or interrupted:
                     run.append_metrics(rows)
                     rows = []
                     progress.seconds = time.perf_counter() - clock
@@ -194,12 +194,30 @@ def _train(run: Run, quiet: bool, stop_after: int | None, prepared) -> dict:
     if stop.signal is not None:
         print(f"stopped at step {state.step} of {steps}; checkpoint saved. Continue with: "
               f"tvo train --resume {run.path}", flush=True)  # fmt: skip
-    summary = {"steps": state.step, "total_steps": steps,
-               "seconds": round(time.perf_counter() - clock, 1), "skipped": state.skipped,
-               **(progress.last_eval or {})}  # fmt: skip
+    summary = summary_of(state, progress, steps, clock)
     if state.step == steps:
         run.write_summary(summary)
     return {**summary, "signal": stop.signal}
+
+
+def row_due(config: TrainConfig, step: int, steps: int) -> bool:
+    """Whether ``step`` (of ``steps``) writes a metrics row: every ``log_every`` and
+    ``eval_every`` steps, and the last."""
+    return step % config.log_every == 0 or step % config.eval_every == 0 or step == steps
+
+
+def checkpoint_due(config: TrainConfig, step: int, steps: int) -> bool:
+    """Whether ``step`` (of ``steps``) saves a checkpoint: every ``checkpoint_every`` steps,
+    and the last."""
+    return step % config.checkpoint_every == 0 or step == steps
+
+
+def summary_of(state: TrainState, progress: Progress, steps: int, clock: float) -> dict:
+    """The run's ``summary.json``: steps done of ``steps``, seconds since ``clock``, skipped
+    steps and the last evaluation."""
+    return {"steps": state.step, "total_steps": steps,
+            "seconds": round(time.perf_counter() - clock, 1), "skipped": state.skipped,
+            **(progress.last_eval or {})}  # fmt: skip
 
 
 def evaluate_during_training(config: TrainConfig, s: Setup) -> dict:
