@@ -59,16 +59,15 @@ def measure(model_name, objective_name, S, K, batch, members, device, steps,
         index = torch.randint(data_size, (batch,), generator=generators[0], device=device)
         single_step(data[index])
 
-    group_step = GroupStep(models[0], objective, S, models, [3e-4] * members)
+    group_step = GroupStep(models[0], objective, S, [3e-4] * members)
+    state = group_step.init(models)  # the partitions are stacked once, as the loop does
     total = torch.zeros(members, dtype=torch.float64, device=device)
 
-    # built once, as train_group builds them (again only when an adaptive schedule moves)
-    partitions = None if partition is None else torch.stack([partition] * members).to(device)
-
     def group():
+        nonlocal state
         x = torch.stack([data[torch.randint(data_size, (batch,), generator=g, device=device)]
                          for g in generators])  # fmt: skip
-        info = group_step(x, partitions)
+        state, info = group_step(state, x)
         total.add_(torch.where(info.finite, info.estimate.mean(1).double(), 0.0))
 
     single_ms, group_ms = paired_median_ms(single, group, device, steps)

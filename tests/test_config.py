@@ -1,10 +1,8 @@
 """Settings: precedence, presets, and what each objective takes."""
 
-import json
-
 import pytest
 
-from tvo.config import ConfigError, TrainConfig, load, resolve, save
+from tvo.config import ConfigError, resolve
 from tvo.objectives import TVO, TVOReparam
 
 
@@ -94,12 +92,3 @@ def test_a_pathwise_objective_asks_the_models_has_rsample():
     assert "no reparameterisable latents" in TVOReparam.requirement_error(Discrete)
     assert TVOReparam.requirement_error(Continuous) is None
     assert TVO.requirement_error(Discrete) is None
-
-
-def test_an_old_config_json_drops_the_settings_that_had_no_effect():
-    old = {**TrainConfig().to_dict(), "objective": "vimco", "partitions": 5, "schedule": "moments",
-           "beta1": 0.1, "integration": "left", "adapt_every": 100}  # fmt: skip
-    config = load(json.dumps(old))
-    assert (config.objective, config.partitions, config.schedule, config.beta1) == (
-        "vimco", None, None, None)  # fmt: skip
-    assert load(save(config)) == config

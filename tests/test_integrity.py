@@ -313,3 +313,19 @@ def test_a_run_whose_checkpoints_were_deleted_is_not_restarted(tiny_data, tmp_pa
     )
     assert main(["train", "--resume", str(early), "--quiet"]) == 0
     assert Run.open(early).summary()["steps"] == 20
+
+
+def test_a_refused_extension_leaves_the_run_as_it_was(tiny_data, tmp_path, capsys):
+    """Issue #25, item 1: ``--resume RUN --steps 40`` of a finished run whose metrics were cut
+    mid-line exited 2 saying the run was not changed, but had already written the new length
+    to config.json and removed summary.json. The metrics are read before anything is written."""
+    run = tmp_path / "run"
+    flags = ["--data", tiny_data, "--out", str(run), "--steps", "20", *FAST]
+    assert main(["train", *flags]) == 0
+    before = {name: (run / name).read_bytes() for name in ("config.json", "summary.json")}
+    text = (run / "metrics.csv").read_bytes()
+    (run / "metrics.csv").write_bytes(text[:150])
+    assert main(["train", "--resume", str(run), "--steps", "40", "--quiet"]) == 2
+    assert "metrics.csv is corrupt" in capsys.readouterr().err
+    assert {name: (run / name).read_bytes() for name in before} == before
+    assert (run / "metrics.csv").read_bytes() == text[:150]

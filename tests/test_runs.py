@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from tvo.cli import main
+from tvo.config import TrainConfig, load, save
 from tvo.partitions import partition
-from tvo.runs import Run, RunError
+from tvo.runs import Run, RunError, migrate_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runs-0.1.0"
 FIXTURES_020 = Path(__file__).parent / "fixtures" / "runs-0.2.0"
@@ -152,3 +153,12 @@ def test_the_migration_fills_in_what_earlier_checkpoints_left_implied(tmp_path, 
     assert migrated["schedule"] == {"count": 1} and migrated["skipped"] == 0
     assert torch.equal(migrated["partition"], partition(3, "log", config.beta1))
     assert "schedule" not in old  # the checkpoint as read is left as it was
+
+
+def test_an_old_config_json_drops_the_settings_that_had_no_effect():
+    old = {**TrainConfig().to_dict(), "objective": "vimco", "partitions": 5, "schedule": "moments",
+           "beta1": 0.1, "integration": "left", "adapt_every": 100}  # fmt: skip
+    config = load(json.dumps(migrate_config(old)))  # as Run reads a config.json
+    assert (config.objective, config.partitions, config.schedule, config.beta1) == (
+        "vimco", None, None, None)  # fmt: skip
+    assert load(save(config)) == config

@@ -114,8 +114,8 @@ def build(
         # the particles continue the stream that initialised the model, as they did when they
         # came from the process's generator (a run's numbers are those of tvo 0.2)
         particles_state = torch.default_generator.get_state() if device.type == "cpu" else None
-    dataset = raw.for_support(observation_support(model))
-    with torch.random.fork_rng(devices=[]):  # the check's draws leave training's stream alone
+    with torch.random.fork_rng(devices=[]):  # the checks' draws leave the process's alone
+        dataset = raw.for_support(observation_support(model))
         check_model(model, dataset.evaluation_images("train", 4))
     objective = make_objective(config)
     error = objective.requirement_error(model)

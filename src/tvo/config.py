@@ -403,7 +403,11 @@ def save(config: TrainConfig) -> str:
     return json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n"
 
 
-def load(values: dict) -> TrainConfig:
-    """The settings of a ``config.json`` as this version writes them (runs written by earlier
-    versions are migrated first: :func:`tvo.runs.migrate_config`)."""
+def load(text: str) -> TrainConfig:
+    """The settings of a ``config.json`` as this version writes them (a run folder's are read
+    by :class:`tvo.runs.Run`, which migrates those of earlier versions first:
+    :func:`tvo.runs.migrate_config`)."""
+    values = json.loads(text)
+    if not isinstance(values, dict):
+        raise ValueError(f"expected a JSON object, got {type(values).__name__}")
     return TrainConfig(**values)

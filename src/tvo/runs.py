@@ -515,7 +515,7 @@ def _read_config(file: Path) -> TrainConfig:
     values = json.loads(file.read_text())
     if not isinstance(values, dict):
         raise ValueError(f"expected a JSON object, got {type(values).__name__}")
-    return load_config(migrate_config(values))
+    return load_config(json.dumps(migrate_config(values)))
 
 
 def _step_of(path: Path) -> int:

@@ -99,8 +99,8 @@ def check_threads(threads) -> None:
     anything is done (``None``: not given)."""
     if threads is None or threads == "auto":
         return
-    if isinstance(threads, str) and threads.isdigit() and int(threads) >= 1:
-        return
+    if isinstance(threads, str) and threads.isdigit():
+        threads = int(threads)
     if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1:
         return
     raise ValueError(f"--threads must be an integer ≥ 1 or auto, got {threads!r}")
