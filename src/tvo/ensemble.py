@@ -154,13 +154,19 @@ class StackedAdam:
                 moments.step_count[m] = float(saved[i]["step"])
 
 
-def _member_norms(t: Tensor) -> Tensor:
-    """The largest magnitude in each member's slice of ``t`` ``[M, …]``, ``[M]``: finite exactly
-    when every element is (the ``∞``-norm cannot overflow, as a 2-norm of finite elements can;
-    the rule of :func:`tvo.step.all_finite`). No ``flatten``, which copies a tensor of a
-    transposed layout."""
+def _members_finite(t: Tensor) -> Tensor:
+    """Whether every element of each member's slice of ``t`` ``[M, …]`` is finite, ``[M]``: the
+    rule of :func:`tvo.step.all_finite`. Their 2-norms first (no ``flatten``, which copies a
+    tensor of a transposed layout); the 2-norm of finite elements overflows beyond about 1e19,
+    so where one is not finite the elements decide: on the CPU only then, elsewhere always
+    (a branch would wait for the device)."""
     dims = tuple(range(1, t.dim()))
-    return torch.linalg.vector_norm(t, ord=float("inf"), dim=dims) if dims else t.abs()
+    if not dims:
+        return torch.isfinite(t)
+    finite = torch.isfinite(torch.linalg.vector_norm(t, dim=dims))
+    if t.device.type == "cpu" and bool(finite.all()):
+        return finite
+    return torch.isfinite(t).all(dim=dims) if len(dims) == 1 else torch.isfinite(t).amin(dims)
 
 
 def _contiguous_view(t: Tensor) -> Tensor:
@@ -347,14 +353,14 @@ class GroupStep:
         grads = [torch.zeros_like(p) if g is None else g for p, g in zip(leaves, grads)]
         finite = torch.isfinite(loss)
         for g in grads:
-            finite &= torch.isfinite(_member_norms(g))
+            finite &= _members_finite(g)
         applied = finite & state.active
         self.optimiser.step(state.params, state.moments, dict(zip(state.params, grads)), applied)
         leaves = list(state.params.values())  # the optimiser may have given them a new layout
         broken = torch.zeros_like(finite)
         with torch.no_grad():
             for p in leaves:
-                broken |= ~torch.isfinite(_member_norms(p))
+                broken |= ~_members_finite(p)
             broken &= state.active
             if p.device.type != "cpu" or bool(broken.any()):  # a free check on the CPU
                 for p in leaves:

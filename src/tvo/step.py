@@ -29,7 +29,6 @@ counterpart, :class:`tvo.ensemble.GroupStep`, with the same interface.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -162,10 +161,16 @@ def training_loss(objective: Objective, num_particles: int, compile: bool = Fals
 
 
 def all_finite(tensors) -> bool:
-    """Whether every element of every tensor is finite: the largest magnitude of each (``∞``-norm,
-    which unlike the 2-norm cannot overflow for finite elements, and is NaN where one is NaN)."""
-    norms = [torch.linalg.vector_norm(t.detach(), ord=math.inf) for t in tensors]
-    return bool(torch.isfinite(torch.stack(norms)).all()) if norms else True
+    """Whether every element of every tensor is finite. The 2-norms first (one fused call, as
+    fast as the check has always been): finite norms mean finite elements; but the 2-norm of
+    finite float32 elements overflows beyond about 1e19, so where a norm is not finite the
+    elements themselves decide (rare: a diverging run)."""
+    tensors = [t.detach() for t in tensors]
+    if not tensors:
+        return True
+    if bool(torch.isfinite(torch.nn.utils.get_total_norm(tensors, 2.0, foreach=True))):
+        return True
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
 def grads_finite(parameters) -> bool:
