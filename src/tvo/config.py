@@ -1,8 +1,9 @@
 """A training run's settings: defaults, the paper's presets, a TOML file, then flags.
 
 Everything a run needs to be reproduced is in :class:`TrainConfig`, whose fields are the
-settings declared in :mod:`tvo.settings`; the run folder stores it resolved (``config.json``). :func:`validate` checks it before any work starts and raises
-:class:`ConfigError` naming the bad value and what would be valid.
+settings declared in :mod:`tvo.settings`; the run folder stores it resolved (``config.json``).
+:func:`validate` checks it before any work starts and raises :class:`ConfigError` naming the
+bad value and what would be valid.
 
 Settings that belong to one objective (the TVO's ``partitions``, ``schedule``, ``beta1``,
 ``integration``, ``adapt_every``) are declared by the objective class (its ``settings`` and

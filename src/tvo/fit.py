@@ -83,8 +83,11 @@ def _data_settings(data) -> tuple[dict, Dataset | None]:
     return {"data": RUN_DATA}, dataset
 
 
-# Each setting's keyword of fit (``num_particles`` for ``particles``), from its declaration.
-KEYWORDS = {s.fit_keyword: name for name, s in SETTINGS.items() if s.fit_keyword}
+# Each setting's keyword of fit (``num_particles`` for ``particles``), from its declaration; the
+# model, its arguments, the objective and the data are fit's own arguments.
+ARGUMENTS = ("model", "model_args", "objective", "data")
+KEYWORDS = {s.fit_keyword: name for name, s in SETTINGS.items()
+            if s.fit_keyword and s.fit_keyword not in ARGUMENTS}  # fmt: skip
 
 
 def _settings_of_keywords(keywords: dict, objective) -> dict:

@@ -9,7 +9,8 @@ Every other view of a run's settings is derived from :func:`declared`:
 - ``tvo train`` has one flag per setting (``--name-with-dashes``, plus ``flags`` such as
   ``-S``), parsed by ``parse``;
 - :func:`tvo.fit` takes each as a keyword (``keyword``: ``num_particles`` for ``particles``);
-- ``docs/settings.md`` is :func:`markdown_table` (a test checks it is up to date).
+- the table of ``docs/settings.md`` is :func:`markdown_table` (a test checks it is up to
+  date).
 
 The run-wide settings are :data:`COMMON`. An objective's own settings are declared by its class
 (:class:`tvo.objectives.base.Objective`): ``settings`` maps each name to its default there,
@@ -216,14 +217,14 @@ def _check_particles(value, values) -> None:
 # The run-wide settings, in the order of TrainConfig's fields; an objective's settings follow
 # ``particles`` (OBJECTIVE_SLOT). ``help`` may be a function, called when the flags are made.
 COMMON: tuple[Setting, ...] = (
-    Setting("model", str, "linear_1", _model_help, keyword=""),
+    Setting("model", str, "linear_1", _model_help),
     Setting("model_args", dict, None, "keyword arguments of the model, as a JSON object, e.g. "
             "'{\"latents\": 16}' (in TOML: a [model] table)", optional=True, parse=json_object,
-            metavar="JSON", keyword=""),
+            metavar="JSON"),
     Setting("model_source", str, None, "recorded: the file a package.module:Name model was "
             "imported from", optional=True, flag=False, keyword=""),
-    Setting("objective", str, "tvo", _objective_help, keyword=""),
-    Setting("data", str, "binarized-mnist", _data_help, keyword=""),
+    Setting("objective", str, "tvo", _objective_help),
+    Setting("data", str, "binarized-mnist", _data_help),
     Setting("data_root", str, None, "local files of the dataset (see tvo.data.load)",
             optional=True),
     Setting("particles", int, 10, "particles per data point", flags=("-S",),
@@ -329,7 +330,3 @@ def markdown_table() -> str:
                  owner, text.replace("|", "\\|")]  # fmt: skip
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"
-
-
-if __name__ == "__main__":  # python -m tvo.settings > the table of docs/settings.md
-    print(markdown_table(), end="")
