@@ -118,7 +118,7 @@ def fit(
     resume: bool = False,
     overwrite: bool = False,
     quiet: bool = False,
-    **settings,
+    **settings: object,
 ) -> Fit:
     """Train ``model`` on ``data`` with ``objective`` into the run folder ``out``.
 
