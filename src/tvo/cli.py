@@ -18,16 +18,12 @@ import torch
 
 from tvo import __version__, runtime
 from tvo import config as config_module
-from tvo.config import ConfigError, TrainConfig
+from tvo.config import ConfigError
 from tvo.data import DATASETS, DataError
 from tvo.models import ModelError
-from tvo.objectives import TVO
 from tvo.runs import Run, RunError
 from tvo.settings import Setting, help_text
 from tvo.sweep.plan import DEFAULT_GROUP
-
-DEFAULTS = TrainConfig()
-TVO_DEFAULTS = TVO.settings  # the TVO's settings (None in runs of objectives without them)
 
 
 class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

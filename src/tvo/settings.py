@@ -88,7 +88,7 @@ class Setting:
     name: str
     kind: type
     default: object = None
-    help: str = ""
+    help: str | Callable[[], str] = ""
     optional: bool = False
     flags: tuple[str, ...] = ()
     flag: bool = True
