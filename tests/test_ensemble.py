@@ -5,6 +5,7 @@ leaves the others exactly as they would have been, a stopped group resumes bit f
 members reach what single runs reach."""
 
 import statistics
+import unittest.mock
 
 import pytest
 import torch
@@ -110,10 +111,11 @@ def test_each_member_has_the_single_runs_loss_and_gradients(family, objective, d
     if objective.schedule is not None:
         partitions = torch.stack([tvo.partition(3, "log", b) for b in (0.05, 0.2, 0.5)])
         partitions = partitions.to(device)
-    group = GroupStep(models[0], objective, S, models, [1e-3] * 3)
-    loss, estimate, _ = group.losses(x, partitions)
-    names = list(group.params)
-    grads = torch.autograd.grad(loss.sum(), [group.params[n] for n in names], allow_unused=True)
+    group = GroupStep(models[0], objective, S, [1e-3] * 3)
+    state = group.init(models)
+    loss, estimate, _ = group.losses(state.params, state.buffers, x, partitions)
+    names = list(state.params)
+    grads = torch.autograd.grad(loss.sum(), [state.params[n] for n in names], allow_unused=True)
     for i, model in enumerate(models):
         partition = None if partitions is None else partitions[i]
         alone = objective(model, x[i], S, partition=partition)
@@ -121,7 +123,7 @@ def test_each_member_has_the_single_runs_loss_and_gradients(family, objective, d
         torch.testing.assert_close(estimate[i], alone.estimate, rtol=1e-10, atol=1e-10)
         expected = torch.autograd.grad(alone.loss, list(model.parameters()), allow_unused=True)
         for name, ours, theirs in zip(names, grads, expected):
-            theirs = torch.zeros_like(group.params[name][i]) if theirs is None else theirs
+            theirs = torch.zeros_like(state.params[name][i]) if theirs is None else theirs
             ours = torch.zeros_like(theirs) if ours is None else ours[i]
             torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-10, msg=name)
 
@@ -138,14 +140,15 @@ def test_stacked_adam_is_torchs_adam_for_each_member(device):
     singles = [{k: nn.Parameter(v[i].clone()) for k, v in params.items()} for i in range(3)]
     optimisers = [torch.optim.Adam(list(p.values()), lr=lr, foreach=False)
                   for p, lr in zip(singles, lrs)]  # fmt: skip
-    stacked = StackedAdam(params, lrs)
+    stacked = StackedAdam(lrs)
+    moments = stacked.init(params)
     for step in range(6):
         grads = {k: torch.randn(*v, dtype=torch.float64, generator=g).to(device)
                  for k, v in shapes.items()}  # fmt: skip
         # a gradient as autograd gives a product's: a transposed (not contiguous) layout
         grads["w"] = torch.randn(3, 2, 4, dtype=torch.float64, generator=g).to(device).mT
         applied = torch.tensor([True, step != 3, True], device=device)
-        stacked.step(grads, applied)
+        stacked.step(params, moments, grads, applied)
         for i in range(3):
             if not applied[i]:
                 continue
@@ -155,7 +158,7 @@ def test_stacked_adam_is_torchs_adam_for_each_member(device):
     for i in range(3):
         for k, p in singles[i].items():
             torch.testing.assert_close(params[k][i], p.detach(), rtol=1e-12, atol=1e-14)
-    assert stacked.step_count.tolist() == [6, 5, 6]
+    assert moments.step_count.tolist() == [6, 5, 6]
 
 
 @pytest.mark.parametrize("objective", [tvo.TVO(K=5), tvo.VIMCO(), tvo.IWAE()],
@@ -170,17 +173,15 @@ def test_a_group_step_makes_no_host_synchronisation(objective, device):
 
     name = "gaussian" if objective.name == "iwae" else "linear_1"
     models = [create(name, pixels=784).to(device) for _ in range(4)]
-    group = GroupStep(models[0], objective, 10, models, [3e-4] * 4)
+    group = GroupStep(models[0], objective, 10, [3e-4] * 4)
+    state = group.init(models)
     x = torch.bernoulli(torch.full((4, 24, 784), 0.2, device=device))
-    partitions = None
-    if objective.schedule is not None:
-        partitions = torch.stack([objective.schedule.init().partition] * 4).to(device)
-    group(x, partitions)  # the first step may set things up
+    state, _ = group(state, x)  # the first step may set things up
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
         for _ in range(3):
-            info = group(x, partitions)
+            state, info = group(state, x)
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert bool(info.finite.all())
@@ -338,3 +339,90 @@ def test_a_model_that_vmap_cannot_batch_is_trained_one_run_at_a_time(tiny_data, 
         for name, tensor in ours["model"].items():
             assert torch.equal(tensor, theirs["model"][name]), name
         assert (a.path / "final.json").exists()
+
+
+def test_a_group_whose_members_stopped_at_different_steps_resumes_from_the_step_they_share(
+    tiny_data, tmp_path
+):
+    """Issue #25's reproduction: a group of 4 stopped (after step 17, checkpoints at 10 and 17),
+    then the newest checkpoint of two members deleted (as a kill while the group wrote them
+    leaves it) and that of a third made unreadable. The rerun resumes every member from step
+    10, the step all four can read, and ends bit for bit as the uninterrupted group, metrics
+    included."""
+    settings = dict(checkpoint_every=10, log_every=5)
+    seeds = (0, 1, 2, 3)
+    straight = group_runs(tiny_data, tmp_path / "straight", lrs=(3e-4,) * 4, seeds=seeds,
+                          **settings)  # fmt: skip
+    train_group(straight, quiet=True)
+    resumed = group_runs(tiny_data, tmp_path / "resumed", lrs=(3e-4,) * 4, seeds=seeds,
+                         **settings)  # fmt: skip
+    train_group(resumed, quiet=True, stop_after=17)
+    for r in resumed[1:3]:
+        r.checkpoints()[-1].unlink()
+    resumed[3].checkpoints()[-1].write_bytes(b"cut short")
+    assert sorted({r.latest_step() for r in resumed}) == [10, 17]
+    with pytest.warns(UserWarning, match="is corrupt"):
+        summaries = train_group([Run.open(r.path) for r in resumed], quiet=True)
+    assert [s["steps"] for s in summaries] == [40] * 4
+    for a, b in zip(finals(straight), finals(resumed)):
+        for name, tensor in a["model"].items():
+            assert torch.equal(tensor, b["model"][name]), name
+    for a, b in zip(straight, resumed):
+        rows = [
+            {k: v for k, v in r.items() if k != "seconds"} for r in Run.open(a.path).read_metrics()
+        ]
+        again = [
+            {k: v for k, v in r.items() if k != "seconds"} for r in Run.open(b.path).read_metrics()
+        ]
+        assert rows == again
+        assert [p.name for p in Run.open(b.path).checkpoints()] == [
+            p.name for p in Run.open(a.path).checkpoints()]  # fmt: skip
+
+
+def test_a_huge_but_finite_update_is_the_same_alone_and_in_a_group(tiny_data, tmp_path):
+    """Issue #25: a member with a learning rate of 1e30 left its group at step 1 as "no longer
+    finite" (the float32 2-norm of its finite parameters overflowed) while the same run alone
+    trained on. One rule now (every element finite): it trains to the end in both."""
+    alone = Run.create(tmp_path / "alone", resolve(data=tiny_data, **GROUP, seed=1, lr=1e30))
+    assert train(alone, quiet=True)["steps"] == 40
+    group = group_runs(tiny_data, tmp_path / "group", lrs=(3e-4, 1e30, 3e-4))
+    summaries = train_group(group, quiet=True)
+    assert [s["stopped"] for s in summaries] == [None, None, None]
+    assert [s["steps"] for s in summaries] == [40, 40, 40]
+
+
+def test_a_member_sees_its_single_runs_batches_and_a_group_repeats_itself(tiny_data, tmp_path):
+    """What the README claims of a member against its single run: the same batches (its own data
+    generator), not the same particles (the group draws all members' in one call from its own
+    generator), so equal in distribution, not bit for bit; and a group of the same members,
+    seeds and threads gives the same numbers bit for bit, whatever the process drew before."""
+    from tvo.data import Dataset
+
+    seen: dict = {}
+    original = Dataset.sample_batch
+
+    def recorded(self, batch_size, generator):
+        x = original(self, batch_size, generator)
+        seen.setdefault(id(generator), []).append(x)
+        return x
+
+    with unittest.mock.patch.object(Dataset, "sample_batch", recorded):
+        train_group(group_runs(tiny_data, tmp_path / "g"), quiet=True)
+        group_batches = [seen[k] for k in list(seen)]
+        seen.clear()
+        for i, seed in enumerate((0, 1, 2)):
+            train(Run.create(tmp_path / f"alone{i}", resolve(data=tiny_data, **GROUP, seed=seed)),
+                  quiet=True)  # fmt: skip
+        alone_batches = [seen[k] for k in list(seen)]
+    assert len(group_batches) == len(alone_batches) == 3
+    for ours, theirs in zip(group_batches, alone_batches):
+        assert len(ours) == len(theirs) == 40
+        assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+    torch.manual_seed(12345)
+    torch.rand(77)
+    train_group(group_runs(tiny_data, tmp_path / "again"), quiet=True)
+    first = finals([Run(tmp_path / "g" / f"m{i}") for i in range(3)])
+    again = finals([Run(tmp_path / "again" / f"m{i}") for i in range(3)])
+    for a, b in zip(first, again):
+        for name, tensor in a["model"].items():
+            assert torch.equal(tensor, b["model"][name]), name

@@ -191,9 +191,12 @@ def test_a_diverging_run_stops_and_cannot_be_evaluated_into_nan(tiny_data, tmp_p
             *FAST]  # fmt: skip
     assert main(args) == 1
     error = capsys.readouterr().err
-    assert "100 steps in a row were not finite" in error and "learning rate of 1e+308" in error
-    assert main(["eval", str(run), "--particles", "10"]) == 1
-    assert "stopped" in capsys.readouterr().err
+    # one rule alone and in a group (issue #25): parameters that overflow stop the run at once,
+    # where 0.2 went on for 100 non-finite steps and checkpointed them
+    assert "step 1: its parameters were no longer finite" in error
+    assert "learning rate of 1e+308" in error and "no checkpoint was written yet" in error
+    assert main(["eval", str(run), "--particles", "10"]) == 2
+    assert "no checkpoint yet" in capsys.readouterr().err
     stop = tmp_path / "stop"
     args = ["train", "--data", tiny_data, "--out", str(stop), "--steps", "300", "--lr", "1e308",
             "--nonfinite", "stop", *FAST]  # fmt: skip

@@ -14,6 +14,7 @@ from tvo.partitions import partition
 from tvo.runs import Run, RunError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runs-0.1.0"
+FIXTURES_020 = Path(__file__).parent / "fixtures" / "runs-0.2.0"
 
 
 @pytest.fixture
@@ -104,3 +105,50 @@ def test_a_copy_holds_the_newest_checkpoint_and_every_other_file(tmp_path, tiny_
     assert copy.read_metrics() == original.read_metrics()
     assert (tmp_path / "copy" / "summary.json").read_text() == (run / "summary.json").read_text()
     assert main(["eval", str(tmp_path / "copy"), "--particles", "5", "--limit", "4"]) == 0
+
+
+# --- runs written by 0.2.0 (tests/fixtures/runs-0.2.0: tvo.fit on data they keep, 1 thread) ----
+
+
+@pytest.mark.parametrize("name", ["tvo-moments", "vimco", "tvo-gp-bandit"])
+def test_a_020_run_resumed_from_its_middle_ends_where_020_ended_it(tmp_path, name):
+    """0.2.0 trained these to step 20 with checkpoints at 10 and 20. Without the second, this
+    version resumes from step 10 (0.2.0's particle stream, its schedule state, its Adam) and
+    ends with 0.2.0's parameters and partition at step 20, bit for bit: the one loop and the
+    run's own particle generator left a single run's numbers as they were."""
+    shutil.copytree(FIXTURES_020 / name, tmp_path / name)
+    run = Run.open(tmp_path / name)
+    assert run.config.threads is None  # 0.2.0 recorded none
+    expected = torch.load(run.checkpoints()[-1], weights_only=False)
+    run.checkpoints()[-1].unlink()
+    assert main(["train", "--resume", str(run.path), "--quiet", "--threads", "1"]) == 0
+    after = Run.open(run.path).load_checkpoint()
+    assert after["step"] == expected["step"] == 20
+    for key, tensor in expected["model"].items():
+        assert torch.equal(after["model"][key], tensor), key
+    if expected["partition"] is not None:
+        assert torch.equal(after["partition"], expected["partition"])
+    assert after["schedule"] == expected["schedule"]
+
+
+def test_a_020_run_evaluates(tmp_path, capsys):
+    shutil.copytree(FIXTURES_020 / "tvo-moments", tmp_path / "r")
+    assert main(["eval", str(tmp_path / "r"), "--json", "--particles", "50", "--limit", "8"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["step"] == 20 and len(result["partition"]) == 4
+    assert result["elbo"] <= result["tvo_lower"] <= result["log_px"] <= result["tvo_upper"]
+
+
+def test_the_migration_fills_in_what_earlier_checkpoints_left_implied(tmp_path, tiny_data):
+    """A 0.1.0 checkpoint of the moments schedule had no ``schedule`` state, no ``partition`` and
+    no ``skipped`` count: the schedule moved at steps divisible by ``adapt_every``, so the count
+    follows from the step (7 mod 3 = 1), the partition is the schedule's start."""
+    from tvo.config import resolve
+    from tvo.runs import migrate_checkpoint
+
+    config = resolve(data=tiny_data, schedule="moments", partitions=3, adapt_every=3)
+    old = {"step": 7, "model": {}, "optimiser": {}, "torch_rng": None, "data_rng": None}
+    migrated = migrate_checkpoint(old, config)
+    assert migrated["schedule"] == {"count": 1} and migrated["skipped"] == 0
+    assert torch.equal(migrated["partition"], partition(3, "log", config.beta1))
+    assert "schedule" not in old  # the checkpoint as read is left as it was

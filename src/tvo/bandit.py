@@ -204,9 +204,7 @@ class GPBanditSchedule:
         return {"bandit": bandit, "total": state.total, "count": state.count,
                 "previous": state.previous}  # fmt: skip
 
-    def load_state_dict(self, partition: Tensor, saved: dict | None, step: int) -> BanditState:
-        if saved is None:
-            raise ValueError("a gp-bandit checkpoint needs the bandit's state; it has none")
+    def load_state_dict(self, partition: Tensor, saved: dict) -> BanditState:
         arms = tuple(tuple(a) for a in saved["bandit"]["arms"])
         return BanditState(partition.double().cpu(), saved["count"], saved["total"],
                            saved["previous"], arms, tuple(saved["bandit"]["rewards"]))  # fmt: skip

@@ -66,6 +66,7 @@ class Setup:
     objective: Objective
     optimiser: torch.optim.Optimizer
     device: torch.device
+    particles_state: Tensor | None = None  # the run's particle generator at its first step
 
     @property
     def schedule(self) -> Schedule | None:
@@ -78,9 +79,10 @@ def build(
     model: torch.nn.Module | None = None,
     data: str | Dataset | None = None,
 ) -> Setup:
-    """Load the data and build the model (initialised from the run's seed), objective and
-    optimiser. ``model`` and ``data`` (a dataset, or a name or path in place of
-    ``config.data``) are used instead of building them. The model is checked against the
+    """Load the data and build the model (initialised from the run's seed, drawn from a fork of
+    the process's generator, which is left as it was), objective and optimiser. ``model`` and
+    ``data`` (a dataset, or a name or path in place of ``config.data``) are used instead of
+    building them. The model is checked against the
     protocol on four training images (:func:`tvo.models.check.check_model`). Raises
     ``DataError``, ``ConfigError`` or ``ModelError`` for what cannot work, before any
     training."""
@@ -101,13 +103,17 @@ def build(
                      device)  # fmt: skip
     except MemoryError as error:
         raise ConfigError(f"{error}; use fewer particles, intervals or a smaller batch") from error
-    torch.manual_seed(config.seed)
-    if model is None:
-        try:
-            model = create_model(config.model, raw.pixels, raw.data_mean, config.model_args,
-                                 config.model_source)  # fmt: skip
-        except ModelError as error:
-            raise ConfigError(str(error)) from error
+    with torch.random.fork_rng(devices=[]):  # the process's generator is left as it was
+        torch.default_generator.manual_seed(config.seed)
+        if model is None:
+            try:
+                model = create_model(config.model, raw.pixels, raw.data_mean, config.model_args,
+                                     config.model_source)  # fmt: skip
+            except ModelError as error:
+                raise ConfigError(str(error)) from error
+        # the particles continue the stream that initialised the model, as they did when they
+        # came from the process's generator (a run's numbers are those of tvo 0.2)
+        particles_state = torch.default_generator.get_state() if device.type == "cpu" else None
     dataset = raw.for_support(observation_support(model))
     with torch.random.fork_rng(devices=[]):  # the check's draws leave training's stream alone
         check_model(model, dataset.evaluation_images("train", 4))
@@ -117,7 +123,7 @@ def build(
         raise ConfigError(error)
     model = model.to(device)
     optimiser = make_optimiser(model.parameters(), config.lr)
-    return Setup(dataset.to(device), model, objective, optimiser, device)
+    return Setup(dataset.to(device), model, objective, optimiser, device, particles_state)
 
 
 def build_run(run: Run, device: torch.device | None = None, model=None) -> Setup:
@@ -158,7 +164,5 @@ def load_trained(run: Run, model: torch.nn.Module | None = None) -> Trained:
     prepared.model.load_state_dict(state["model"])
     prepared.model.eval()
     beta = state.get("partition")
-    if beta is None and prepared.schedule is not None:
-        beta = prepared.schedule.init().partition  # a checkpoint from before partitions were kept
     beta = None if beta is None else partition(beta.cpu())
     return Trained(prepared, beta, state["step"], run.config)

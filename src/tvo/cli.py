@@ -9,6 +9,7 @@ starts, and nothing already written is touched.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -95,16 +96,21 @@ def cmd_train(args) -> int:
         run = Run.open(args.resume)
         config = continued(run, run.config, args.steps, args.epochs)  # written once it resumes
         prepared = build_run(run)
+        threads = runtime.set_threads(args.threads)  # given: used, and said if not recorded
     else:
         config = config_module.resolve(args.preset, args.config, **flags)
+        threads = runtime.set_threads(config.threads or runtime.DEFAULT_THREADS)  # flag or file
+        config = dataclasses.replace(config, threads=threads)  # recorded: resumes use it
         prepared = build(config)  # loads the data: errors stop here, before the run exists
         out = args.out or Path("runs") / time.strftime(
             f"{config.objective}-{config.model}-%Y%m%d-%H%M%S"
         )
         run = Run.create(out, config, overwrite=args.overwrite)
+    used = threads or config.threads or torch.get_num_threads()
     print(f"run {run.path}: {run.label()}, {config.model} on {config.data}, "
-          f"device {prepared.device}", flush=True)  # fmt: skip
-    summary = train(run, quiet=args.quiet, prepared=prepared)
+          f"device {prepared.device}, {used} thread{'s' if used > 1 else ''}",
+          flush=True)  # fmt: skip
+    summary = train(run, quiet=args.quiet, prepared=prepared, threads=threads)
     if summary["signal"] is not None:
         return 128 + summary["signal"]  # 130 for SIGINT, 143 for SIGTERM: not a finished run
     if summary["steps"] == summary["total_steps"]:
@@ -148,9 +154,19 @@ def add_eval(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the particles (and binarisation)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
+    return torch.get_num_threads()
+
+
+def run_threads(args, runs) -> None:
+    """A command on runs uses the threads the (first) run recorded, so that its numbers are
+    the run's own, unless ``--threads`` is given; runs that recorded none: ``auto``."""
+    recorded = runs[0].config.threads if runs else None
+    runtime.set_threads(args.threads or recorded or runtime.DEFAULT_THREADS)
+
 
 def cmd_eval(args) -> int:
     run = Run.open(args.run)
+    run_threads(args, [run])
     at_least_one(args, "particles", "chunk_size", "ais_steps", "chains", "leapfrog", "limit")
     config_module._check_choice("split", args.split, config_module.EVAL_SPLITS)
     if args.method != "is":
@@ -285,6 +301,7 @@ def cmd_plot(args) -> int:
     from tvo.build import load_trained
 
     runs = [Run.open(path) for path in args.runs]
+    run_threads(args, runs)
     at_least_one(args, "images", "particles")
     out = args.out or runs[0].path / "plots"
     labels = plots.distinct_labels([f"{r.label()} seed={r.config.seed}" for r in runs],
@@ -434,8 +451,7 @@ def parser() -> argparse.ArgumentParser:
     for name, command in sub.choices.items():
         # a sweep's --threads is per run (see tvo sweep --help); train's is a setting of the run
         if name not in ("sweep", "train"):
-            command.add_argument("--threads", default=runtime.DEFAULT_THREADS,
-                                 help=runtime.THREADS_HELP)  # fmt: skip
+            command.add_argument("--threads", help=runtime.THREADS_HELP)
     return top
 
 
@@ -450,10 +466,11 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         runtime.configure_from_environment()
-        threads = getattr(args, "threads", None)
-        if args.command == "train" and threads is None:
-            threads = runtime.DEFAULT_THREADS
-        runtime.set_threads(threads)
+        if args.command in ("train", "eval", "plot"):  # a run's recorded count, or the flag's
+            runtime.check_threads(args.threads)
+        else:
+            runtime.set_threads(getattr(args, "threads", None) or (
+                None if args.command == "sweep" else runtime.DEFAULT_THREADS))  # fmt: skip
     except ValueError as error:
         print(f"tvo {args.command}: error: {error}", file=sys.stderr)
         return 2

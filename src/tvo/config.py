@@ -189,13 +189,13 @@ def absolute_paths(settings: dict) -> dict:
 
 
 def differences(existing: TrainConfig, config: TrainConfig, keep=()) -> list[str]:
-    """The settings, but ``keep``, in which ``config`` differs from a run's ``existing`` ones. A
-    relative data path that runs before 0.2 recorded equals the absolute path it names from
-    this folder."""
+    """The settings, but ``keep`` and ``threads`` (which change the rounding, not what is
+    trained: a run continued with other threads is said to be so where it happens), in which
+    ``config`` differs from a run's ``existing`` ones."""
     old, new = dataclasses.asdict(existing), dataclasses.asdict(config)
-    old.update(absolute_paths(old))
     new.update(absolute_paths(new))
-    return [name for name in FIELDS if name not in keep and old[name] != new[name]]
+    return [name for name in FIELDS if name not in keep and name != "threads"
+            and old[name] != new[name]]  # fmt: skip
 
 
 def objective_settings(settings: dict, explicit=()) -> dict:
@@ -332,11 +332,7 @@ def save(config: TrainConfig) -> str:
     return json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n"
 
 
-def load(text: str) -> TrainConfig:
-    """A ``config.json``. Runs written before the objective declared its settings recorded the
-    TVO's settings for every objective, where they had no effect: those are dropped here."""
-    values = json.loads(text)
-    if not isinstance(values, dict):
-        raise ValueError(f"expected a JSON object, got {type(values).__name__}")
-    values = objective_settings(values)
+def load(values: dict) -> TrainConfig:
+    """The settings of a ``config.json`` as this version writes them (runs written by earlier
+    versions are migrated first: :func:`tvo.runs.migrate_config`)."""
     return TrainConfig(**values)

@@ -10,6 +10,7 @@ object is saved as ``model.pt`` (its class must be importable where the run is l
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import pickle
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from tvo import runtime
 from tvo.build import Setup, Trained, build, load_trained
 from tvo.config import (
     OBJECTIVE_SETTINGS,
@@ -152,6 +154,8 @@ def fit(
     data_settings, dataset = _data_settings(data)
     settings = {**model_settings, **_objective_settings(objective), **data_settings, **settings}
     config = resolve(check_model=instance is None, **settings)
+    if config.threads == "auto":  # recorded as the count it resolves to (None: train records it)
+        config = dataclasses.replace(config, threads=runtime.auto_threads())
     out = (
         Path(out)
         if out is not None

@@ -204,7 +204,7 @@ class Schedule(Protocol):
 
     def state_dict(self, state) -> dict | None: ...
 
-    def load_state_dict(self, partition: Tensor, saved: dict | None, step: int): ...
+    def load_state_dict(self, partition: Tensor, saved: dict | None): ...
 
 
 class FixedState(NamedTuple):
@@ -232,7 +232,7 @@ class Fixed:
     def state_dict(self, state: FixedState) -> None:
         return None
 
-    def load_state_dict(self, partition, saved, step: int) -> FixedState:
+    def load_state_dict(self, partition, saved) -> FixedState:
         return FixedState(validate(partition))
 
     def __repr__(self) -> str:
@@ -268,10 +268,8 @@ class Moments:
     def state_dict(self, state: MomentsState) -> dict:
         return {"count": state.count}
 
-    def load_state_dict(self, partition, saved: dict | None, step: int) -> MomentsState:
-        # checkpoints written before the schedule had a state moved at steps divisible by every
-        count = saved["count"] if saved is not None else step % self.every
-        return MomentsState(validate(partition), count)
+    def load_state_dict(self, partition, saved: dict) -> MomentsState:
+        return MomentsState(validate(partition), saved["count"])
 
     def __repr__(self) -> str:
         return f"Moments(K={self.K}, every={self.every})"

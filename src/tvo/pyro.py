@@ -568,7 +568,7 @@ class TVO_ELBO(_FamilyELBO):
 
     def load_state_dict(self, saved: dict) -> None:
         """Restore a state saved by :meth:`state_dict`."""
-        self.state = self.schedule.load_state_dict(saved["partition"], saved["schedule"], 0)
+        self.state = self.schedule.load_state_dict(saved["partition"], saved["schedule"])
 
     def __repr__(self) -> str:
         return f"TVO_ELBO(num_particles={self.num_particles}, {self.covariance!r})"

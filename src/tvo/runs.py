@@ -227,7 +227,7 @@ class Run:
         if self._config is None:
             file = self.path / "config.json"
             try:
-                config = load_config(file.read_text())
+                config = _read_config(file)
                 validate_config(config, check_model=False, check_environment=False)
             except (ValueError, TypeError) as error:
                 raise RunError(f"{file} is corrupt or holds settings that cannot work "
@@ -307,7 +307,17 @@ class Run:
         """The step of the newest checkpoint file (0 without one), from its name: the step a
         resume starts from, without loading it."""
         newest = self.checkpoints()[-1:]
-        return int(newest[0].stem.split("-")[1]) if newest else 0
+        return _step_of(newest[0]) if newest else 0
+
+    def record_threads(self, threads: int) -> None:
+        """Record the thread count the run trains with in ``config.json`` (a run made without
+        one, at its first step; the caller holds :meth:`writer`). The file's other settings are
+        written as they are on disk (a new length waits for :meth:`save_extension`)."""
+        from dataclasses import replace
+
+        on_disk = replace(_read_config(self.path / "config.json"), threads=threads)
+        write_text(self.path / "config.json", save_config(on_disk))
+        self._config = replace(self.config, threads=threads)
 
     def checkpoints(self) -> list[Path]:
         """Checkpoint files, oldest first."""
@@ -316,18 +326,26 @@ class Run:
         return sorted(self.checkpoint_dir.glob("step-*.pt"))
 
     def save_checkpoint(self, state: dict) -> Path:
-        """Write ``state`` (with its ``step``) atomically; keep the last two checkpoints."""
+        """Write ``state`` (with its ``step``) atomically; keep the last two checkpoints. Those
+        of later steps are removed: they belong to a run that was resumed from an earlier
+        checkpoint (one unreadable, or a group's common step), and training redoes them."""
         path = self.checkpoint_dir / f"step-{state['step']:09d}.pt"
         write_atomic(path, lambda tmp: torch.save(state, tmp))
+        for old in self.checkpoints():
+            if _step_of(old) > state["step"]:
+                old.unlink()
         for old in self.checkpoints()[:-KEEP_CHECKPOINTS]:
             old.unlink()
         return path
 
-    def load_checkpoint(self, map_location=None) -> dict | None:
-        """The newest checkpoint that loads and holds what a checkpoint holds; a corrupt one is
-        reported and skipped. ``None`` when there is none (see :meth:`checkpoints` for whether
-        there were files that did not load)."""
+    def load_checkpoint(self, map_location=None, at_most: int | None = None) -> dict | None:
+        """The newest checkpoint (of a step ``≤ at_most``, where given) that loads and holds
+        what a checkpoint holds, read as this version writes it (:func:`migrate_checkpoint`); a
+        corrupt one is reported and skipped. ``None`` when there is none (see
+        :meth:`checkpoints` for whether there were files that did not load)."""
         for path in reversed(self.checkpoints()):
+            if at_most is not None and _step_of(path) > at_most:
+                continue
             try:
                 state = torch.load(path, map_location=map_location, weights_only=False)
                 if not isinstance(state, dict):
@@ -335,7 +353,7 @@ class Run:
                 missing = [key for key in CHECKPOINT_KEYS if key not in state]
                 if missing:
                     raise ValueError(f"it lacks {', '.join(missing)}")
-                return state
+                return migrate_checkpoint(state, self.config)
             except Exception as error:  # any failure to read means this one is unusable
                 warnings.warn(
                     f"checkpoint {path} is corrupt ({type(error).__name__}: {error}); "
@@ -441,6 +459,68 @@ class Run:
         config = self.config
         k = f" K={config.partitions}" if config.partitions is not None else ""
         return f"{config.objective} S={config.particles}{k}"
+
+
+# --- runs written by earlier versions: every migration is here ---------------------------------
+
+
+def migrate_config(values: dict) -> dict:
+    """A ``config.json``'s settings as this version reads them.
+
+    - 0.1.0 recorded the TVO's settings (``partitions``, ``schedule``, ``beta1``…) for every
+      objective, where they had no effect: they are dropped (``None``) where they do not apply.
+    - 0.1.0 recorded a ``data`` file or ``data_root`` as given, relative to the folder it was
+      trained in: it is made absolute from the working folder, as that version read it.
+    - before 0.3.0 no ``threads`` were recorded: ``None`` (the run trains with the count it is
+      given, and records none).
+    """
+    from tvo.config import absolute_paths, objective_settings
+
+    values = objective_settings(values)
+    values.update(absolute_paths(values))
+    return values
+
+
+def migrate_checkpoint(state: dict, config: TrainConfig) -> dict:
+    """A checkpoint as this version writes it, from any earlier version's.
+
+    - 0.1.0 counted no ``skipped`` steps: 0.
+    - 0.1.0 kept no ``partition`` before the schedules were explicit state: the schedule's
+      initial one (a fixed schedule's, or an adaptive one's start); the moments schedule's
+      state (``count``, steps since its partition moved) was implied, as it moved at steps
+      divisible by ``adapt_every``: ``step mod adapt_every``.
+    - up to 0.2.0 the particles were drawn from the process's generators, and ``torch_rng`` was
+      the CPU's, ``cuda_rng`` the CUDA devices': on a CUDA device the particles' generator is
+      the first CUDA one's state.
+    """
+    state = dict(state)
+    state.setdefault("skipped", 0)
+    if state.get("partition") is None or (state.get("schedule") is None
+                                          and config.schedule == "moments"):  # fmt: skip
+        from tvo.build import make_objective
+
+        schedule = make_objective(config).schedule
+        if schedule is not None and state.get("partition") is None:
+            state["partition"] = schedule.init().partition
+        if config.schedule == "moments" and state.get("schedule") is None:
+            state["schedule"] = {"count": state["step"] % config.adapt_every}
+    cuda = state.pop("cuda_rng", None)
+    if cuda and config.device != "cpu" and torch.cuda.is_available():
+        state["torch_rng"] = cuda[0]
+    return state
+
+
+def _read_config(file: Path) -> TrainConfig:
+    """``config.json``, migrated (:func:`migrate_config`) and read."""
+    values = json.loads(file.read_text())
+    if not isinstance(values, dict):
+        raise ValueError(f"expected a JSON object, got {type(values).__name__}")
+    return load_config(migrate_config(values))
+
+
+def _step_of(path: Path) -> int:
+    """The step of a checkpoint file, from its name ``step-NNNNNNNNN.pt``."""
+    return int(path.stem.split("-")[1])
 
 
 def _cell(value):

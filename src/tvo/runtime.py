@@ -28,8 +28,10 @@ import torch
 # table in benchmarks/RESULTS.md): on 2 cores two threads trained 1.3 to 1.7 times faster than
 # one when idle and 1.9 to 3.2 times slower beside a busy process; auto matched the better.
 DEFAULT_THREADS = "auto"
-THREADS_HELP = ("torch threads, or auto: the cores idle when the command starts, at least one "
-                "(default: auto; benchmarks/RESULTS.md says why)")  # fmt: skip
+THREADS_HELP = ("torch threads, or auto: the cores idle when the command starts, at least one. "
+                "Default: a new run auto, recorded in its config.json; --resume, eval and plot "
+                "the run's recorded count (numbers differ between thread counts); other "
+                "commands auto")  # fmt: skip
 
 # mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD = -1
@@ -90,6 +92,18 @@ def auto_threads() -> int:
     idle = idle_cores()
     cores = os.cpu_count() or 1
     return cores if idle is None else max(1, min(cores, round(idle)))
+
+
+def check_threads(threads) -> None:
+    """Raise ``ValueError`` for a ``--threads`` value :func:`set_threads` would refuse, before
+    anything is done (``None``: not given)."""
+    if threads is None or threads == "auto":
+        return
+    if isinstance(threads, str) and threads.isdigit() and int(threads) >= 1:
+        return
+    if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1:
+        return
+    raise ValueError(f"--threads must be an integer ≥ 1 or auto, got {threads!r}")
 
 
 def set_threads(threads) -> int | None:

@@ -153,6 +153,12 @@ def threads_value(text):
     return text
 
 
+def _threads_help() -> str:
+    from tvo.runtime import THREADS_HELP
+
+    return THREADS_HELP
+
+
 def _check_threads(value, values) -> None:
     if value != "auto" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise ConfigError(f"threads must be an integer ≥ 1 or auto, got {value!r}")
@@ -251,11 +257,10 @@ COMMON: tuple[Setting, ...] = (
             label="nonfinite policy", choices=("skip", "stop")),
     Setting("compile", bool, False, "trace the step with torch.compile (fixed partitions; on "
             "our CPU faster for the gaussian VAE, slower for SBNs)", parse=bool),
-    Setting("threads", object, "auto", "torch threads, or auto: the cores idle when the run is "
-            "created, at least one; recorded in the run as the count", parse=threads_value,
-            check=_check_threads, metavar="N|auto"),
     Setting("preset", str, None, lambda: "the paper's settings: " + ", ".join(_presets()),
             optional=True, keyword=""),
+    Setting("threads", object, None, _threads_help, optional=True, parse=threads_value,
+            check=_check_threads, metavar="N|auto"),
 )  # fmt: skip
 OBJECTIVE_SLOT = "particles"  # an objective's settings are placed after this one
 

@@ -14,17 +14,24 @@ A step whose loss or gradient is not finite changes nothing but the step and ``s
 the optimiser's moments are updated in place, as ``torch.optim`` does; every other part of the
 state is replaced, so the returned state is the one to keep.
 
-Randomness: the particles come from ``generators.particles`` (torch's default generator of the
-data's device, which ``torch.distributions`` draws from); batches and dynamic binarisation from
-``generators.data``, drawn by the caller (:meth:`tvo.data.Dataset.sample_batch`). Both are saved
-by :func:`state_dict`, so a resumed run draws what the uninterrupted one would.
+Randomness: the particles come from ``generators.particles``, the run's own generator: the
+step makes it the default generator of its device while it runs (:func:`drawing_from`, since
+``torch.distributions`` draws from the default one) and puts the default one back afterwards, so
+the run's numbers do not depend on what other code in the process drew, and a step draws nothing
+from the process's stream. Batches and dynamic binarisation come from ``generators.data``, drawn
+by the caller (:meth:`tvo.data.Dataset.sample_batch`). Both are saved by :func:`state_dict`, so a
+resumed run draws what the uninterrupted one would.
 
-``tvo train``, :func:`tvo.train.train`, the benchmarks and anything built on them (ensembles,
-Ray, Pyro) call this one step.
+``tvo train``, :func:`tvo.train.train` (a single run is its group of one), the benchmarks and
+anything built on them (Ray, Pyro) call this one step; a group of runs calls its batched
+counterpart, :class:`tvo.ensemble.GroupStep`, with the same interface.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
@@ -36,37 +43,61 @@ from tvo.partitions import Schedule
 
 
 class Generators(NamedTuple):
-    """The random generators of a run: ``particles`` (torch's default generator on the run's
-    device) and ``data`` (its own, for batch indices and dynamic binarisation)."""
+    """The random generators of a run, both its own (never the process's default generator):
+    ``particles`` (made the default generator of its device during a step, :func:`drawing_from`)
+    and ``data`` (batch indices and dynamic binarisation)."""
 
     particles: torch.Generator
     data: torch.Generator
 
     @classmethod
-    def of_run(cls, seed: int, device: torch.device) -> Generators:
-        """A run's generators: a ``data`` generator seeded with ``seed``, and the default
-        generator of ``device`` for the particles, as it is now (:func:`tvo.build.build` seeds it
-        with the run's seed before the model's initialisation, and the particles continue that
-        stream)."""
+    def of_run(
+        cls, seed: int, device: torch.device, particles_state: Tensor | None = None
+    ) -> Generators:
+        """A run's generators on ``device``: ``data`` seeded with ``seed``; ``particles`` seeded
+        with ``seed``, or set to ``particles_state`` (:func:`tvo.build.build` gives the state
+        that follows the model's initialisation from the same seed)."""
         device = torch.device(device)
-        if device.type == "cuda":
-            index = device.index if device.index is not None else torch.cuda.current_device()
-            particles = torch.cuda.default_generators[index]
+        particles = torch.Generator(device=device)
+        if particles_state is None:
+            particles.manual_seed(seed)
         else:
-            particles = torch.default_generator
+            particles.set_state(particles_state)
         return cls(particles, torch.Generator(device=device).manual_seed(seed))
 
     def state_dict(self) -> dict:
-        state = {"torch_rng": torch.get_rng_state(), "data_rng": self.data.get_state()}
-        if torch.cuda.is_available():
-            state["cuda_rng"] = torch.cuda.get_rng_state_all()
-        return state
+        """``torch_rng`` (the particles' generator) and ``data_rng``: the names checkpoints
+        have always used (before 0.3 ``torch_rng`` was the process's CPU generator and
+        ``cuda_rng`` the CUDA ones; :func:`tvo.runs.migrate_checkpoint` reads those)."""
+        return {"torch_rng": self.particles.get_state(), "data_rng": self.data.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        torch.set_rng_state(state["torch_rng"].cpu())
+        self.particles.set_state(state["torch_rng"].cpu())
         self.data.set_state(state["data_rng"].cpu())
-        if "cuda_rng" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda_rng"]])
+
+
+def default_generator(device: torch.device) -> torch.Generator:
+    """The generator that torch's samplers draw from on ``device`` when given none."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return torch.cuda.default_generators[index]
+    return torch.default_generator
+
+
+@contextmanager
+def drawing_from(generator: torch.Generator) -> Iterator[None]:
+    """Make ``generator`` the default generator of its device for the block: what the block
+    draws advances ``generator``, and the default generator is as it was afterwards (two copies
+    of a generator's state each way: microseconds on the CPU)."""
+    default = default_generator(generator.device)
+    saved = default.get_state()
+    default.set_state(generator.get_state())
+    try:
+        yield
+    finally:
+        generator.set_state(default.get_state())
+        default.set_state(saved)
 
 
 @dataclass(frozen=True)
@@ -88,12 +119,15 @@ class TrainState:
 
 class StepInfo(NamedTuple):
     """What a step reports: ``loss`` (scalar), ``estimate`` (the objective's value, ``[B]``),
-    ``log_weight`` (``[S, B]``), all detached, and whether the step was ``finite`` (applied)."""
+    ``log_weight`` (``[S, B]``), all detached, whether the step was ``finite`` (applied), and
+    whether the parameters are ``broken``: an element not finite after the update (an update so
+    large that it overflows; the caller stops the run)."""
 
     loss: Tensor
     estimate: Tensor
     log_weight: Tensor
     finite: bool
+    broken: bool = False
 
 
 def init_state(
@@ -127,9 +161,16 @@ def training_loss(objective: Objective, num_particles: int, compile: bool = Fals
     return torch.compile(loss, dynamic=False, options={"fallback_random": True})
 
 
-def grads_finite(parameters) -> bool:
-    norms = [p.grad.detach().norm() for p in parameters if p.grad is not None]
+def all_finite(tensors) -> bool:
+    """Whether every element of every tensor is finite: the largest magnitude of each (``∞``-norm,
+    which unlike the 2-norm cannot overflow for finite elements, and is NaN where one is NaN)."""
+    norms = [torch.linalg.vector_norm(t.detach(), ord=math.inf) for t in tensors]
     return bool(torch.isfinite(torch.stack(norms)).all()) if norms else True
+
+
+def grads_finite(parameters) -> bool:
+    """Whether every gradient element is finite (the rule of a group's members too)."""
+    return all_finite(p.grad for p in parameters if p.grad is not None)
 
 
 class Step:
@@ -154,10 +195,12 @@ class Step:
         return self._parameters[1]
 
     def __call__(self, state: TrainState, x: Tensor) -> tuple[TrainState, StepInfo]:
-        loss, estimate, log_weight = self.loss(state.model, x, state.partition)
+        with drawing_from(state.generators.particles):
+            loss, estimate, log_weight = self.loss(state.model, x, state.partition)
         state.optimiser.zero_grad(set_to_none=True)
         loss.backward()
-        finite = bool(torch.isfinite(loss)) and grads_finite(self.parameters(state.model))
+        parameters = self.parameters(state.model)
+        finite = bool(torch.isfinite(loss)) and grads_finite(parameters)
         info = StepInfo(loss.detach(), estimate.detach(), log_weight.detach(), finite)
         if not finite:
             return replace(state, step=state.step + 1, skipped=state.skipped + 1), info
@@ -165,6 +208,7 @@ class Step:
         schedule = state.schedule
         if self.schedule is not None:
             schedule = self.schedule.update(schedule, info.log_weight)
+        info = info._replace(broken=not all_finite(parameters))
         return replace(state, step=state.step + 1, schedule=schedule), info
 
 
@@ -185,14 +229,13 @@ def state_dict(state: TrainState, schedule: Schedule | None) -> dict:
 
 def load_state_dict(initial: TrainState, saved: dict, schedule: Schedule | None) -> TrainState:
     """``initial`` (a freshly built state) with everything of a checkpoint's ``saved`` loaded
-    into it: parameters, optimiser, schedule state and generators."""
+    into it: parameters, optimiser, schedule state and generators. ``saved`` is as this version
+    writes it (:meth:`tvo.runs.Run.load_checkpoint` migrates earlier versions')."""
     initial.model.load_state_dict(saved["model"])
     initial.optimiser.load_state_dict(saved["optimiser"])
     initial.generators.load_state_dict(saved)
     schedule_state = None
     if schedule is not None:
-        partition = saved.get("partition")
-        partition = initial.partition if partition is None else partition.cpu()
-        schedule_state = schedule.load_state_dict(partition, saved.get("schedule"), saved["step"])
-    return replace(initial, step=saved["step"], skipped=saved.get("skipped", 0),
+        schedule_state = schedule.load_state_dict(saved["partition"].cpu(), saved["schedule"])
+    return replace(initial, step=saved["step"], skipped=saved["skipped"],
                    schedule=schedule_state)  # fmt: skip

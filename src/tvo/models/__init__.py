@@ -87,11 +87,15 @@ def _arguments(name, model_args, pixels, data_mean, source) -> dict:
 
 def check_arguments(name: str, model_args: dict | None, source: str | None = None) -> None:
     """Raise ``ModelError`` if the model called ``name`` cannot take ``model_args`` (a built-in
-    model is built, for one pixel, to check their values too)."""
+    model is built, for one pixel, to check their values too, with a fork of the process's
+    random generator: the check draws nothing from it)."""
     if is_spec(name):
         _arguments(name, model_args, 1, None, source)
     else:
-        create(name, 1, None, model_args, source)
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            create(name, 1, None, model_args, source)
 
 
 __all__ = [
