@@ -56,6 +56,18 @@ def require_sklearn():
     return gaussian_process
 
 
+def intervals_error(K, name: str = "K") -> str | None:
+    """Why ``K`` intervals are too few for the gp-bandit schedule (``K ≥ 2``: with ``K = 1``
+    there is no point to place), or ``None``; ``name`` is how the message calls ``K``. The one
+    place this requirement is checked (the settings and :class:`GPBandit` ask it)."""
+    if isinstance(K, int) and not isinstance(K, bool) and K >= 2:
+        return None
+    if name == "K":
+        return f"the gp-bandit schedule needs K ≥ 2 intervals, got {K!r}"
+    return (f"the gp-bandit schedule needs {name} ≥ 2, got {K}: with K = 1 there is no point "
+            "to place")  # fmt: skip
+
+
 class GPBandit:
     """GP-UCB over sorted partitions of ``K`` intervals; rewards from :meth:`observe`.
 
@@ -66,8 +78,8 @@ class GPBandit:
     def __init__(self, K: int, seed: int = 0, beta_min: float = 1e-3, beta_max: float = 0.99,
                  initial: int | None = None, window: int = 100, kappa: float = 2.0,
                  candidates: int = 2000):  # fmt: skip
-        if not isinstance(K, int) or K < 2:
-            raise ValueError(f"the gp-bandit schedule needs K ≥ 2 intervals, got {K!r}")
+        if intervals_error(K) is not None:
+            raise ValueError(intervals_error(K))
         if not 0 < beta_min < beta_max < 1:
             raise ValueError(f"need 0 < beta_min < beta_max < 1, got {beta_min}, {beta_max}")
         require_sklearn()

@@ -19,15 +19,12 @@ import torch
 
 from tvo import __version__, runtime
 from tvo import config as config_module
-from tvo.config import PRESETS, ConfigError, TrainConfig
+from tvo.config import ConfigError
 from tvo.data import DATASETS, DataError
-from tvo.models import MODELS, ModelError
-from tvo.objectives import OBJECTIVES, TVO
+from tvo.models import ModelError
 from tvo.runs import Run, RunError
+from tvo.settings import Setting, help_text
 from tvo.sweep.plan import DEFAULT_GROUP
-
-DEFAULTS = TrainConfig()
-TVO_DEFAULTS = TVO.settings  # the TVO's settings (None in runs of objectives without them)
 
 
 class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -43,72 +40,10 @@ def add_train(sub) -> None:
         "train", formatter_class=argparse.RawDescriptionHelpFormatter,
         help="train a model (or resume a run)", description=description,
     )  # fmt: skip
-    d, t = DEFAULTS, TVO_DEFAULTS
-    p.add_argument("--model", help=f"one of: {', '.join(MODELS)}, or a model of your own: "
-                   f"package.module:Name or path/to/file.py:Name (default: {d.model})")  # fmt: skip
-    p.add_argument("--model-args", type=json_object, metavar="JSON",
-                   help="keyword arguments of the model, as a JSON object, e.g. "
-                   "'{\"latents\": 16}'")  # fmt: skip
-    p.add_argument("--objective", help=f"one of: {', '.join(OBJECTIVES)} (default: {d.objective})")
-    p.add_argument(
-        "-S", "--particles", type=int, help=f"particles per data point (default: {d.particles})"
-    )
-    p.add_argument(
-        "-K", "--partitions", type=int,
-        help=f"TVO intervals K (tvo, tvo-reparam; default: {t['partitions']})",
-    )  # fmt: skip
-    p.add_argument(
-        "--beta1", type=float,
-        help=f"first point of the log schedule, where the adaptive ones start (default: "
-        f"{t['beta1']})",
-    )  # fmt: skip
-    p.add_argument(
-        "--schedule",
-        help=f"log, linear, or adaptive: moments or gp-bandit (default: {t['schedule']})",
-    )
-    p.add_argument(
-        "--adapt-every", type=int,
-        help=f"steps between moves of an adaptive partition (default: {t['adapt_every']})",
-    )  # fmt: skip
-    p.add_argument(
-        "--integration", help=f"TVO Riemann sum: left, right, trapz (default: {t['integration']})"
-    )
-    p.add_argument("--partition", type=points, metavar="POINTS",
-                   help="the TVO's points of your own, e.g. '0 0.1 0.4 1' (instead of -K, "
-                   "--schedule and --beta1)")  # fmt: skip
-    p.add_argument("--data", help=f"{', '.join(DATASETS)} or a .npz/.npy path (default: {d.data})")
-    p.add_argument("--data-root", help="local files of the dataset (see tvo.data.load)")
-    p.add_argument("--batch-size", type=int, help=f"data points per step (default: {d.batch_size})")
-    p.add_argument("--lr", type=float, help=f"Adam learning rate (default: {d.lr})")
-    p.add_argument("--steps", type=int, help=f"training steps (default: {d.steps})")
-    p.add_argument("--epochs", type=float, help="training epochs, instead of --steps")
-    p.add_argument("--seed", type=int, help=f"random seed (default: {d.seed})")
-    p.add_argument("--device", help=f"auto, cpu or cuda (default: {d.device})")
-    p.add_argument(
-        "--eval-every", type=int, help=f"steps between evaluations (default: {d.eval_every})"
-    )
-    p.add_argument(
-        "--eval-particles", type=int,
-        help=f"particles per image at evaluations (default: {d.eval_particles})",
-    )  # fmt: skip
-    p.add_argument(
-        "--eval-images", type=int,
-        help=f"images evaluated, the first of the split (default: {d.eval_images})",
-    )  # fmt: skip
-    p.add_argument("--eval-split", help=f"train, valid or test (default: {d.eval_split})")
-    p.add_argument(
-        "--log-every", type=int, help=f"steps between metrics rows (default: {d.log_every})"
-    )
-    p.add_argument("--checkpoint-every", type=int,
-                   help=f"steps between checkpoints (default: {d.checkpoint_every})")  # fmt: skip
-    p.add_argument(
-        "--nonfinite", help=f"a non-finite step: skip (and count) or stop (default: {d.nonfinite})"
-    )
-    p.add_argument("--compile", action="store_const", const=True,
-                   help="trace the step with torch.compile (fixed partitions; on our CPU "
-                   "faster for the gaussian VAE, slower for SBNs)")  # fmt: skip
+    for setting in config_module.SETTINGS.values():  # one flag per declared setting
+        if setting.flag:
+            add_setting(p, setting)
     p.add_argument("--config", help="a TOML file of settings (names as in config.json)")
-    p.add_argument("--preset", help=f"the paper's settings: {', '.join(PRESETS)}")
     p.add_argument("--out", type=Path, help="run folder (default runs/OBJECTIVE-MODEL-TIME)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR from its last checkpoint (with --steps or "
@@ -117,30 +52,24 @@ def add_train(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar; a line per evaluation")
 
 
-FLAG_FIELDS = ("model", "model_args", "objective", "particles", "partitions", "beta1", "schedule",
-               "adapt_every", "integration", "partition", "data", "data_root", "batch_size", "lr",
-               "steps", "epochs", "seed", "device", "eval_every", "eval_particles", "eval_images",
-               "eval_split", "log_every", "checkpoint_every", "nonfinite", "compile")  # fmt: skip
+def add_setting(p: argparse.ArgumentParser, setting: Setting) -> None:
+    """The flag of a declared setting (:mod:`tvo.settings`), default ``None``: a preset, a
+    config file or the setting's own default fills it in when it is not given."""
+    options = (*setting.flags, setting.option)
+    if setting.kind is bool:
+        p.add_argument(*options, dest=setting.name, action="store_const", const=True,
+                       help=help_text(setting))  # fmt: skip
+        return
+    parse = setting.parse or setting.kind
+    p.add_argument(*options, dest=setting.name, type=parse, metavar=setting.metavar,
+                   help=help_text(setting))  # fmt: skip
+
+
+# The settings tvo train takes as flags (--preset is resolve's first argument).
+FLAG_FIELDS = tuple(name for name, s in config_module.SETTINGS.items()
+                    if s.flag and name != "preset")  # fmt: skip
 LENGTH = ("steps", "epochs")  # what --resume may change
-
-
-def json_object(text: str) -> dict:
-    """A ``--model-args`` value: a JSON object."""
-    try:
-        value = json.loads(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"not JSON ({error}): {text!r}") from error
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object {{...}}, got {text!r}")
-    return value
-
-
-def points(text: str) -> list[float]:
-    """A ``--partition`` value: numbers separated by spaces or commas."""
-    try:
-        return [float(v) for v in text.replace(",", " ").split()]
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"expected numbers, got {text!r}") from error
+RESUMABLE = (*LENGTH, "threads")  # what --resume may be given
 
 
 def at_least_one(args, *names: str) -> None:
@@ -159,7 +88,7 @@ def cmd_train(args) -> int:
     flags = {name: getattr(args, name) for name in FLAG_FIELDS}
     if args.resume is not None:
         given = [f"--{k.replace('_', '-')}" for k, v in flags.items()
-                 if v is not None and k not in LENGTH]  # fmt: skip
+                 if v is not None and k not in RESUMABLE]  # fmt: skip
         given += [f"--{k}" for k in ("config", "preset", "out") if getattr(args, k) is not None]
         if given or args.overwrite:
             raise ConfigError(f"--resume continues a run with its own settings (only --steps or "
@@ -170,7 +99,7 @@ def cmd_train(args) -> int:
         threads = runtime.set_threads(args.threads)  # given: used, and said if not recorded
     else:
         config = config_module.resolve(args.preset, args.config, **flags)
-        threads = runtime.set_threads(args.threads or runtime.DEFAULT_THREADS)
+        threads = runtime.set_threads(config.threads or runtime.DEFAULT_THREADS)  # flag or file
         config = dataclasses.replace(config, threads=threads)  # recorded: resumes use it
         prepared = build(config)  # loads the data: errors stop here, before the run exists
         out = args.out or Path("runs") / time.strftime(
@@ -520,7 +449,8 @@ def parser() -> argparse.ArgumentParser:
     for add in (add_train, add_eval, add_compare, add_plot, add_sweep, add_report, add_data):
         add(sub)
     for name, command in sub.choices.items():
-        if name != "sweep":  # a sweep's --threads is per run (see tvo sweep --help)
+        # a sweep's --threads is per run (see tvo sweep --help); train's is a setting of the run
+        if name not in ("sweep", "train"):
             command.add_argument("--threads", help=runtime.THREADS_HELP)
     return top
 

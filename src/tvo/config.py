@@ -1,8 +1,9 @@
 """A training run's settings: defaults, the paper's presets, a TOML file, then flags.
 
-Everything a run needs to be reproduced is in :class:`TrainConfig`; the run folder stores it
-resolved (``config.json``). :func:`validate` checks it before any work starts and raises
-:class:`ConfigError` naming the bad value and what would be valid.
+Everything a run needs to be reproduced is in :class:`TrainConfig`, whose fields are the
+settings declared in :mod:`tvo.settings`; the run folder stores it resolved (``config.json``).
+:func:`validate` checks it before any work starts and raises :class:`ConfigError` naming the
+bad value and what would be valid.
 
 Settings that belong to one objective (the TVO's ``partitions``, ``schedule``, ``beta1``,
 ``integration``, ``adapt_every``) are declared by the objective class (its ``settings`` and
@@ -23,11 +24,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -35,53 +34,40 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from tvo.bandit import require_sklearn
+from tvo.bandit import intervals_error, require_sklearn
 from tvo.models import ModelError, check_arguments, is_spec, model_class, source_of
 from tvo.objectives import OBJECTIVES, objective_class
-from tvo.partitions import ADAPTIVE_SCHEDULES, INTEGRATIONS, SCHEDULE_SETTINGS, SCHEDULES
+from tvo.partitions import ADAPTIVE_SCHEDULES, SCHEDULE_SETTINGS, SCHEDULES
 from tvo.partitions import partition as make_partition
-from tvo.partitions import validate as validate_partition
+from tvo.settings import ConfigError, Setting, check_choice, check_number, declared
+
+# The settings, declared once (tvo.settings); TrainConfig, the TOML keys, the flags of tvo train
+# and the keywords of tvo.fit are made from them.
+SETTINGS: dict[str, Setting] = declared()
+# Every setting that belongs to some objective, and its default there.
+OBJECTIVE_SETTINGS = {k: v for cls in OBJECTIVES.values() for k, v in cls.settings.items()}
 
 
-class ConfigError(ValueError):
-    """A setting that cannot work; the message names it and what would be valid."""
+def _to_dict(self) -> dict:
+    return dataclasses.asdict(self)
 
 
-@dataclass
-class TrainConfig:
-    model: str = "linear_1"  # a registered name, or package.module:Name / path/file.py:Name
-    model_args: dict | None = None  # keyword arguments of the model's class or factory
-    model_source: str | None = None  # recorded: the file a module:Name model was imported from
-    objective: str = "tvo"
-    data: str = "binarized-mnist"
-    data_root: str | None = None
-    particles: int = 10
-    partitions: int | None = None  # the objective-specific settings: None where they do not apply
-    schedule: str | None = None
-    adapt_every: int | None = None
-    beta1: float | None = None
-    integration: str | None = None
-    partition: list | None = None  # the TVO's points of your own, instead of K and a schedule
-    batch_size: int = 24
-    lr: float = 3e-4
-    steps: int | None = 10_000
-    epochs: float | None = None
-    seed: int = 0
-    device: str = "auto"
-    eval_every: int = 2_000
-    eval_particles: int = 1_000
-    eval_images: int = 1_000
-    eval_split: str = "valid"
-    log_every: int = 100
-    checkpoint_every: int = 5_000
-    nonfinite: str = "skip"
-    compile: bool = False
-    preset: str | None = None
-    threads: int | None = None  # torch threads, recorded when the run is made (None: not yet)
+def _annotation(setting: Setting) -> str:
+    kind = "int | str" if setting.kind is object else setting.kind.__name__
+    return f"{kind} | None" if setting.optional or setting.name in OBJECTIVE_SETTINGS else kind
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
+TrainConfig = dataclasses.make_dataclass(
+    "TrainConfig",
+    [(s.name, _annotation(s),
+      dataclasses.field(default=None if s.name in OBJECTIVE_SETTINGS else s.default))
+     for s in SETTINGS.values()],
+    namespace={"to_dict": _to_dict},
+)  # fmt: skip
+TrainConfig.__module__ = __name__
+TrainConfig.__doc__ = """A run's settings, one field per setting of :mod:`tvo.settings` (in
+that order; an objective's own settings are ``None`` where they do not apply). ``to_dict()``
+gives them as a dict."""
 
 BETA1_BY_PARTICLES = {5: 0.05, 10: 0.2, 50: 0.3}
 
@@ -94,11 +80,9 @@ PRESETS: dict[str, dict] = {
 }  # fmt: skip
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
-# Every setting that belongs to some objective, and its default there.
-OBJECTIVE_SETTINGS = {k: v for cls in OBJECTIVES.values() for k, v in cls.settings.items()}
-DEVICES = ("auto", "cpu", "cuda")
-NONFINITE = ("skip", "stop")
-EVAL_SPLITS = ("train", "valid", "test")
+DEVICES = SETTINGS["device"].choices
+NONFINITE = SETTINGS["nonfinite"].choices
+EVAL_SPLITS = SETTINGS["eval_split"].choices
 
 
 def read_toml(path: str | Path, allowed=None) -> dict:
@@ -225,7 +209,7 @@ def objective_settings(settings: dict, explicit=()) -> dict:
         raise ConfigError(str(error)) from error
     schedule = settings.get("schedule")
     if "schedule" in cls.applicable(settings) and schedule is not None:
-        _check_choice("schedule", schedule, SCHEDULES + ADAPTIVE_SCHEDULES)
+        check_choice("schedule", schedule, SCHEDULES + ADAPTIVE_SCHEDULES)
     applicable = cls.applicable(settings)
     resolved = dict(settings)
     for setting in OBJECTIVE_SETTINGS:
@@ -261,52 +245,24 @@ def not_applicable(setting: str, objective: str, settings: dict) -> str:
     )
 
 
-def _check_choice(name: str, value, choices) -> None:
-    if value not in choices:
-        raise ConfigError(f"unknown {name} {value!r}: expected one of {', '.join(choices)}")
-
-
-def _check_number(name: str, value, low, kind=int, high=None, open_low=False) -> None:
-    """An integer (``kind=int``: an ``int``, not ``10.0``) or a number in the given range."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (kind is float or isinstance(value, int))
-    ok = ok and (value > low if open_low else value >= low) and (high is None or value < high)
-    if not ok:
-        bound = f"> {low}" if open_low else f"≥ {low}"
-        upper = f" and < {high}" if high is not None else ""
-        what = "an integer" if kind is int else "a number"
-        raise ConfigError(f"{name} must be {what} {bound}{upper}, got {value!r}")
-
-
-# The settings that are text, and whether they may be left out (None).
-TEXT = {"model": False, "objective": False, "data": False, "data_root": True, "schedule": True,
-        "integration": True, "device": False, "eval_split": False, "nonfinite": False,
-        "preset": True, "model_source": True}  # fmt: skip
-SEED_LIMIT = 2**63  # torch's generators take seeds below it
-
-
-def check_types(config: TrainConfig) -> None:
-    """Text settings are text, tables are tables, lists are lists: a TOML ``data_root = 7`` is
-    an error here, before it can fail later."""
-    for name, optional in TEXT.items():
-        value = getattr(config, name)
-        if not (isinstance(value, str) or (optional and value is None)):
-            raise ConfigError(f"{name} must be text, got {value!r}")
-    if config.model_args is not None and not isinstance(config.model_args, dict):
-        raise ConfigError(f"model_args must be a table of keyword arguments, got "
-                          f"{config.model_args!r}")  # fmt: skip
-    if config.partition is not None and not isinstance(config.partition, list | tuple):
-        raise ConfigError(f"partition must be a list of points, got {config.partition!r}")
-    if not isinstance(config.compile, bool):
-        raise ConfigError(f"compile must be true or false, got {config.compile!r}")
+_check_choice = check_choice  # the names the command line and the sweep's plan use
+_check_number = check_number
 
 
 def validate(config: TrainConfig, check_model: bool = True, check_environment: bool = True) -> None:
     """Raise :class:`ConfigError` for any setting that cannot work. ``check_model=False`` leaves
     the model's name and arguments alone (a model instance given to :func:`tvo.fit`);
     ``check_environment=False`` does not ask this machine for scikit-learn or a C++ compiler
-    (a run folder read for its settings)."""
-    check_types(config)
+    (a run folder read for its settings).
+
+    Each setting is checked by its declaration (:meth:`tvo.settings.Setting.validate`: type,
+    range, choices); what involves several settings or the model is checked here, each once.
+    """
+    values = config.to_dict()
+    objective_names = [name for name in SETTINGS if name in OBJECTIVE_SETTINGS]
+    for name, setting in SETTINGS.items():  # the run's own settings: the objective's follow
+        if name not in OBJECTIVE_SETTINGS:
+            setting.validate(values[name], values)
     target = None
     if check_model:
         try:
@@ -314,59 +270,34 @@ def validate(config: TrainConfig, check_model: bool = True, check_environment: b
             check_arguments(config.model, config.model_args, config.model_source)
         except ModelError as error:
             raise ConfigError(str(error)) from error
-    _check_choice("objective", config.objective, OBJECTIVES)
+    check_choice("objective", config.objective, OBJECTIVES)
     cls = objective_class(config.objective)
-    values = config.to_dict()
     applicable = cls.applicable(values)
-    for setting in OBJECTIVE_SETTINGS:
-        given = getattr(config, setting) is not None
+    for setting in objective_names:  # those that apply are given, and only those
+        given = values[setting] is not None
         if given and setting not in applicable:
             raise ConfigError(not_applicable(setting, config.objective, values))
         if not given and setting in applicable:
             raise ConfigError(f"{setting} is needed by objective {config.objective!r}, got None")
-    if config.schedule is not None:
-        _check_choice("schedule", config.schedule, SCHEDULES + ADAPTIVE_SCHEDULES)
-    if config.integration is not None:
-        _check_choice("integration", config.integration, INTEGRATIONS)
-    if config.partition is not None:
-        try:
-            validate_partition(config.partition)
-        except ValueError as error:
-            raise ConfigError(f"partition: {error}") from error
-    _check_choice("device", config.device, DEVICES)
-    _check_choice("nonfinite policy", config.nonfinite, NONFINITE)
-    _check_choice("eval split", config.eval_split, EVAL_SPLITS)
-    _check_number("particles (S)", config.particles, cls.min_particles)
-    if config.partitions is not None:
-        _check_number("partitions (K)", config.partitions, 1)
-    if config.beta1 is not None:
-        _check_number("beta1", config.beta1, 0.0, float, high=1.0, open_low=True)
+        SETTINGS[setting].validate(values[setting], values)
+    check_requirements(config, target, check_environment)
+
+
+def check_requirements(config: TrainConfig, target=None, check_environment: bool = True) -> None:
+    """The requirements that involve more than one setting, or the model (``target``, its class,
+    or ``None`` when it is not checked), each checked here only."""
+    if (config.steps is None) == (config.epochs is None):
+        raise ConfigError("give exactly one of steps and epochs")
     if config.partitions is not None and config.schedule is not None:
         start = "linear" if config.schedule == "linear" else "log"  # the adaptive ones start at log
         try:
             make_partition(config.partitions, start, config.beta1 or 0.1)
         except ValueError as error:
             raise ConfigError(str(error)) from error
-    _check_number("batch size", config.batch_size, 1)
-    _check_number("learning rate", config.lr, 0.0, float, open_low=True)
-    names = ("eval_every", "eval_particles", "eval_images", "log_every", "checkpoint_every",
-             "adapt_every")  # fmt: skip
-    for name in names:
-        if getattr(config, name) is not None:
-            _check_number(name.replace("_", " "), getattr(config, name), 1)
-    _check_number("seed", config.seed, 0, high=SEED_LIMIT)
-    if (config.steps is None) == (config.epochs is None):
-        raise ConfigError("give exactly one of steps and epochs")
-    if config.steps is not None:
-        _check_number("steps", config.steps, 1)
-    else:
-        _check_number("epochs", config.epochs, 0.0, float, open_low=True)
     if config.schedule == "gp-bandit":
-        if config.partitions < 2:
-            raise ConfigError(
-                f"the gp-bandit schedule needs partitions (K) ≥ 2, got "
-                f"{config.partitions}: with K = 1 there is no point to place"
-            )
+        error = intervals_error(config.partitions, "partitions (K)")
+        if error is not None:
+            raise ConfigError(error)
         if check_environment:
             try:
                 require_sklearn()
@@ -374,12 +305,10 @@ def validate(config: TrainConfig, check_model: bool = True, check_environment: b
                 raise ConfigError(str(error)) from error
     if config.compile:
         check_compile(config, check_environment)
-    if hasattr(target, "has_rsample") and cls.requirement_error(target) is not None:
-        raise ConfigError(
-            f"objective {config.objective!r} is pathwise (reparameterised), but model "
-            f"{config.model!r} has discrete latents (has_rsample is False); use tvo, elbo, "
-            "reinforce, vimco, rws, ws or ic"
-        )
+    if hasattr(target, "has_rsample"):  # a class that says; a factory is asked once it is built
+        error = objective_class(config.objective).requirement_error(target, config.model)
+        if error is not None:
+            raise ConfigError(error)
 
 
 def check_compile(config: TrainConfig, check_environment: bool = True) -> None:

@@ -10,6 +10,8 @@ object is saved as ``model.pt`` (its class must be importable where the run is l
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import pickle
 import time
 import warnings
@@ -19,8 +21,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from tvo import runtime
 from tvo.build import Setup, Trained, build, load_trained
-from tvo.config import ConfigError, TrainConfig, differences, resolve
+from tvo.config import (
+    OBJECTIVE_SETTINGS,
+    SETTINGS,
+    ConfigError,
+    TrainConfig,
+    differences,
+    resolve,
+)
 from tvo.data import Dataset, from_arrays
 from tvo.objectives import Objective
 from tvo.runs import RUN_DATA, Run
@@ -75,31 +85,42 @@ def _data_settings(data) -> tuple[dict, Dataset | None]:
     return {"data": RUN_DATA}, dataset
 
 
+# Each setting's keyword of fit (``num_particles`` for ``particles``), from its declaration; the
+# model, its arguments, the objective and the data are fit's own arguments.
+ARGUMENTS = ("model", "model_args", "objective", "data")
+KEYWORDS = {s.fit_keyword: name for name, s in SETTINGS.items()
+            if s.fit_keyword and s.fit_keyword not in ARGUMENTS}  # fmt: skip
+
+
+def _settings_of_keywords(keywords: dict, objective) -> dict:
+    """The settings that ``fit``'s keywords give, under the names of a run's config."""
+    unknown = sorted(set(keywords) - set(KEYWORDS))
+    if unknown:
+        raise TypeError(
+            f"fit() got an unexpected keyword argument {unknown[0]!r}; its settings are "
+            f"{', '.join(KEYWORDS)}"
+        )
+    settings = {KEYWORDS[k]: v for k, v in keywords.items() if v is not None}
+    own = sorted(set(settings) & set(OBJECTIVE_SETTINGS))
+    if own and isinstance(objective, Objective):
+        raise ConfigError(
+            f"{', '.join(own)} is a setting of the objective: give it to the objective object "
+            f"({type(objective).__name__}(...)), or give the objective by name"
+        )
+    return settings
+
+
 def fit(
     model: nn.Module | str,
     data: str | Path | Dataset | torch.Tensor | dict,
     objective: Objective | str = "tvo",
     *,
     out: str | Path | None = None,
-    num_particles: int = 10,
-    batch_size: int = 24,
-    lr: float = 3e-4,
-    steps: int | None = None,
-    epochs: float | None = None,
-    seed: int = 0,
-    device: str = "auto",
-    eval_every: int = 2_000,
-    eval_particles: int = 1_000,
-    eval_images: int = 1_000,
-    eval_split: str | None = None,
-    log_every: int = 100,
-    checkpoint_every: int = 5_000,
-    nonfinite: str = "skip",
-    compile: bool = False,
     model_args: dict | None = None,
     resume: bool = False,
     overwrite: bool = False,
     quiet: bool = False,
+    **settings: object,
 ) -> Fit:
     """Train ``model`` on ``data`` with ``objective`` into the run folder ``out``.
 
@@ -114,24 +135,27 @@ def fit(
         out: the run folder (default ``runs/OBJECTIVE-TIME``); an existing run needs
             ``resume`` (continue it, to a larger ``steps`` or ``epochs`` if given; every other
             setting must be the run's own) or ``overwrite``.
-        eval_split: the split evaluated during training (default ``valid``).
-
-    The other settings are ``tvo train``'s (``num_particles`` is its ``particles``); ``steps``
-    defaults to 10,000 unless ``epochs`` is given.
+        **settings: the training settings of ``tvo train``, each under its keyword in the
+            table of settings (:mod:`tvo.settings`, ``docs/settings.md``): ``num_particles``
+            (the run's ``particles``), ``batch_size``, ``lr``, ``steps``, ``epochs``, ``seed``,
+            ``device``, ``eval_every``, ``eval_particles``, ``eval_images``, ``eval_split``,
+            ``log_every``, ``checkpoint_every``, ``nonfinite``, ``compile``, ``threads``,
+            ``data_root``; and, for an objective given by name, its own settings
+            (``partitions``, ``schedule``, ``beta1``… of ``"tvo"``). ``steps`` defaults to
+            10,000 unless ``epochs`` is given.
 
     Returns a :class:`Fit`. Bad settings raise ``ValueError`` (``ConfigError``, ``DataError``,
-    ``ModelError``) naming them before anything is written.
+    ``ModelError``) naming them before anything is written; an unknown keyword raises
+    ``TypeError`` naming the valid ones.
     """
+    settings = _settings_of_keywords(settings, objective)
+    steps, epochs = settings.get("steps"), settings.get("epochs")
     model_settings, instance = _model_settings(model, model_args)
     data_settings, dataset = _data_settings(data)
-    settings = {**model_settings, **_objective_settings(objective), **data_settings,
-                "particles": num_particles, "batch_size": batch_size, "lr": lr, "steps": steps,
-                "epochs": epochs, "seed": seed, "device": device, "eval_every": eval_every,
-                "eval_particles": eval_particles, "eval_images": eval_images,
-                "eval_split": eval_split, "log_every": log_every,
-                "checkpoint_every": checkpoint_every, "nonfinite": nonfinite,
-                "compile": compile}  # fmt: skip
+    settings = {**model_settings, **_objective_settings(objective), **data_settings, **settings}
     config = resolve(check_model=instance is None, **settings)
+    if config.threads == "auto":  # recorded as the count it resolves to (None: train records it)
+        config = dataclasses.replace(config, threads=runtime.auto_threads())
     out = (
         Path(out)
         if out is not None
@@ -152,6 +176,21 @@ def fit(
                 arrays = {s: dataset.split(s).cpu().numpy() for s in ("train", "valid", "test")}
                 run.save_data(arrays)
     return Fit(run, setup.model, _train(run, setup, quiet))
+
+
+def _signature() -> inspect.Signature:
+    """``fit``'s signature with every setting's keyword and default, for ``help(tvo.fit)`` and
+    editors (the function takes them as ``**settings``)."""
+    signature = inspect.signature(fit)
+    fixed = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    derived = [inspect.Parameter(keyword, inspect.Parameter.KEYWORD_ONLY,
+                                 default=None if name in OBJECTIVE_SETTINGS or name == "steps"
+                                 else SETTINGS[name].default)
+               for keyword, name in KEYWORDS.items()]  # fmt: skip
+    return signature.replace(parameters=fixed + derived)
+
+
+fit.__signature__ = _signature()
 
 
 def _keep_model(run: Run, model: nn.Module) -> None:
@@ -180,7 +219,9 @@ def continued(
     """The run's own config, extended to ``steps`` or ``epochs`` if given (:meth:`Run.extend`:
     written when training resumes, which refuses a length below the steps done); any other
     setting of ``config`` that differs from the run's is a :class:`ConfigError` naming it."""
-    changed = differences(run.config, config, keep={"steps", "epochs", "model_source"})
+    # threads may change (the continuation is then not bit-identical to an uninterrupted run)
+    changed = differences(run.config, config,
+                          keep={"steps", "epochs", "model_source", "threads"})  # fmt: skip
     if changed:
         raise ConfigError(
             f"{run.path} was trained with other settings ({', '.join(changed)}); resume it with "

@@ -110,8 +110,14 @@ class Objective:
     - ``function``: the pure function of those tensors that returns :class:`Terms`;
     - ``min_particles``;
     - ``settings``: the run settings it takes beyond the common ones (model, data, particles,
-      optimiser…), e.g. the TVO's ``partitions``, ``schedule``, ``beta1``; :meth:`applicable`
-      says which of them apply to given values, :meth:`from_settings` builds it from them.
+      optimiser…), each with its default here, e.g. the TVO's ``partitions``, ``schedule``,
+      ``beta1``; :meth:`applicable` says which of them apply to given values,
+      :meth:`from_settings` builds it from them;
+    - ``declared`` (optional): a :class:`tvo.settings.Setting` for some of ``settings``, with
+      its type, help line and check. From these two the setting gets its ``tvo train`` flag,
+      its TOML key, its field of ``TrainConfig``, its keyword of :func:`tvo.fit` and its row in
+      the documentation's table (:mod:`tvo.settings`); one without a declaration gets its type
+      from its default.
 
     An objective with a partition has a ``schedule`` (:mod:`tvo.partitions`) and is given the
     partition to use at each call (``partition=``); every other objective has ``schedule =
@@ -122,6 +128,7 @@ class Objective:
     sampling: ClassVar[str] = "score"
     min_particles: ClassVar[int] = 1
     settings: ClassVar[dict[str, object]] = {}  # name: default
+    declared: ClassVar[tuple] = ()  # tvo.settings.Setting of some of them: type, help, check
     schedule = None  # the TVO's: a schedule of tvo.partitions
     function: ClassVar[Callable[..., Terms]]
 
@@ -152,10 +159,19 @@ class Objective:
         return {}
 
     @classmethod
-    def requirement_error(cls, model) -> str | None:
+    def requirement_error(cls, model, model_name: str | None = None) -> str | None:
         """Why ``model`` (an instance or a class) cannot be trained with this objective, or
-        ``None``. Asked of the model's ``has_rsample``, never of its name."""
+        ``None``. Asked of the model's ``has_rsample``, never of its name; ``model_name``, the
+        model's name in a run's settings, is only for the message. The one place this
+        requirement is checked: the settings (:func:`tvo.config.validate`), the trainer
+        (:func:`tvo.build.build`) and a direct call (:meth:`check`) all ask it."""
         if cls.needs_rsample() and not getattr(model, "has_rsample", False):
+            if model_name is not None:
+                return (
+                    f"objective {cls.name!r} is pathwise (reparameterised), but model "
+                    f"{model_name!r} has discrete latents (has_rsample is False); use tvo, elbo, "
+                    "reinforce, vimco, rws, ws or ic"
+                )
             name = model.__name__ if isinstance(model, type) else type(model).__name__
             return (
                 f"{cls.name} is a pathwise (reparameterised) objective, but {name} has no "

@@ -36,8 +36,10 @@ from tvo.objectives.base import Objective, check_log_weights
 from tvo.ops import integrand as integrand_at
 from tvo.ops import normalized_weights
 from tvo.partitions import (
+    ADAPTIVE_SCHEDULES,
     INTEGRATIONS,
     SCHEDULE_SETTINGS,
+    SCHEDULES,
     Fixed,
     Schedule,
     integration_weights,
@@ -46,6 +48,15 @@ from tvo.partitions import (
 from tvo.partitions import (
     schedule as make_schedule,
 )
+from tvo.settings import ConfigError, Setting, points
+
+
+def check_partition(points) -> None:
+    """A :class:`~tvo.settings.ConfigError` for a partition of one's own that is not one."""
+    try:
+        validate(points)
+    except ValueError as error:
+        raise ConfigError(f"partition: {error}") from error
 
 
 class TVOTerms(NamedTuple):
@@ -269,6 +280,22 @@ class TVO(Objective):
         "partitions": 5, "schedule": "log", "beta1": 0.1, "integration": "left", "adapt_every": 100,
         "partition": None,  # points of your own, instead of partitions, schedule and beta1
     }  # fmt: skip
+
+    declared: ClassVar[tuple[Setting, ...]] = (
+        Setting("partitions", int, help="TVO intervals K", flags=("-K",), label="partitions (K)",
+                low=1),
+        Setting("schedule", str, help="log, linear, or adaptive: moments or gp-bandit",
+                choices=SCHEDULES + ADAPTIVE_SCHEDULES),
+        Setting("beta1", float, help="first point of the log schedule, where the adaptive ones "
+                "start", low=0.0, high=1.0, open_low=True),
+        Setting("integration", str, help="TVO Riemann sum: left, right, trapz",
+                choices=INTEGRATIONS),
+        Setting("adapt_every", int, help="steps between moves of an adaptive partition",
+                label="adapt every", low=1),
+        Setting("partition", list, help="the TVO's points of your own, e.g. '0 0.1 0.4 1' "
+                "(instead of partitions, schedule and beta1)", parse=points, metavar="POINTS",
+                check=lambda value, values: check_partition(value)),
+    )  # fmt: skip
 
     def __init__(
         self,
