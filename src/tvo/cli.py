@@ -289,8 +289,13 @@ def add_compare(sub) -> None:
                        "and its test result (a sweep's final.json, else the newest tvo eval), "
                        "then, for settings run with several seeds, their mean ± sd. A folder "
                        "that is not a run stands for the runs in it (a sweep's "
-                       "output).")  # fmt: skip
+                       "output). Runs of the same settings and seed (the same run in two "
+                       "folders) are counted once.")  # fmt: skip
     p.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR")
+    p.add_argument("--against", metavar="SETTING",
+                   help="add each setting's difference from this one (its label as printed, "
+                   "or a part only it contains) in test log_px: paired t over shared seeds, "
+                   "else Welch's t")  # fmt: skip
 
 
 def cmd_compare(args) -> int:
@@ -313,9 +318,14 @@ def cmd_compare(args) -> int:
         settings = [c.model, c.objective, str(c.particles), k, beta1, str(c.seed),
                     f"{done}/{total}", _num(last.get("log_px"))]  # fmt: skip
         table.append((str(run.path), *settings, *tested))
+    kept, repeats = report.unique(runs)
+    settings = report.by_setting(kept)
+    against = None if args.against is None else report.find_setting(list(settings), args.against)
     _print_table(table)
-    groups = {label: members for label, members in report.by_setting(runs).items()
-              if len(members) > 1}  # fmt: skip
+    for repeat, original in repeats:
+        print(f"{repeat.path} repeats {original.path} (same settings and seed): counted once")
+    groups = {label: members for label, members in settings.items()
+              if len(members) > 1 or label == against}  # fmt: skip
     if groups:
         print()
         rows = [("setting", "seeds", "test log_px", "test kl")]
@@ -325,6 +335,15 @@ def cmd_compare(args) -> int:
                      report.mean_sd([t["kl"] for t in tests])]  # fmt: skip
             rows.append((label, f"{len(tests)}/{len(members)}", *cells))
         _print_table(rows)
+    if against is not None:
+        values = {label: {r.config.seed: t["log_px"] for r in members
+                          if (t := report.test_result(r)) is not None}
+                  for label, members in settings.items()}  # fmt: skip
+        print()
+        print(report.DIFFERENCE_NOTE.format(against=against))
+        _print_table([report.DIFFERENCE_HEADER] +
+                     [(label, *report.difference_cells(d))
+                      for label, d in report.difference_rows(values, against)])  # fmt: skip
     return 0
 
 
@@ -460,6 +479,10 @@ def add_report(sub) -> None:
                    "results/CONFIG_NAME)")  # fmt: skip
     p.add_argument("--out", type=Path, help="write the Markdown here (default: print it)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--against", metavar="SETTING",
+                   help="add each setting's difference from this one (its label as in the "
+                   "table, or a part only it contains) in test log p(x): paired t over shared "
+                   "seeds, else Welch's t")  # fmt: skip
 
 
 def cmd_report(args) -> int:
@@ -473,7 +496,7 @@ def cmd_report(args) -> int:
         raise ConfigError(f"no runs at {runs}: run tvo sweep {args.config} first, or pass --runs")
     if args.out is not None and args.out.exists() and not args.overwrite:
         raise ConfigError(f"{args.out} exists; pass --overwrite to replace it")
-    text = report.document(sweep, runs)
+    text = report.document(sweep, runs, against=args.against)
     if args.out is None:
         print(text, end="")
     else:
