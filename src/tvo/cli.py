@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -404,9 +405,9 @@ def add_sweep(sub) -> None:
                        "so running the same command again after a stop continues the "
                        "sweep.")  # fmt: skip
     p.add_argument("config", type=Path, help="the sweep file (TOML)")
-    p.add_argument("--out", type=Path,
-                   help="folder of the runs (default: the file's out, else "
-                   "results/CONFIG_NAME)")  # fmt: skip
+    p.add_argument("--runs", "--out", dest="out", type=Path,
+                   help="folder of the runs, as tvo report --runs takes it (default: the file's "
+                   "out, else results/CONFIG_NAME); --out is its former name")  # fmt: skip
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local: processes of this machine; ray: Ray tasks on a Ray cluster "
                    "(pip install 'tvo[ray]'; --out must be a folder every node sees)")  # fmt: skip
@@ -458,14 +459,20 @@ def cmd_sweep(args) -> int:
     except KeyboardInterrupt:
         again = f" --executor ray{f' --address {args.address}' if args.address else ''}" \
             if args.executor == "ray" else ""  # fmt: skip
-        print(f"tvo sweep: stopped; continue with: tvo sweep {args.config}{again}",
-              file=sys.stderr)  # fmt: skip
+        print(f"tvo sweep: stopped; continue with: tvo sweep {_quote(args.config)} --runs "
+              f"{_quote(out)}{again}", file=sys.stderr)  # fmt: skip
         return 130
     if failed:
         print(f"tvo sweep: {failed} run(s) failed; their sweep.log says why", file=sys.stderr)
         return 1
-    print(f"sweep done: {out}; write the report with: tvo report {args.config}")
+    print(f"sweep done: {out}; write the report with: tvo report {_quote(args.config)} --runs "
+          f"{_quote(out)} (or compare its runs: tvo compare {_quote(out)})")  # fmt: skip
     return 0
+
+
+def _quote(path: Path) -> str:
+    """``path`` as a shell word (quoted where it holds spaces or other special characters)."""
+    return shlex.quote(str(path))
 
 
 def add_report(sub) -> None:
