@@ -354,3 +354,25 @@ def test_a_relative_data_path_is_recorded_absolute(tiny_data, tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--resume", run, "--steps", "80", "--quiet", "--threads", "1"]) == 0
     capsys.readouterr()
+
+
+def test_a_model_file_given_relative_works_from_other_folders(tiny_data, tmp_path, monkeypatch,
+                                                              capsys):  # fmt: skip
+    """Issue 24, item 4: ``--model work/mymodels.py:MixBern`` trained from one folder is
+    evaluated from another (the run recorded the file's absolute path); with the file gone the
+    error names both places."""
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "mymodels.py").write_text(MIXBERN)
+    monkeypatch.chdir(tmp_path)
+    args = ["--model", "work/mymodels.py:MixBern", "--data", tiny_data, "--out", "run"]
+    assert main(["train", *args, *FAST]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["eval", "../run", "--json", "--particles", "10", "--limit", "4"]) == 0
+    assert json.loads(capsys.readouterr().out)["step"] == 40
+    (tmp_path / "work" / "mymodels.py").unlink()
+    assert main(["eval", "../run", "--particles", "10", "--limit", "4"]) == 2
+    error = capsys.readouterr().err
+    assert "work/mymodels.py: no such file here" in error and str(tmp_path / "work") in error
