@@ -121,3 +121,35 @@ def test_binary_models_refuse_real_values_and_mistakes_stop_before_any_file(tmp_
     tvo.fit(SBN(), data, "elbo", out=tmp_path / "d", steps=5, **FAST)
     with pytest.raises(ConfigError, match=r"other settings \(lr\).*only steps or epochs may grow"):
         tvo.fit(SBN(), data, "elbo", out=tmp_path / "d", steps=10, lr=0.1, resume=True, **FAST)
+
+
+def test_data_without_a_test_split_give_a_run_that_refuses_to_call_valid_test(tmp_path, capsys):
+    """Issue 24, item 5: ``fit(model, x)`` with one tensor has no held-out test data. The run
+    records it (``held_out_test`` in its ``data.npz``) and evaluating ``test`` is refused, by
+    ``tvo eval`` and by ``tvo.evaluate_run``, rather than reporting the validation data as a
+    test set; the validation split is evaluated as itself."""
+    from tvo.data import load
+    from tvo.evaluate.run import evaluate_run
+
+    torch.manual_seed(0)
+    result = tvo.fit(SBN(), binary_data(), "elbo", out=tmp_path / "run", steps=20, **FAST)
+    kept = load(str(result.run.path / "data.npz"), support=None)
+    assert not kept.held_out_test and torch.equal(kept.test, kept.valid)
+    assert kept.describe()["held_out_test"] is False
+    capsys.readouterr()
+    assert main(["eval", str(result.run.path), "--particles", "10"]) == 2
+    assert "has no held-out test split" in capsys.readouterr().err
+    with pytest.raises(DataError, match="evaluate the split 'valid'"):
+        evaluate_run(result.run, "test", 10)
+    assert evaluate_run(result.run, "valid", 10)["split"] == "valid"
+    assert not list((result.run.path / "evaluations").glob("test-*"))
+
+
+def test_evaluating_a_missing_test_split_during_training_is_refused_before_any_file(tmp_path):
+    with pytest.raises(DataError, match="no held-out test split"):
+        tvo.fit(SBN(), binary_data(), "elbo", out=tmp_path / "run", steps=20, eval_split="test",
+                **FAST)  # fmt: skip
+    assert not (tmp_path / "run").exists()
+    splits = {"train": binary_data()[:300], "test": binary_data()[300:]}
+    result = tvo.fit(SBN(), splits, "elbo", out=tmp_path / "ok", steps=20, **FAST)
+    assert result.run.path.is_dir()  # test data given: held out, evaluable

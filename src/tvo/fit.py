@@ -16,12 +16,14 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from tvo.build import Setup, Trained, build, load_trained
 from tvo.config import ConfigError, TrainConfig, differences, resolve
 from tvo.data import Dataset, from_arrays
+from tvo.data.datasets import HELD_OUT_TEST
 from tvo.objectives import Objective
 from tvo.runs import RUN_DATA, Run
 
@@ -108,7 +110,10 @@ def fit(
             model's name (``"linear_1"``, ``"package.module:Name"`` with ``model_args``).
         data: a dataset's name or a ``.npz``/``.npy`` path, a :class:`tvo.data.Dataset`, a
             tensor ``[N, D]`` of training data, or a dict of ``train``, ``valid``, ``test``
-            tensors (see :func:`tvo.data.from_arrays`).
+            tensors (see :func:`tvo.data.from_arrays`). Without ``test`` tensors the run has
+            no held-out test split: its ``test`` is the validation data, kept so with the
+            flag ``held_out_test`` in the run's ``data.npz``, and evaluating ``test``
+            (``tvo eval RUN``, ``eval_split="test"``) is refused with a message saying so.
         objective: an objective (``tvo.TVO(K=5, schedule="moments")``, ``tvo.VIMCO()``…) or
             its name. An adaptive schedule advances by itself.
         out: the run folder (default ``runs/OBJECTIVE-TIME``); an existing run needs
@@ -144,14 +149,24 @@ def fit(
                       data=dataset if dataset is not None else run.data_source())  # fmt: skip
     else:
         setup = build(config, model=instance, data=dataset)  # errors stop here: nothing written
+        setup.dataset.check_evaluable(config.eval_split)
         run = Run.create(out, config, overwrite=overwrite)
         with run.writer():
             if instance is not None:
                 _keep_model(run, instance)
             if dataset is not None:
-                arrays = {s: dataset.split(s).cpu().numpy() for s in ("train", "valid", "test")}
-                run.save_data(arrays)
+                run.save_data(_arrays(dataset))
     return Fit(run, setup.model, _train(run, setup, quiet))
+
+
+def _arrays(dataset: Dataset) -> dict:
+    """The splits a run keeps in ``data.npz``; data without a test split keep the flag
+    ``held_out_test = False`` beside them, so that the run never evaluates its validation data
+    as a test set (:meth:`tvo.data.Dataset.check_evaluable`)."""
+    arrays = {s: dataset.split(s).cpu().numpy() for s in ("train", "valid", "test")}
+    if not dataset.held_out_test:
+        arrays[HELD_OUT_TEST] = np.array(False)
+    return arrays
 
 
 def _keep_model(run: Run, model: nn.Module) -> None:

@@ -71,11 +71,24 @@ class Dataset:
     checksum: str
     cache: str = ""
     notes: list[str] = field(default_factory=list)
+    held_out_test: bool = True  # False: no test data were given, ``test`` is ``valid``
 
     def split(self, name: str) -> Tensor:
         if name not in SPLITS:
             raise DataError(f"unknown split {name!r}: expected one of {', '.join(SPLITS)}")
         return getattr(self, name)
+
+    def check_evaluable(self, split: str) -> None:
+        """Refuse to evaluate ``test`` on a dataset without held-out test data (data given to
+        :func:`tvo.fit` without a test split, whose ``test`` is the validation data): a result
+        of it would pass the validation data off as a held-out test set."""
+        if split == "test" and not self.held_out_test:
+            raise DataError(
+                f"{self.name} has no held-out test split: no test data were given (to tvo.fit), "
+                "so its test split is its validation split; evaluate the split 'valid' "
+                "(tvo eval --split valid), or train with test data (a dict with train, valid "
+                "and test)"
+            )
 
     def batch(self, split: str, index: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """The images at ``index`` of ``split``, binarised afresh if the dataset is dynamic."""
@@ -154,6 +167,7 @@ class Dataset:
             "source": self.source,
             "cache": self.cache,
             "notes": self.notes,
+            "held_out_test": self.held_out_test,
         }
 
 
@@ -368,13 +382,24 @@ def user_arrays(path: str | Path) -> Dataset:
         widths = {k: v.shape[1] for k, v in splits.items()}
         if len(set(widths.values())) != 1:
             raise DataError(f"{path}: splits have different numbers of pixels {widths}")
-    return _finish(path.name, splits, checksum(splits), "", str(path), notes=notes)
+    dataset = _finish(path.name, splits, checksum(splits), "", str(path), notes=notes)
+    if HELD_OUT_TEST in contents and not bool(contents[HELD_OUT_TEST]):
+        dataset.held_out_test = False  # a run's data.npz of tensors given without test data
+        dataset.notes.append(NO_TEST_NOTE)
+    return dataset
+
+
+HELD_OUT_TEST = "held_out_test"  # the flag a run's data.npz keeps when it has no test data
+NO_TEST_NOTE = "no test data were given: test = valid, and evaluating test is refused"
 
 
 def from_arrays(splits, name: str = "arrays") -> Dataset:
     """A dataset from tensors or arrays: one ``[N, D]`` (the training data) or a mapping with
-    ``train`` and optionally ``valid`` (else the last 10% of ``train``) and ``test`` (else the
-    validation data). Any finite real values, as :func:`user_arrays`."""
+    ``train`` and optionally ``valid`` (else the last 10% of ``train``) and ``test``. Without
+    ``test`` the dataset has no held-out test split (``held_out_test`` is ``False``): its
+    ``test`` is the validation data, and evaluating ``test`` is refused
+    (:meth:`Dataset.check_evaluable`) rather than passing validation numbers off as test
+    numbers. Any finite real values, as :func:`user_arrays`."""
     if not isinstance(splits, dict):
         splits = {"train": splits}
     unknown = sorted(set(splits) - set(SPLITS))
@@ -394,13 +419,16 @@ def from_arrays(splits, name: str = "arrays") -> Dataset:
             raise DataError(f"{name}[train]: {len(arrays['train'])} data point(s) are too few")
         arrays["train"], arrays["valid"] = arrays["train"][:-n], arrays["train"][-n:]
         notes.append("valid = the last 10% of train")
-    if "test" not in arrays:
+    held_out = "test" in arrays
+    if not held_out:
         arrays["test"] = arrays["valid"]
-        notes.append("test = valid (no test data were given)")
+        notes.append(NO_TEST_NOTE)
     widths = {k: v.shape[1] for k, v in arrays.items()}
     if len(set(widths.values())) != 1:
         raise DataError(f"{name}: splits have different numbers of values per data point {widths}")
-    return _finish(name, arrays, checksum(arrays), "", "arrays given to tvo.fit", notes=notes)
+    dataset = _finish(name, arrays, checksum(arrays), "", "arrays given to tvo.fit", notes=notes)
+    dataset.held_out_test = held_out
+    return dataset
 
 
 DATASETS = {

@@ -70,6 +70,7 @@ def evaluate_model(
     rows = (chunk_size or default_chunk_size(images_per_pass, device)) * images_per_pass
     what = f"evaluating {rows} particles at a time ({images_per_pass} images per pass)"
     check_memory(16.0 * rows * dataset.pixels, what, device)  # [rows, D] and a few copies
+    dataset.check_evaluable(split)
     with seeded(seed, device):
         images = dataset.evaluation_images(split, limit)
         starts = range(0, len(images), images_per_pass)
@@ -160,6 +161,7 @@ def evaluate_model_ais(
     that AIS does not estimate (``kl``, ``elbo``, the TVO bounds) are ``None``."""
     start = time.perf_counter()
     device = model_device(model)
+    dataset.check_evaluable(split)
     with seeded(seed, device):
         images = dataset.evaluation_images(split, limit)
         parts = []
