@@ -153,3 +153,9 @@ def test_evaluating_a_missing_test_split_during_training_is_refused_before_any_f
     splits = {"train": binary_data()[:300], "test": binary_data()[300:]}
     result = tvo.fit(SBN(), splits, "elbo", out=tmp_path / "ok", steps=20, **FAST)
     assert result.run.path.is_dir()  # test data given: held out, evaluable
+
+
+def test_quiet_prints_nothing(tmp_path, capsys):
+    """Issue 24, item 9: ``quiet=True`` printed a line at each evaluation."""
+    tvo.fit(SBN(), binary_data(), "elbo", out=tmp_path / "run", steps=20, **FAST)
+    assert capsys.readouterr() == ("", "")

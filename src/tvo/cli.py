@@ -273,11 +273,9 @@ def _eval_ais(run: Run, args) -> int:
         print(f"  {'log p(x)':>10}  {with_se(report['log_px'], report['stderr'])}  (AIS, a "
               "stochastic lower bound)")  # fmt: skip
     else:
-        print(f"  {'lower':>10}  {with_se(report['log_px'], report['stderr'])}  (forward AIS)")
-        print(f"  {'upper':>10}  {with_se(report['upper'], report['upper_stderr'])}  (reverse "
-              "AIS from the exact posterior sample)")  # fmt: skip
-        print(f"  {'gap':>10}  {with_se(report['gap'], report['gap_stderr'])}  (its error over "
-              "the points)")  # fmt: skip
+        from tvo.evaluate.run import bdmc_lines
+
+        print("\n".join(bdmc_lines(report)))
     if report["acceptance"] is not None:
         print(f"  acceptance rate {report['acceptance']:.2f}; {report['evaluations']} log_joint "
               "evaluations per image")  # fmt: skip

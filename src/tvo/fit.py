@@ -10,6 +10,8 @@ object is saved as ``model.pt`` (its class must be importable where the run is l
 
 from __future__ import annotations
 
+import contextlib
+import io
 import pickle
 import time
 import warnings
@@ -120,6 +122,8 @@ def fit(
             ``resume`` (continue it, to a larger ``steps`` or ``epochs`` if given; every other
             setting must be the run's own) or ``overwrite``.
         eval_split: the split evaluated during training (default ``valid``).
+        quiet: no progress bar and nothing printed (a run stopped by a signal says so in the
+            returned summary's ``signal``).
 
     The other settings are ``tvo train``'s (``num_particles`` is its ``particles``); ``steps``
     defaults to 10,000 unless ``epochs`` is given.
@@ -184,9 +188,14 @@ def _keep_model(run: Run, model: nn.Module) -> None:
 
 
 def _train(run: Run, setup: Setup, quiet: bool) -> dict:
+    """Train the run: with a progress bar, or with ``quiet`` silently (the loop's own quiet
+    mode prints a line per evaluation, for ``tvo train --quiet`` logs: not printed here)."""
     from tvo.train import train  # the loop imports the step and evaluation: kept off import
 
-    return train(run, quiet=quiet, prepared=setup)
+    if not quiet:
+        return train(run, prepared=setup)
+    with contextlib.redirect_stdout(io.StringIO()):
+        return train(run, quiet=True, prepared=setup)
 
 
 def continued(

@@ -103,6 +103,12 @@ class AISEstimate(NamedTuple):
     evaluations: int
     gradients: int
 
+    def __repr__(self) -> str:  # a summary, not every chain's tensors
+        C, B = self.log_weight.shape
+        accepted = f"{self.acceptance.mean().item():.2f}" if self.acceptance.numel() else "-"
+        return (f"AISEstimate(B={B} points, C={C} chains, T={len(self.beta) - 1} steps; mean "
+                f"log_px={self.log_px.mean().item():.3f}, acceptance {accepted})")  # fmt: skip
+
 
 class BDMCEstimate(NamedTuple):
     """Forward AIS (``lower``) and backward AIS (``upper``) on simulated ``(z, x)``."""
@@ -124,6 +130,13 @@ class BDMCEstimate(NamedTuple):
     def gap(self) -> Tensor:
         """``upper − lower``, ``[N]``: how far (in expectation, at most) AIS is from exact."""
         return self.upper - self.lower
+
+    def __repr__(self) -> str:  # a summary: the means over the N points
+        gap = self.gap
+        se = gap.std().item() / len(gap) ** 0.5 if len(gap) > 1 else float("nan")
+        return (f"BDMCEstimate(N={len(gap)} points; mean lower={self.lower.mean().item():.3f}, "
+                f"upper={self.upper.mean().item():.3f}, gap={gap.mean().item():.3f} ± {se:.3f} "
+                "(its standard error over the points))")  # fmt: skip
 
 
 def _check(**counts: int) -> None:

@@ -37,13 +37,19 @@ def default_chunk_size(batch: int, device: torch.device) -> int:
 
 
 class Evaluation(NamedTuple):
-    """Per-data-point float64 estimates, each ``[B]``."""
+    """Per-data-point float64 estimates, each ``[B]``; printed as a summary (the number of data
+    points and each estimate's mean), the tensors being its fields."""
 
     log_px: Tensor
     kl: Tensor
     elbo: Tensor
     tvo_lower: Tensor
     tvo_upper: Tensor
+
+    def __repr__(self) -> str:
+        means = ", ".join(f"{name}={value.mean().item():.3f}"
+                          for name, value in zip(self._fields, self))  # fmt: skip
+        return f"Evaluation(B={self.log_px.numel()} points; means {means})"
 
 
 @torch.no_grad()

@@ -226,6 +226,38 @@ def evaluate_model_bdmc(
             "seconds": round(time.perf_counter() - start, 2)}  # fmt: skip
 
 
+def bdmc_lines(report: dict) -> list[str]:
+    """What ``tvo eval --method bdmc`` prints of :func:`evaluate_model_bdmc`'s ``report``: the
+    two bounds, each ± its standard error over chains, and their gap ± its standard error over
+    the points. Both bounds are stochastic (they hold in expectation), so a lower bound above
+    the upper one is said so, and weighed against the gap's standard error."""
+
+    def with_se(value, se) -> str:
+        return f"{value:10.3f}" + ("" if se is None else f" ± {se:.3f}")
+
+    gap, se, n = report["gap"], report["gap_stderr"], report["num_images"]
+    lines = [
+        f"  {'lower':>10}  {with_se(report['log_px'], report['stderr'])}  (forward AIS: a "
+        "stochastic lower bound, below log p(x) in expectation)",
+        f"  {'upper':>10}  {with_se(report['upper'], report['upper_stderr'])}  (reverse AIS "
+        "from the exact posterior sample: a stochastic upper bound, above it in expectation)",
+        f"  {'gap':>10}  {with_se(gap, se)}  (upper − lower, ± its standard error over the {n} "
+        "points)",
+    ]
+    if gap < 0:
+        if se is None:
+            weight = "one point gives no standard error to weigh it against: simulate more"
+        elif gap > -2 * se:
+            weight = (f"it is {-gap / se:.1f} standard errors below 0, within noise: AIS is "
+                      "about as tight as these chains can tell")  # fmt: skip
+        else:
+            weight = (f"it is {-gap / se:.1f} standard errors below 0, more than noise explains: "
+                      "the upper bound needs exact samples, so check the model's sample() "
+                      "against its log_joint")  # fmt: skip
+        lines.append(f"  lower is above upper: both bounds are stochastic; {weight}")
+    return lines
+
+
 def evaluate_run_ais(
     run: Run,
     method: str = "ais",
