@@ -26,7 +26,7 @@ over random sorted candidates and small moves of the best arms seen. The first `
 (default ``3(K − 1)``, as in the paper's code) draw arms uniformly in ``u``.
 
 Everything is seeded by ``(seed, round)``, so a resumed run proposes what the uninterrupted one
-does. :class:`GPBanditSchedule` drives it from training as a schedule (:mod:`tvo.partitions`):
+does. ``GPBanditSchedule`` drives it from training as a schedule (``tvo.partitions``):
 its state (the partition, the arms and rewards so far, the round's running sum) is a value that
 whoever trains owns and checkpoints.
 """
@@ -57,7 +57,7 @@ def require_sklearn():
 
 
 class GPBandit:
-    """GP-UCB over sorted partitions of ``K`` intervals; rewards from :meth:`observe`.
+    """GP-UCB over sorted partitions of ``K`` intervals; rewards from ``observe``.
 
     ``propose()`` gives the next partition (float64 ``[K + 1]``); ``observe(partition, reward)``
     records what an arm earned. ``K ≥ 2`` (with ``K = 1`` there is nothing to choose).
@@ -159,7 +159,7 @@ class GPBanditSchedule:
     round; at the end of a round of ``every`` updates it rewards the round's partition with the
     improvement of the mean ``L̂`` and moves to the bandit's next proposal. ``start`` is the
     first partition (``tvo.partitions.schedule`` gives it the log schedule of ``beta1``);
-    ``options`` go to :class:`GPBandit`."""
+    ``options`` go to ``GPBandit``."""
 
     adaptive = True
 

@@ -144,7 +144,7 @@ def points(text: str) -> list[float]:
 
 
 def at_least_one(args, *names: str) -> None:
-    """A :class:`ConfigError` for the first of the options ``names`` given below 1."""
+    """A ``ConfigError`` for the first of the options ``names`` given below 1."""
     for name in names:
         value = getattr(args, name)
         if value is not None and value < 1:

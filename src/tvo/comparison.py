@@ -35,8 +35,8 @@ PAIRED, WELCH = "paired t", "Welch t"
 
 @dataclass(frozen=True)
 class Difference:
-    """``Δ = A − B`` over seeds: ``test`` is :data:`PAIRED` (``sizes = (pairs,)``) or
-    :data:`WELCH` (``sizes = (n_a, n_b)``); ``se`` its standard error, ``df`` the degrees of
+    """``Δ = A − B`` over seeds: ``test`` is ``PAIRED`` (``sizes = (pairs,)``) or
+    ``WELCH`` (``sizes = (n_a, n_b)``); ``se`` its standard error, ``df`` the degrees of
     freedom, ``low``/``high`` the interval at ``level``, ``p`` the two-sided p-value."""
 
     test: str
@@ -94,7 +94,7 @@ def welch(a: dict, b: dict, level: float = 0.95) -> Difference:
 
 
 def difference(a: dict, b: dict, level: float = 0.95) -> Difference | None:
-    """``A − B`` by :func:`paired` where they share two seeds or more, else by :func:`welch`
+    """``A − B`` by ``paired`` where they share two seeds or more, else by ``welch``
     where each has two seeds or more; ``None`` where neither is possible. ``a`` and ``b`` map a
     seed to its value."""
     if sum(seed in b for seed in a) >= 2:

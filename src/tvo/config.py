@@ -1,8 +1,8 @@
 """A training run's settings: defaults, the paper's presets, a TOML file, then flags.
 
-Everything a run needs to be reproduced is in :class:`TrainConfig`; the run folder stores it
-resolved (``config.json``). :func:`validate` checks it before any work starts and raises
-:class:`ConfigError` naming the bad value and what would be valid.
+Everything a run needs to be reproduced is in ``TrainConfig``; the run folder stores it
+resolved (``config.json``). ``validate`` checks it before any work starts and raises
+``ConfigError`` naming the bad value and what would be valid.
 
 Settings that belong to one objective (the TVO's ``partitions``, ``schedule``, ``beta1``,
 ``integration``, ``adapt_every``) are declared by the objective class (its ``settings`` and
@@ -101,7 +101,7 @@ EVAL_SPLITS = ("train", "valid", "test")
 
 
 def read_toml(path: str | Path, allowed=None) -> dict:
-    """The settings in a TOML file: flat keys, the names of :class:`TrainConfig`, unless
+    """The settings in a TOML file: flat keys, the names of ``TrainConfig``, unless
     ``allowed`` names the valid top-level keys."""
     path = Path(path)
     try:
@@ -155,10 +155,10 @@ def resolve(
 
     Settings of the objective (see the module docstring) that the preset or ``defaults`` fill in
     are kept where they apply to the chosen objective and schedule; given in the file or as
-    flags where they do not apply, they are a :class:`ConfigError`. With the ``sbn`` preset and
+    flags where they do not apply, they are a ``ConfigError``. With the ``sbn`` preset and
     no β1 given, β1 follows the paper's choice for the chosen S. A model given as
     ``module:Name`` is imported here (``check_model=False`` skips that, for a model instance
-    given to :func:`tvo.fit`) and the file it came from recorded as ``model_source``.
+    given to ``tvo.fit``) and the file it came from recorded as ``model_source``.
     """
     settings: dict = {}
     if preset is not None:
@@ -216,7 +216,7 @@ def differences(existing: TrainConfig, config: TrainConfig, keep=()) -> list[str
 def objective_settings(settings: dict, explicit=()) -> dict:
     """``settings`` with the objective's own settings resolved: its defaults where they apply
     and are missing, ``None`` where they do not apply. A setting in ``explicit`` that does not
-    apply is a :class:`ConfigError` saying why."""
+    apply is a ``ConfigError`` saying why."""
     name = settings.get("objective", FIELDS["objective"].default)
     try:
         cls = objective_class(name)
@@ -301,8 +301,8 @@ def check_types(config: TrainConfig) -> None:
 
 
 def validate(config: TrainConfig, check_model: bool = True, check_environment: bool = True) -> None:
-    """Raise :class:`ConfigError` for any setting that cannot work. ``check_model=False`` leaves
-    the model's name and arguments alone (a model instance given to :func:`tvo.fit`);
+    """Raise ``ConfigError`` for any setting that cannot work. ``check_model=False`` leaves
+    the model's name and arguments alone (a model instance given to ``tvo.fit``);
     ``check_environment=False`` does not ask this machine for scikit-learn or a C++ compiler
     (a run folder read for its settings)."""
     check_types(config)

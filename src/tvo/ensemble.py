@@ -5,12 +5,12 @@ A small model cannot fill the machine: its step is bound by per-operation overhe
 that share a model architecture, objective, ``S``, ``K`` and batch size pay that overhead once:
 each parameter is one ``[M, …]`` tensor, the objective of every member is evaluated by one
 batched call (``functional_call`` of the model under ``vmap``, ``randomness="different"``: each
-member draws its own particles), and :class:`StackedAdam` updates them together. Members differ
+member draws its own particles), and ``StackedAdam`` updates them together. Members differ
 in seed (their own batches and particles), learning rate, ``β1`` or partition, and adaptive
 schedule state.
 
-Each member stays a normal run: :func:`train_group` writes its run folder (config, metrics,
-TensorBoard, checkpoints) exactly as :func:`tvo.train.train` does, so ``tvo eval``, ``tvo plot``,
+Each member stays a normal run: ``train_group`` writes its run folder (config, metrics,
+TensorBoard, checkpoints) exactly as ``tvo.train.train`` does, so ``tvo eval``, ``tvo plot``,
 ``tvo compare`` and ``tvo report`` cannot tell the difference, and a member's checkpoint holds its
 own parameters and Adam moments in ``torch.optim.Adam``'s format. A member whose step is not
 finite is left as it was (its skipped count grows), and one whose parameters overflow leaves the
@@ -94,7 +94,7 @@ class StackedAdam:
         alone: 1.0 against 3.5 ms on transposed ones, for 16 × 784 × 200). Autograd gives the
         gradient of a weight used in a batched product in a transposed layout; the first time,
         the parameter and its moments take that layout, and the kernel is given the four as
-        contiguous views (:func:`_contiguous_view`): this saves a copy of every such gradient
+        contiguous views (``_contiguous_view``): this saves a copy of every such gradient
         at every step (5 ms of a 60 ms step of 16 ``linear_1`` members). A gradient of another
         layout is copied."""
         param = self.params[name]
@@ -202,7 +202,7 @@ class GroupInfo:
 
 class GroupStep:
     """The training step of ``M`` members at once: their parameters stacked (``params``, the
-    leaves that :class:`StackedAdam` updates), one batched call of the objective, one backward
+    leaves that ``StackedAdam`` updates), one batched call of the objective, one backward
     pass, one optimiser step. ``template`` is one member's model (its structure; its own
     parameters are not used)."""
 
@@ -250,7 +250,7 @@ class GroupStep:
         finite are updated. Nothing here waits for the device (no host synchronisation).
 
         A step is finite when the member's loss and the norm of each of its gradients are (as a
-        single run's :func:`tvo.step.grads_finite`). A member whose parameters are no longer
+        single run's ``tvo.step.grads_finite``). A member whose parameters are no longer
         finite after the update (a learning rate so large that the update overflows) is
         ``broken``: its parameters are set to zero, so that it cannot make the group's next
         step raise, and the caller takes it out of the group."""
@@ -281,8 +281,8 @@ class GroupStep:
 
 
 def check_group(runs: list[Run]) -> None:
-    """Runs can share a group when every setting but those of :data:`MEMBER_SETTINGS` is
-    equal; otherwise a :class:`ConfigError` names the settings that differ."""
+    """Runs can share a group when every setting but those of ``MEMBER_SETTINGS`` is
+    equal; otherwise a ``ConfigError`` names the settings that differ."""
     first = runs[0].config
     for run in runs[1:]:
         differ = differences(first, run.config, keep=MEMBER_SETTINGS)
@@ -349,7 +349,7 @@ class Tally:
 
 def train_group(runs: list[Run], quiet: bool = False, stop_after: int | None = None) -> list[dict]:
     """Train (or resume) ``runs`` as one group (see the module docstring) to their configured
-    number of steps; each run's folder is written as :func:`tvo.train.train` writes it, each
+    number of steps; each run's folder is written as ``tvo.train.train`` writes it, each
     held for writing throughout. Returns each run's summary (``stopped``: why a member left the
     group early, else ``None``).
 

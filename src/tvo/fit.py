@@ -1,6 +1,6 @@
-"""The trainer as a library: :func:`fit` trains any model that implements the protocol, with
+"""The trainer as a library: ``fit`` trains any model that implements the protocol, with
 the run folder, checkpoints, exact resume, evaluations, TensorBoard files and metrics that
-``tvo train`` gives; :func:`load` returns a trained run's model.
+``tvo train`` gives; ``load`` returns a trained run's model.
 
 ``fit`` writes a run like ``tvo train`` does, so ``tvo eval``, ``tvo plot``, ``tvo compare`` and
 ``tvo train --resume`` work on it. What it cannot name it keeps in the run: a model given as an
@@ -32,7 +32,7 @@ from tvo.runs import RUN_DATA, Run
 
 @dataclass
 class Fit:
-    """A finished (or stopped) :func:`fit`: the run folder, the trained model (the object that
+    """A finished (or stopped) ``fit``: the run folder, the trained model (the object that
     was given, trained in place) and the run's summary (``signal`` is set when SIGINT or SIGTERM
     stopped it early)."""
 
@@ -110,9 +110,9 @@ def fit(
     Args:
         model: a model object (``tvo.Model`` or the protocol of ``tvo.models.base``), or a
             model's name (``"linear_1"``, ``"package.module:Name"`` with ``model_args``).
-        data: a dataset's name or a ``.npz``/``.npy`` path, a :class:`tvo.data.Dataset`, a
+        data: a dataset's name or a ``.npz``/``.npy`` path, a ``tvo.data.Dataset``, a
             tensor ``[N, D]`` of training data, or a dict of ``train``, ``valid``, ``test``
-            tensors (see :func:`tvo.data.from_arrays`). Without ``test`` tensors the run has
+            tensors (see ``tvo.data.from_arrays``). Without ``test`` tensors the run has
             no held-out test split: its ``test`` is the validation data, kept so with the
             flag ``held_out_test`` in the run's ``data.npz``, and evaluating ``test``
             (``tvo eval RUN``, ``eval_split="test"``) is refused with a message saying so.
@@ -128,7 +128,7 @@ def fit(
     The other settings are ``tvo train``'s (``num_particles`` is its ``particles``); ``steps``
     defaults to 10,000 unless ``epochs`` is given.
 
-    Returns a :class:`Fit`. Bad settings raise ``ValueError`` (``ConfigError``, ``DataError``,
+    Returns a ``Fit``. Bad settings raise ``ValueError`` (``ConfigError``, ``DataError``,
     ``ModelError``) naming them before anything is written.
     """
     model_settings, instance = _model_settings(model, model_args)
@@ -166,7 +166,7 @@ def fit(
 def _arrays(dataset: Dataset) -> dict:
     """The splits a run keeps in ``data.npz``; data without a test split keep the flag
     ``held_out_test = False`` beside them, so that the run never evaluates its validation data
-    as a test set (:meth:`tvo.data.Dataset.check_evaluable`)."""
+    as a test set (``tvo.data.Dataset.check_evaluable``)."""
     arrays = {s: dataset.split(s).cpu().numpy() for s in ("train", "valid", "test")}
     if not dataset.held_out_test:
         arrays[HELD_OUT_TEST] = np.array(False)
@@ -201,9 +201,9 @@ def _train(run: Run, setup: Setup, quiet: bool) -> dict:
 def continued(
     run: Run, config: TrainConfig, steps: int | None = None, epochs: float | None = None
 ) -> TrainConfig:
-    """The run's own config, extended to ``steps`` or ``epochs`` if given (:meth:`Run.extend`:
+    """The run's own config, extended to ``steps`` or ``epochs`` if given (``Run.extend``:
     written when training resumes, which refuses a length below the steps done); any other
-    setting of ``config`` that differs from the run's is a :class:`ConfigError` naming it."""
+    setting of ``config`` that differs from the run's is a ``ConfigError`` naming it."""
     changed = differences(run.config, config, keep={"steps", "epochs", "model_source"})
     if changed:
         raise ConfigError(
@@ -214,7 +214,7 @@ def continued(
 
 
 def load(run: str | Path | Run, model: nn.Module | None = None) -> Trained:
-    """A trained run's model (in eval mode), ready for ``sample``, :func:`tvo.estimate` or more
+    """A trained run's model (in eval mode), ready for ``sample``, ``tvo.estimate`` or more
     training, with its settings (``.config``), the partition it trained with (``.partition``),
     its data (``.dataset``) and the checkpoint's step (``.step``). ``model``: an instance to
     load the parameters into, for a model whose class cannot be imported here."""

@@ -4,8 +4,8 @@ Every function here reduces over the particle axis, which is dimension 0 of a ``
 tensor (``S`` particles for each of ``B`` data points). Nothing is ever reduced across the
 batch, and no raw log-weight is exponentiated.
 
-The TVO integrand ``ĝ(β) = Σ_s softmax_s(β ℓ)_s ℓ_s`` lives here too (:func:`integrand`, and
-:func:`integrand_terms` for chunks of particles that are merged later); the TVO's training
+The TVO integrand ``ĝ(β) = Σ_s softmax_s(β ℓ)_s ℓ_s`` lives here too (``integrand``, and
+``integrand_terms`` for chunks of particles that are merged later); the TVO's training
 estimator computes the same ``ĝ`` inside its fused arithmetic (``tvo.objectives.tvo``), which a
 test holds equal to this one.
 """
@@ -72,7 +72,7 @@ def leave_one_out_mean(a: Tensor) -> Tensor:
 
 class WeightedMean(NamedTuple):
     """A self-normalised mean ``Σ_s softmax(a)_s v_s`` kept with its normaliser ``log Σ_s e^{a_s}``,
-    so that partial results over chunks of particles can be merged exactly (see :func:`merge`)."""
+    so that partial results over chunks of particles can be merged exactly (see ``merge``)."""
 
     log_norm: Tensor
     mean: Tensor
@@ -86,7 +86,7 @@ def weighted_mean(log_unnormalized: Tensor, values: Tensor, dim: int = 0) -> Wei
 
 
 def merge(a: WeightedMean, b: WeightedMean) -> WeightedMean:
-    """Combine two chunks' :class:`WeightedMean` into that of their union, exactly."""
+    """Combine two chunks' ``WeightedMean`` into that of their union, exactly."""
     log_norm = torch.logaddexp(a.log_norm, b.log_norm)
     mean = a.mean * torch.exp(a.log_norm - log_norm) + b.mean * torch.exp(b.log_norm - log_norm)
     return WeightedMean(log_norm, mean)
@@ -94,7 +94,7 @@ def merge(a: WeightedMean, b: WeightedMean) -> WeightedMean:
 
 def integrand_terms(log_weight: Tensor, beta: Tensor) -> WeightedMean:
     """The TVO integrand at each ``β`` with its normalisers, mergeable across chunks of particles
-    (:func:`merge`): ``log Σ_s e^{β ℓ_s}`` and ``ĝ(β) = Σ_s softmax_s(β ℓ)_s ℓ_s``.
+    (``merge``): ``log Σ_s e^{β ℓ_s}`` and ``ĝ(β) = Σ_s softmax_s(β ℓ)_s ℓ_s``.
 
     ``log_weight`` ``ℓ`` is ``[S, B]``, ``beta`` ``[K]``; both fields come back ``[K, B]``.
     At ``β = 1`` the normaliser minus ``log S`` is ``log p̂(x)``.

@@ -7,8 +7,8 @@ A partition is a 1-D float64 tensor of ``K + 1`` points. Fixed schedules (MATH.m
   ``β_k = beta1^((K − k) / (K − 1))``;
 - for ``K = 1`` every schedule gives ``[0, 1]``.
 
-Riemann sums over a partition: :func:`integration_weights` ``m`` with ``Σ_k m_k g(β_k)`` the
-left sum (``TVO_L``), the right sum (``TVO_U``) or their average; :func:`riemann_sum`.
+Riemann sums over a partition: ``integration_weights`` ``m`` with ``Σ_k m_k g(β_k)`` the
+left sum (``TVO_L``), the right sum (``TVO_U``) or their average; ``riemann_sum``.
 
 A *schedule* says where the points are during training. It is two functions of an explicit
 state, as in BlackJAX: ``state = schedule.init()`` and ``state = schedule.update(state,
@@ -16,14 +16,14 @@ log_weight)`` after every applied step, with that step's ``[S, B]`` log-weights;
 in use is ``state.partition``. The state is a plain value (a named tuple of tensors and numbers)
 that whoever trains owns and checkpoints; a schedule object holds settings only.
 
-- :class:`Fixed`: any of the fixed schedules, or a user-given partition; ``update`` returns the
+- ``Fixed``: any of the fixed schedules, or a user-given partition; ``update`` returns the
   state unchanged.
-- :class:`Moments` (Brekelmans et al., ICML 2020): every ``every`` updates the inner points move
+- ``Moments`` (Brekelmans et al., ICML 2020): every ``every`` updates the inner points move
   to where the integrand is evenly spaced, ``g(β_k) = g(0) + (k / K)(g(1) − g(0))``, found by
   bisection (``g`` is non-decreasing) from the self-normalised ``ĝ`` of that step's log-weights.
-- ``gp-bandit`` (Nguyen et al., NeurIPS 2020): :class:`tvo.bandit.GPBanditSchedule`.
+- ``gp-bandit`` (Nguyen et al., NeurIPS 2020): ``tvo.bandit.GPBanditSchedule``.
 
-:func:`schedule` builds one by name; :data:`SCHEDULE_SETTINGS` says which settings each takes.
+``schedule`` builds one by name; ``SCHEDULE_SETTINGS`` says which settings each takes.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def invert_integrand(g: Callable[[Tensor], Tensor], K: int, iterations: int = 60
 
 
 def moments(log_weight: Tensor, K: int) -> Tensor:
-    """The moments partition from ``[S, B]`` log-weights: ``ĝ(β)`` (:func:`tvo.ops.integrand`) is
+    """The moments partition from ``[S, B]`` log-weights: ``ĝ(β)`` (``tvo.ops.integrand``) is
     averaged over the batch, in float64."""
     ell = log_weight.detach().to(torch.float64)
     return invert_integrand(lambda beta: integrand(ell, beta).mean(1).cpu(), K)
@@ -246,7 +246,7 @@ class MomentsState(NamedTuple):
 
 class Moments:
     """The moments schedule: starts from the log schedule of ``beta1``; at every ``every``-th
-    update the partition moves to :func:`moments` of that step's log-weights."""
+    update the partition moves to ``moments`` of that step's log-weights."""
 
     adaptive = True
 

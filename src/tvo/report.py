@@ -4,15 +4,15 @@
 prints (or with ``--out`` writes) a Markdown table per experiment: mean ± sample standard
 deviation over seeds of the final ``log p̂(x)`` (with its standard error ``sd / √n``),
 ``KL̂(q‖p)`` and ELBO, the training time and steps. ``tvo compare`` shows runs (or a sweep's
-output folder) with their test results and seed aggregates through :func:`expand`,
-:func:`test_result` and :func:`by_setting`. The paper's own document (claims and verdicts) is
+output folder) with their test results and seed aggregates through ``expand``,
+``test_result`` and ``by_setting``. The paper's own document (claims and verdicts) is
 built on these groups by ``benchmarks/paper_report.py``.
 
 A *setting* is a run's config without its seed and without what cannot change its result
-(:data:`NOT_SETTINGS`): runs of one setting are its seeds, and two runs of the same setting and
-seed (the same run found in two sweeps' folders) are one run, counted once (:func:`unique`).
+(``NOT_SETTINGS``): runs of one setting are its seeds, and two runs of the same setting and
+seed (the same run found in two sweeps' folders) are one run, counted once (``unique``).
 With ``--against SETTING`` both commands add each setting's difference from that one in test
-``log p̂(x)``, paired over shared seeds or by Welch's test (:mod:`tvo.comparison`).
+``log p̂(x)``, paired over shared seeds or by Welch's test (``tvo.comparison``).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ NOT_SETTINGS = ("seed", "model_source", "preset", "device", "compile", "log_ever
 
 
 def setting(config: TrainConfig) -> dict:
-    """The config's settings but its seed and :data:`NOT_SETTINGS` (data paths absolute)."""
+    """The config's settings but its seed and ``NOT_SETTINGS`` (data paths absolute)."""
     values = dataclasses.asdict(config)
     values.update(absolute_paths(values))
     return {k: v for k, v in values.items() if k not in NOT_SETTINGS}
@@ -92,7 +92,7 @@ def _key(config: TrainConfig) -> str:
 
 
 def labels(configs: list[TrainConfig]) -> list[str]:
-    """:func:`label` of each setting in ``configs`` (one config per setting), with the settings
+    """``label`` of each setting in ``configs`` (one config per setting), with the settings
     that tell apart those whose labels agree (``lr=0.001``) added to them."""
     names = [label(c) for c in configs]
     out = list(names)
@@ -132,7 +132,7 @@ def groups(sweep: Sweep, runs_dir: Path, experiment: str) -> dict[str, Group]:
 
 def find_setting(labels: list[str], wanted: str) -> str:
     """The label ``wanted`` names: itself, else the one label that contains it; a
-    :class:`ConfigError` naming the labels otherwise."""
+    ``ConfigError`` naming the labels otherwise."""
     if wanted in labels:
         return wanted
     matches = [text for text in labels if wanted in text]
@@ -261,8 +261,8 @@ def unique(runs: list[Run]) -> tuple[list[Run], list[tuple[Run, Run]]]:
 
 
 def by_setting(runs: list[Run]) -> dict[str, list[Run]]:
-    """Runs grouped by their setting (:func:`setting`: the config without the seed), in order,
-    under :func:`labels`. Give :func:`unique` runs: a repeated seed is counted as it comes."""
+    """Runs grouped by their setting (``setting``: the config without the seed), in order,
+    under ``labels``. Give ``unique`` runs: a repeated seed is counted as it comes."""
     grouped: dict[str, list[Run]] = {}
     for run in runs:
         grouped.setdefault(_key(run.config), []).append(run)

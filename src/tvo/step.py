@@ -1,8 +1,8 @@
 """The training step: ``state, info = step(state, x)``, with everything it changes in ``state``.
 
-:class:`TrainState` holds the model (its parameters), the optimiser (its moments), the
+``TrainState`` holds the model (its parameters), the optimiser (its moments), the
 schedule's state (the partition in use, and whatever an adaptive schedule carries), the random
-generators and the step count. :class:`Step` holds what does not change: the objective, the
+generators and the step count. ``Step`` holds what does not change: the objective, the
 number of particles and the objective's schedule. One step:
 
 1. the objective's loss on the batch ``x`` ``[B, D]``, at the partition of the schedule state;
@@ -16,10 +16,10 @@ state is replaced, so the returned state is the one to keep.
 
 Randomness: the particles come from ``generators.particles`` (torch's default generator of the
 data's device, which ``torch.distributions`` draws from); batches and dynamic binarisation from
-``generators.data``, drawn by the caller (:meth:`tvo.data.Dataset.sample_batch`). Both are saved
-by :func:`state_dict`, so a resumed run draws what the uninterrupted one would.
+``generators.data``, drawn by the caller (``tvo.data.Dataset.sample_batch``). Both are saved
+by ``state_dict``, so a resumed run draws what the uninterrupted one would.
 
-``tvo train``, :func:`tvo.train.train`, the benchmarks and anything built on them (ensembles,
+``tvo train``, ``tvo.train.train``, the benchmarks and anything built on them (ensembles,
 Ray, Pyro) call this one step.
 """
 
@@ -45,7 +45,7 @@ class Generators(NamedTuple):
     @classmethod
     def of_run(cls, seed: int, device: torch.device) -> Generators:
         """A run's generators: a ``data`` generator seeded with ``seed``, and the default
-        generator of ``device`` for the particles, as it is now (:func:`tvo.build.build` seeds it
+        generator of ``device`` for the particles, as it is now (``tvo.build.build`` seeds it
         with the run's seed before the model's initialisation, and the particles continue that
         stream)."""
         device = torch.device(device)

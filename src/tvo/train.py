@@ -1,11 +1,11 @@
-"""The loop around the training step (:mod:`tvo.step`): batches, the non-finite policy,
+"""The loop around the training step (``tvo.step``): batches, the non-finite policy,
 evaluations, metrics, TensorBoard, progress, checkpoints and signals.
 
-Everything a step changes is in its :class:`~tvo.step.TrainState`, and a checkpoint holds all of
+Everything a step changes is in its ``TrainState``, and a checkpoint holds all of
 it (parameters, optimiser, schedule state, both random generators) with the loop's own running
 sums; a run resumed from a checkpoint therefore continues with exactly the draws the
 uninterrupted run would have made: on the CPU it ends with the same parameters, bit for bit.
-Evaluations draw from generators of their own (:mod:`tvo.evaluate.run`), so they never change
+Evaluations draw from generators of their own (``tvo.evaluate.run``), so they never change
 what training draws.
 
 A step whose loss or gradient is not finite is never applied: with ``nonfinite = "skip"`` it is
@@ -35,7 +35,7 @@ MAX_NONFINITE = 100  # steps in a row that are not finite, after which training 
 
 class NonFiniteError(RuntimeError):
     """Training stopped at a step whose loss or gradient was not finite (``nonfinite = "stop"``),
-    or after :data:`MAX_NONFINITE` such steps in a row."""
+    or after ``MAX_NONFINITE`` such steps in a row."""
 
 
 def total_steps(config: TrainConfig, dataset: Dataset) -> int:
@@ -112,13 +112,13 @@ def checkpoint(state: TrainState, progress: Progress, s: Setup) -> dict:
 
 def train(run: Run, quiet: bool = False, stop_after: int | None = None, prepared=None) -> dict:
     """Train (or resume) the run in ``run`` to its configured number of steps, holding the run
-    folder for writing (:meth:`~tvo.runs.Run.writer`: a second process is refused).
+    folder for writing (``writer``: a second process is refused).
 
     ``stop_after`` ends after that step as an interruption would, checkpoint included;
-    ``prepared`` is a :class:`~tvo.build.Setup` to use instead of building one from the config.
+    ``prepared`` is a ``Setup`` to use instead of building one from the config.
     Returns the summary, with ``signal``: the number of the signal (SIGINT, SIGTERM) that
     stopped it early, else ``None``; ``summary.json`` is written when the last step is done.
-    ``MAX_NONFINITE`` steps in a row that are not finite stop it with :class:`NonFiniteError`.
+    ``MAX_NONFINITE`` steps in a row that are not finite stop it with ``NonFiniteError``.
     """
     with run.writer():
         return _train(run, quiet, stop_after, prepared)

@@ -10,8 +10,8 @@
 - a path ``*.npz`` / ``*.npy``: a user's arrays.
 
 What the values must be, and whether they are binarised, depends on the model's observations
-(:meth:`Dataset.for_support`): for binary observations (a Bernoulli likelihood, the default of
-:func:`load`) values must lie in ``[0, 1]``, and data that is not all 0/1 is binarised afresh at
+(``Dataset.for_support``): for binary observations (a Bernoulli likelihood, the default of
+``load``) values must lie in ``[0, 1]``, and data that is not all 0/1 is binarised afresh at
 every draw (dynamic); for any other support (real values, say) the values are checked against
 it and used as they are.
 
@@ -58,7 +58,7 @@ OMNIGLOT_VALID = 1345
 class Dataset:
     """Train, validation and test images, ``[N, D]`` float32 in ``[0, 1]``.
 
-    With ``dynamic`` binarisation the tensors hold grey levels and :meth:`batch` draws
+    With ``dynamic`` binarisation the tensors hold grey levels and ``batch`` draws
     ``x ~ Bernoulli(pixels)`` afresh each time; otherwise they already hold 0/1.
     """
 
@@ -80,7 +80,7 @@ class Dataset:
 
     def check_evaluable(self, split: str) -> None:
         """Refuse to evaluate ``test`` on a dataset without held-out test data (data given to
-        :func:`tvo.fit` without a test split, whose ``test`` is the validation data): a result
+        ``tvo.fit`` without a test split, whose ``test`` is the validation data): a result
         of it would pass the validation data off as a held-out test set."""
         if split == "test" and not self.held_out_test:
             raise DataError(
@@ -124,7 +124,7 @@ class Dataset:
         """The dataset as a model whose observations take values in ``support`` sees it: for
         binary observations the values are checked to lie in ``[0, 1]`` and binarised afresh at
         every draw unless they are all 0/1; otherwise they are checked against ``support`` and
-        never binarised. Raises :class:`DataError` naming the split and the values."""
+        never binarised. Raises ``DataError`` naming the split and the values."""
         binary = getattr(support, "base_constraint", support) is constraints.boolean
         dynamic = False
         for name in SPLITS:
@@ -253,7 +253,7 @@ def _mnist_grey_levels() -> tuple[dict[str, np.ndarray], str, Path]:
 
 
 def _finish(name, arrays, digest, path, source, scale=1.0, notes=()) -> Dataset:
-    """The dataset's tensors; whether it is binarised is decided by :meth:`Dataset.for_support`."""
+    """The dataset's tensors; whether it is binarised is decided by ``Dataset.for_support``."""
     tensors = {s: torch.from_numpy(arrays[s].astype(np.float32) / scale) for s in SPLITS}
     return Dataset(name, **tensors, dynamic=False, source=source, checksum=digest,
                    cache=str(path), notes=list(notes))  # fmt: skip
@@ -349,7 +349,7 @@ def omniglot(root: str | Path | None) -> Dataset:
 def user_arrays(path: str | Path) -> Dataset:
     """A ``.npz`` with ``train`` and ``test`` (and optionally ``valid``, else the last 10% of
     ``train``), or a ``.npy`` split 80/10/10 in order. Any finite real values (what the model
-    needs is checked by :meth:`Dataset.for_support`)."""
+    needs is checked by ``Dataset.for_support``)."""
     path = Path(path)
     contents = read_arrays(path)
     notes = []
@@ -398,8 +398,8 @@ def from_arrays(splits, name: str = "arrays") -> Dataset:
     ``train`` and optionally ``valid`` (else the last 10% of ``train``) and ``test``. Without
     ``test`` the dataset has no held-out test split (``held_out_test`` is ``False``): its
     ``test`` is the validation data, and evaluating ``test`` is refused
-    (:meth:`Dataset.check_evaluable`) rather than passing validation numbers off as test
-    numbers. Any finite real values, as :func:`user_arrays`."""
+    (``Dataset.check_evaluable``) rather than passing validation numbers off as test
+    numbers. Any finite real values, as ``user_arrays``."""
     if not isinstance(splits, dict):
         splits = {"train": splits}
     unknown = sorted(set(splits) - set(SPLITS))
@@ -446,7 +446,7 @@ def load(
 ) -> Dataset:
     """The dataset called ``name`` (see the table above), or a user's ``.npz``/``.npy`` path,
     for a model whose observations take values in ``support`` (binary by default: see
-    :meth:`Dataset.for_support`); ``support=None`` gives the values as they are, unchecked.
+    ``Dataset.for_support``); ``support=None`` gives the values as they are, unchecked.
 
     ``root`` points a dataset at local files: the folder of the ``.amat`` files for
     ``binarized-mnist``, of the IDX files for ``fashion-mnist``, ``chardata.mat`` for

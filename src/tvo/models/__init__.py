@@ -1,9 +1,9 @@
-"""Models: the protocol (:mod:`tvo.models.base`), the paper's models and toy models.
+"""Models: the protocol (``tvo.models.base``), the paper's models and toy models.
 
-:func:`create` builds any of them by name: ``linear_1``, ``linear_2``, ``linear_3`` and
+``create`` builds any of them by name: ``linear_1``, ``linear_2``, ``linear_3`` and
 ``non_linear`` (sigmoid belief networks), ``gaussian`` (the continuous VAE), and the toys
 ``discrete_toy`` and ``linear_gaussian``; or a model of your own by ``package.module:Name``
-(:mod:`tvo.models.user`). :func:`tvo.models.check.check_model` checks any model against the
+(``tvo.models.user``). ``tvo.models.check.check_model`` checks any model against the
 protocol.
 """
 

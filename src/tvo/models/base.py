@@ -16,7 +16,7 @@ those leading dims.
 
 Optional: ``decode(z) → E[x | z]``, used by ``tvo plot`` to draw reconstructions.
 
-:class:`Model` implements all four from three ``torch.distributions`` objects, which is the
+``Model`` implements all four from three ``torch.distributions`` objects, which is the
 quickest way to bring your own model.
 """
 
@@ -66,7 +66,7 @@ class Model(nn.Module):
 
     and set ``has_rsample = True`` if ``guide(x).rsample`` exists (continuous latents).
     Optionally ``enumerate_latents()`` returns every value of a discrete latent, ``[N, …]``,
-    for the exact answers of :mod:`tvo.evaluate`.
+    for the exact answers of ``tvo.evaluate``.
     """
 
     has_rsample: bool = False

@@ -1,4 +1,4 @@
-"""Checking a model against the protocol before any training: :func:`check_model`.
+"""Checking a model against the protocol before any training: ``check_model``.
 
 It draws a few particles for a small batch and checks every shape and dtype the objectives rely
 on (``[S, B]`` log-densities, particles with leading ``[S, B]``, model samples ``[N, D]``), and
@@ -11,10 +11,10 @@ dtype, a method that returns something other than the pair it must (``sample_gui
 for data of another size, most often), named with what it was given. ``has_rsample`` is
 optional (``False`` where it is missing). ``tvo.fit`` and ``tvo train`` run it first.
 
-:func:`observation_support` says what values the data must take for a model: a Bernoulli
+``observation_support`` says what values the data must take for a model: a Bernoulli
 likelihood's (binary observations: data in ``[0, 1]``, binarised afresh where it is grey), or
 any other ``torch.distributions`` constraint. A model declares it as ``observation_support``;
-a :class:`~tvo.models.base.Model` is asked its likelihood's support; otherwise binary is assumed
+a ``Model`` is asked its likelihood's support; otherwise binary is assumed
 (the convention of the paper's datasets).
 """
 
@@ -61,7 +61,7 @@ def _describe(value) -> str:
 
 
 def _call(name: str, call: str, fn, *args, x: Tensor | None = None):
-    """``fn(*args)``, with any error but a :class:`ModelError` turned into one that names the
+    """``fn(*args)``, with any error but a ``ModelError`` turned into one that names the
     model's method, what it was given and the likely fix (the data's size, for a shape error on
     a batch ``x``: a model built for data of another size fails this way)."""
     try:
@@ -85,7 +85,7 @@ def _call(name: str, call: str, fn, *args, x: Tensor | None = None):
 
 
 def _pair(name: str, call: str, value, first: str, second: str):
-    """``value`` as the pair a protocol method returns, else a :class:`ModelError`."""
+    """``value`` as the pair a protocol method returns, else a ``ModelError``."""
     if not isinstance(value, tuple | list) or len(value) != 2:
         raise ModelError(
             f"{name}.{call} returned {_describe(value)}; it must return a pair ({first}, {second})"
@@ -152,7 +152,7 @@ def _check_distributions(model: Model, x: Tensor, num_particles: int) -> None:
 
 def check_model(model, x: Tensor, num_particles: int = 3) -> None:
     """Check ``model`` against the protocol on the batch ``x`` ``[B, D]``; raise
-    :class:`~tvo.models.user.ModelError` (a ``ValueError``) naming the first problem and its
+    ``ModelError`` (a ``ValueError``) naming the first problem and its
     fix. Draws ``num_particles`` particles (and as many model samples) without gradients."""
     name = type(model).__name__
     if not isinstance(x, Tensor) or x.dim() < 2:

@@ -12,8 +12,8 @@ The output bias starts at ``logit(mean pixel)``, the mean clamped to ``[1e-4, 1 
 
 Latents are a tuple ``(z_1, …, z_L)``, each ``[*, B, units]``.
 
-The Bernoulli densities and draws are written out (:func:`bernoulli_log_prob`,
-:func:`bernoulli_sample`) rather than built from ``torch.distributions`` objects at every step:
+The Bernoulli densities and draws are written out (``bernoulli_log_prob``,
+``bernoulli_sample``) rather than built from ``torch.distributions`` objects at every step:
 the objects' argument checks cost as much as the log-densities themselves (benchmarks/).
 """
 
@@ -122,7 +122,7 @@ class SBN(nn.Module):
         encoder_input: what the inference network's first layer sees of the pixels:
             ``"signed"`` (the default), ``2x − 1``; ``"reference"``, ``(x − mean + 1) / 2``, as
             the TVO paper's code does. The two are the same family of models (the first layer's
-            affine map absorbs the difference: :meth:`guide_input`), but Adam is not
+            affine map absorbs the difference: ``guide_input``), but Adam is not
             invariant to that reparameterisation, so they train differently.
     """
 

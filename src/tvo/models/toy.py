@@ -1,9 +1,9 @@
 """Small models with exact answers, for tests and examples.
 
-- :class:`DiscreteToy`: a one-layer sigmoid belief network with a few binary latents and binary
+- ``DiscreteToy``: a one-layer sigmoid belief network with a few binary latents and binary
   pixels; ``z`` and ``x`` can both be enumerated, so ``log p(x)``, ``g(β)``, the bounds and every
   gradient are exact sums.
-- :class:`LinearGaussian`: ``z ~ N(0, I)``, ``x | z ~ N(W z + b, σ² I)``, with a Gaussian guide;
+- ``LinearGaussian``: ``z ~ N(0, I)``, ``x | z ~ N(W z + b, σ² I)``, with a Gaussian guide;
   the marginal, the posterior, the ELBO and ``KL(p(z|x) ‖ q)`` are closed forms.
 """
 
@@ -65,8 +65,8 @@ class DiscreteToy(Model):
 class LinearGaussian(Model):
     """``z ~ N(0, I_d)``, ``x | z ~ N(W z + b, σ² I_D)``, ``q(z | x) = N(A x + c, diag(s²))``.
 
-    θ = (W, b, log σ), φ = (A, c, log s). Closed forms: :meth:`marginal`, :meth:`posterior`,
-    :meth:`exact_elbo`, :meth:`exact_kl_posterior_guide`, :meth:`exact_integrand`, all
+    θ = (W, b, log σ), φ = (A, c, log s). Closed forms: ``marginal``, ``posterior``,
+    ``exact_elbo``, ``exact_kl_posterior_guide``, ``exact_integrand``, all
     differentiable.
     """
 

@@ -1,5 +1,5 @@
 """A user's model by name: ``package.module:Name`` or ``path/to/file.py:Name``, a class or a
-factory that returns a model implementing the protocol of :mod:`tvo.models.base`.
+factory that returns a model implementing the protocol of ``tvo.models.base``.
 
 It is imported with the current folder on the import path (as ``python -m`` would), so
 ``tvo train --model mymodels:MixBern`` works from the folder that holds ``mymodels.py``. A run
@@ -8,7 +8,7 @@ records the file its model came from (``model_source``, an absolute path); a lat
 beside that file before it gives up, with an error naming both, and a ``path/to/file.py:Name``
 given relative to the folder it was trained from is that recorded file, from any folder.
 
-:func:`instantiate` calls the class or factory with the user's keyword arguments and, where its
+``instantiate`` calls the class or factory with the user's keyword arguments and, where its
 signature takes them and the user did not give them, the data's ``pixels`` and ``data_mean``.
 """
 
@@ -131,7 +131,7 @@ def source_of(spec: str) -> str | None:
 def arguments(factory, kwargs: dict | None, pixels: int, data_mean) -> dict:
     """The keyword arguments ``factory`` is called with: ``kwargs``, plus ``pixels`` and
     ``data_mean`` where its signature takes them and ``kwargs`` lacks them. Arguments that do not
-    fit the signature are a :class:`ModelError` naming them."""
+    fit the signature are a ``ModelError`` naming them."""
     kwargs = dict(kwargs or {})
     name = getattr(factory, "__qualname__", repr(factory))
     try:

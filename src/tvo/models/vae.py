@@ -57,7 +57,7 @@ class GaussianVAE(Model):
         """``log p(z) + Σ_d [x_d l_d − softplus(l_d)]`` with ``l = dec(z)``, ``[S, B]``: the
         likelihood's log-density by the SBN's exact Bernoulli function (its own backward, and a
         ``vmap`` rule: ``torch.distributions``' Bernoulli under ``vmap`` made a group of four
-        runs (:mod:`tvo.ensemble`) 1.7 times slower than four single runs)."""
+        runs (``tvo.ensemble``) 1.7 times slower than four single runs)."""
         return self.prior().log_prob(z) + bernoulli_log_prob(self.decoder(z), x)
 
     def extra_repr(self) -> str:

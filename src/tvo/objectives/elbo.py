@@ -2,9 +2,9 @@
 
 Its place in the TVO family: ``ELBO = g(0) = TVO_L`` with ``K = 1``. Two gradient estimators:
 
-- score function (:func:`elbo`), particles detached, for any latents (Williams, 1992; with the
+- score function (``elbo``), particles detached, for any latents (Williams, 1992; with the
   leave-one-out baseline of Kool et al., 2019);
-- pathwise (:func:`vae`), particles reparameterised, the VAE of Kingma & Welling (2014).
+- pathwise (``vae``), particles reparameterised, the VAE of Kingma & Welling (2014).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def elbo(log_p: Tensor, log_q: Tensor) -> Terms:
 
     ``b_s`` is the mean of the other particles' ``ℓ`` (independent of ``z_s``, so the estimator
     stays unbiased); with ``S = 1`` there is no other particle and ``b = 0``. Shapes ``[S, B]``;
-    particles detached. Its gradient equals that of :func:`tvo.objectives.tvo.tvo` with
+    particles detached. Its gradient equals that of ``tvo.objectives.tvo.tvo`` with
     ``K = 1``, left.
     """
     log_p, log_q = check_log_weights(log_p, log_q)

@@ -2,12 +2,12 @@
 
 ``E[L̂] ≤ log p(x)`` and rises with ``S``. Three gradient estimators:
 
-- :func:`iwae`: pathwise, reparameterised particles;
-- :func:`reinforce`: score function, ``L̂ + sg(L̂) Σ_s log q_s`` (no baseline);
-- :func:`vimco`: score function with per-particle leave-one-out baselines (Mnih & Rezende, 2016),
+- ``iwae``: pathwise, reparameterised particles;
+- ``reinforce``: score function, ``L̂ + sg(L̂) Σ_s log q_s`` (no baseline);
+- ``vimco``: score function with per-particle leave-one-out baselines (Mnih & Rezende, 2016),
   ``L̂ + Σ_s sg(L̂ − L̂_{−s}) log q_s``, where ``L̂_{−s}`` is ``L̂`` with ``ℓ_s`` replaced by the
   mean of the other ``ℓ``;
-- :func:`dreg`: doubly reparameterised (Tucker et al., 2019), on the tensors of the
+- ``dreg``: doubly reparameterised (Tucker et al., 2019), on the tensors of the
   ``doubly-reparameterized`` sampling mode.
 """
 
@@ -40,7 +40,7 @@ def vimco_baselines(log_weight: Tensor) -> Tensor:
     """``L̂_{−s}``, ``[S, B]``: ``L̂`` with ``ℓ_s`` replaced by the mean of the others.
 
     ``L̂_{−s} = log((Σ_{t≠s} e^{ℓ_t} + e^{mean_{t≠s} ℓ_t}) / S)``, in ``O(S·B)`` memory (no
-    ``[S, S, B]`` tensor) through :func:`tvo.ops.leave_one_out_logsumexp`. Needs ``S ≥ 2``.
+    ``[S, S, B]`` tensor) through ``tvo.ops.leave_one_out_logsumexp``. Needs ``S ≥ 2``.
     """
     num_particles = log_weight.shape[0]
     mean_others = leave_one_out_mean(log_weight)
@@ -102,7 +102,7 @@ class VIMCO(Objective):
 
 
 class DReG(Objective):
-    """The IWAE bound with the doubly reparameterised gradient (:func:`dreg`); needs
+    """The IWAE bound with the doubly reparameterised gradient (``dreg``); needs
     reparameterisable latents. The model is evaluated twice per particle (θ live on detached
     particles; parameters stopped on live particles)."""
 

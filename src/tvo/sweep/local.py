@@ -2,7 +2,7 @@
 of this machine, ``jobs`` at a time, each with ``threads`` torch threads.
 
 A unit is one run, or with ``group > 1`` up to ``group`` runs trained together
-(:func:`tvo.sweep.plan.units`); each is a worker process (:mod:`tvo.sweep.worker`) whose output
+(``tvo.sweep.plan.units``); each is a worker process (``tvo.sweep.worker``) whose output
 goes to the ``sweep.log`` of each of its runs. A worker whose parent goes away (a sweep killed
 with SIGKILL) stops at a checkpoint on its own; one still running when the sweep is started
 again holds its runs' folders, so the new worker for them is refused and the run reported.

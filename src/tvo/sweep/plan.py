@@ -184,7 +184,7 @@ def _cost(config: TrainConfig) -> float:
 
 def units(sweep: Sweep, out: Path, names: list[str], group: int = 1) -> list[list[str]]:
     """The unfinished runs ``names`` as units of work, longest first: each a run alone, or with
-    ``group > 1`` up to ``group`` runs that can train together (:func:`tvo.ensemble.group_key`:
+    ``group > 1`` up to ``group`` runs that can train together (``tvo.ensemble.group_key``:
     every setting equal but seed, learning rate, β1 and partition) and are at the same step.
     A run that only waits for its final evaluation is a unit of its own."""
     from tvo.ensemble import group_key

@@ -1,21 +1,21 @@
 """The Ray executor of a sweep (``tvo sweep FILE --executor ray``): each unit of work (a run, or
-a group of runs: :func:`tvo.sweep.plan.units`) is a Ray task that calls
-:func:`tvo.sweep.worker.work`, so a sweep runs on every machine of a Ray cluster.
+a group of runs: ``tvo.sweep.plan.units``) is a Ray task that calls
+``tvo.sweep.worker.work``, so a sweep runs on every machine of a Ray cluster.
 
 Resources: a task asks for ``threads`` CPUs (its torch threads) and ``gpus_per_task`` GPUs (a
 fraction shares one GPU), so Ray packs tasks onto the nodes by what they have. At most ``jobs``
 units are handed to Ray at a time (default: as many as the cluster's CPUs and GPUs hold when the
 sweep starts), so the progress bar's ``running`` is what runs.
 
-The guarantees of the local executor (:mod:`tvo.sweep.local`) hold: finished runs are skipped,
+The guarantees of the local executor (``tvo.sweep.local``) hold: finished runs are skipped,
 unfinished ones resume from their checkpoints, and every file goes to the run folders under
 ``out``, which must be one storage path that every node sees (a network file system mounted at
 the same path everywhere); each unit's output goes to its runs' ``sweep.log``. A task whose
-worker process or node dies is run again by Ray (:data:`MAX_RETRIES` times), and the run
+worker process or node dies is run again by Ray (``MAX_RETRIES`` times), and the run
 resumes from its last checkpoint to the result of an uninterrupted run (the run folder's lock
 is an OS lock, released when its process dies). Ctrl-C (or SIGTERM) of the driver cancels the
 tasks: one that waits never starts, one that trains gets the interrupt Ray sends a cancelled
-task (a SIGINT in Python's main thread), so :class:`tvo.train.StopRequest` stops it after its
+task (a SIGINT in Python's main thread), so ``tvo.train.StopRequest`` stops it after its
 step with a checkpoint, and the driver waits for that before it returns.
 """
 
@@ -41,7 +41,7 @@ EXTRA = "pip install 'tvo[ray]'"
 
 
 def require_ray():
-    """The ``ray`` module, or a :class:`~tvo.config.ConfigError` naming the extra to install."""
+    """The ``ray`` module, or a ``ConfigError`` naming the extra to install."""
     try:
         import ray
     except ImportError as error:
@@ -158,7 +158,7 @@ def capacity(resources: dict, threads: int, gpus_per_task: float) -> int:
 
 
 def unit(folders: list[str], evaluation: dict, threads: int) -> dict:
-    """One unit of work in a Ray worker: :func:`tvo.sweep.worker.work` on ``folders`` with
+    """One unit of work in a Ray worker: ``tvo.sweep.worker.work`` on ``folders`` with
     ``threads`` torch threads, its output appended to each run's ``sweep.log``. Returns
     ``{"code", "host", "lines"}``: the exit code of a worker (0: every run done), the node, and
     the last lines of the output."""
@@ -195,7 +195,7 @@ def unit(folders: list[str], evaluation: dict, threads: int) -> dict:
 
 class Tee:
     """A text stream that writes to each of ``files`` (flushed at each line) and keeps the last
-    :data:`TAIL` lines."""
+    ``TAIL`` lines."""
 
     def __init__(self, files):
         self.files = files
@@ -221,7 +221,7 @@ class Tee:
 
 def _result(ray, ref, folders: list[Path]) -> dict:
     """A task's result; for a task that failed in Ray (its worker died more than
-    :data:`MAX_RETRIES` times, or it was cancelled), Ray's message and the runs' last log
+    ``MAX_RETRIES`` times, or it was cancelled), Ray's message and the runs' last log
     lines."""
     try:
         return ray.get(ref)
