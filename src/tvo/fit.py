@@ -32,9 +32,14 @@ from tvo.runs import RUN_DATA, Run
 
 @dataclass
 class Fit:
-    """A finished (or stopped) ``fit``: the run folder, the trained model (the object that
-    was given, trained in place) and the run's summary (``signal`` is set when SIGINT or SIGTERM
-    stopped it early)."""
+    """A finished (or stopped) ``fit``.
+
+    Attributes:
+        run: the run folder.
+        model: the trained model (the object that was given, trained in place).
+        summary: the run's summary (``summary.json``'s keys), with ``signal`` set when SIGINT
+            or SIGTERM stopped it early.
+    """
 
     run: Run
     model: nn.Module
@@ -117,19 +122,44 @@ def fit(
             flag ``held_out_test`` in the run's ``data.npz``, and evaluating ``test``
             (``tvo eval RUN``, ``eval_split="test"``) is refused with a message saying so.
         objective: an objective (``tvo.TVO(K=5, schedule="moments")``, ``tvo.VIMCO()``…) or
-            its name. An adaptive schedule advances by itself.
+            its name (``"tvo"``, ``"vimco"``…: ``tvo train --objective``). An adaptive
+            schedule advances by itself.
         out: the run folder (default ``runs/OBJECTIVE-TIME``); an existing run needs
             ``resume`` (continue it, to a larger ``steps`` or ``epochs`` if given; every other
             setting must be the run's own) or ``overwrite``.
-        eval_split: the split evaluated during training (default ``valid``).
+        num_particles: particles ``S`` per data point at each training step (``tvo train
+            -S``; at least 2).
+        batch_size: data points per training step, drawn with replacement.
+        lr: the learning rate of Adam, over every parameter (the model's and the guide's).
+        steps: training steps (optimiser updates); ``None``: 10,000 unless ``epochs`` is
+            given. With ``resume``, a larger length to extend the run to.
+        epochs: training length in passes over the training data (``steps = epochs · N /
+            batch_size``, rounded up), instead of ``steps``.
+        seed: the run's seed: the model's initialisation and every random generator of
+            training (data order, binarisation, particles) and evaluation.
+        device: ``"auto"`` (CUDA where torch sees it, else the CPU), ``"cpu"`` or ``"cuda"``.
+        eval_every: steps between evaluations during training (and at the last step).
+        eval_particles: particles per data point at those evaluations.
+        eval_images: data points evaluated then: the first ones of ``eval_split``.
+        eval_split: the split evaluated during training (``train``, ``valid`` or ``test``;
+            default ``valid``).
+        log_every: steps between rows of ``metrics.csv`` (and TensorBoard scalars).
+        checkpoint_every: steps between checkpoints (and at the last step); the last two
+            are kept, for an exact resume.
+        nonfinite: what a step whose loss or gradient is not finite does: ``"skip"`` (not
+            applied, counted; 100 in a row stop training) or ``"stop"``.
+        compile: trace the training step with ``torch.compile`` (fixed partitions only).
+        model_args: keyword arguments of the model's class or factory, for a model given
+            by name (not for a model object).
+        resume: continue the run in ``out`` from its last checkpoint.
+        overwrite: replace the run already in ``out``.
         quiet: no progress bar and nothing printed (a run stopped by a signal says so in the
             returned summary's ``signal``).
 
-    The other settings are ``tvo train``'s (``num_particles`` is its ``particles``); ``steps``
-    defaults to 10,000 unless ``epochs`` is given.
-
-    Returns a ``Fit``. Bad settings raise ``ValueError`` (``ConfigError``, ``DataError``,
-    ``ModelError``) naming them before anything is written.
+    Returns:
+        A ``Fit``: the run, the trained model and the summary. Bad settings raise
+        ``ValueError`` (``ConfigError``, ``DataError``, ``ModelError``) naming them before
+        anything is written.
     """
     model_settings, instance = _model_settings(model, model_args)
     data_settings, dataset = _data_settings(data)
@@ -216,7 +246,12 @@ def continued(
 def load(run: str | Path | Run, model: nn.Module | None = None) -> Trained:
     """A trained run's model (in eval mode), ready for ``sample``, ``tvo.estimate`` or more
     training, with its settings (``.config``), the partition it trained with (``.partition``),
-    its data (``.dataset``) and the checkpoint's step (``.step``). ``model``: an instance to
-    load the parameters into, for a model whose class cannot be imported here."""
+    its data (``.dataset``) and the checkpoint's step (``.step``).
+
+    Args:
+        run: the run folder (a path or a ``Run``).
+        model: an instance to load the parameters into, for a model whose class cannot be
+            imported here (``None``: the run's own model).
+    """
     run = run if isinstance(run, Run) else Run.open(run)
     return load_trained(run, model=model)

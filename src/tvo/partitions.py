@@ -61,6 +61,11 @@ def partition(
     ``K`` is either the number of intervals (then ``schedule`` and ``beta1`` say where the points
     go) or a user-given sequence of points, which is validated and returned as it is.
 
+    Args:
+        K: the number of intervals, or the points ``0 = β_0 < … < β_K = 1`` themselves.
+        schedule: ``"log"`` (``β_1 = beta1``, then log-spaced to 1) or ``"linear"``.
+        beta1: the first point after 0 of the log schedule, in ``(0, 1)``.
+
     >>> partition(3, "linear")
     tensor([0.0000, 0.3333, 0.6667, 1.0000], dtype=torch.float64)
 

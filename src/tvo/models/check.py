@@ -153,7 +153,14 @@ def _check_distributions(model: Model, x: Tensor, num_particles: int) -> None:
 def check_model(model, x: Tensor, num_particles: int = 3) -> None:
     """Check ``model`` against the protocol on the batch ``x`` ``[B, D]``; raise
     ``ModelError`` (a ``ValueError``) naming the first problem and its
-    fix. Draws ``num_particles`` particles (and as many model samples) without gradients."""
+    fix. Draws ``num_particles`` particles (and as many model samples) without gradients.
+
+    Args:
+        model (GenerativeModel): a ``tvo.Model`` or an object with the four methods of the
+            protocol (``has_rsample`` optional).
+        x: a batch of data, ``[B, D]``, as training gives it.
+        num_particles: particles (and model samples) drawn for the check.
+    """
     name = type(model).__name__
     if not isinstance(x, Tensor) or x.dim() < 2:
         shape = list(x.shape) if isinstance(x, Tensor) else type(x).__name__
