@@ -3,6 +3,7 @@ adaptive schedules, exact extension, evaluation from the command line), real-val
 mistakes stopped before anything is written."""
 
 import json
+import sys
 
 import pytest
 import torch
@@ -159,3 +160,28 @@ def test_quiet_prints_nothing(tmp_path, capsys):
     """Issue 24, item 9: ``quiet=True`` printed a line at each evaluation."""
     tvo.fit(SBN(), binary_data(), "elbo", out=tmp_path / "run", steps=20, **FAST)
     assert capsys.readouterr() == ("", "")
+
+
+def test_a_model_class_from_a_module_beside_the_script_evaluates_from_the_command_line(
+    tmp_path, monkeypatch, capsys
+):
+    """What the README promises (issue 24, more of item 4's kind): a class in ``mymodels.py``
+    beside the script works with ``tvo eval`` from the ``tvo`` command, whose import path does
+    not hold the current folder, and from another folder (the run records the class's file)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "mymodels.py").write_text(
+        "from tests.helpers import TinySBN\n\nclass Mine(TinySBN):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(project))
+    import mymodels
+
+    data = {"train": binary_data(300, 8), "test": binary_data(50, 8)}
+    run = tvo.fit(mymodels.Mine(), data, "elbo", out=tmp_path / "run", steps=20, **FAST).run
+    assert run.config.model_source == str(project / "mymodels.py")
+    monkeypatch.delitem(sys.modules, "mymodels")
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(project)])
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["eval", str(run.path), "--particles", "10", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["split"] == "test"

@@ -23,6 +23,7 @@ from tvo.data import load as load_data
 from tvo.models import ModelError
 from tvo.models import create as create_model
 from tvo.models.check import check_model, observation_support
+from tvo.models.user import import_class_module
 from tvo.objectives import Objective, objective_class
 from tvo.partitions import Schedule, partition
 from tvo.runs import Run, RunError
@@ -124,7 +125,9 @@ def build_run(run: Run, device: torch.device | None = None, model=None) -> Setup
     """``build`` for a run folder: with the model (``model.pt``) and data (``data.npz``) a
     run given them by ``tvo.fit`` keeps, else from its settings; ``model`` instead of
     either."""
-    model = model if model is not None else run.saved_model()
+    if model is None:
+        import_class_module(run.config.model, run.config.model_source)  # for model.pt
+        model = run.saved_model()
     return build(run.config, device, model=model, data=run.data_source())
 
 

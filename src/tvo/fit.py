@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import pickle
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from tvo.build import Setup, Trained, build, load_trained
 from tvo.config import ConfigError, TrainConfig, differences, resolve
 from tvo.data import Dataset, from_arrays
 from tvo.data.datasets import HELD_OUT_TEST
+from tvo.models.user import import_class_module
 from tvo.objectives import Objective
 from tvo.runs import RUN_DATA, Run
 
@@ -57,7 +59,9 @@ def _model_settings(model, model_args) -> tuple[dict, nn.Module | None]:
         if model_args is not None:
             raise ConfigError("model_args are for a model given by name, not a model object")
         cls = type(model)
-        return {"model": f"{cls.__module__}:{cls.__qualname__}"}, model
+        file = getattr(sys.modules.get(cls.__module__), "__file__", None)
+        source = str(Path(file).resolve()) if file and cls.__module__ != "__main__" else None
+        return {"model": f"{cls.__module__}:{cls.__qualname__}", "model_source": source}, model
     if isinstance(model, str):
         return {"model": model, "model_args": model_args}, None
     raise ConfigError(
@@ -179,6 +183,8 @@ def fit(
     if resume:
         run = Run.open(out)
         config = continued(run, config, steps, epochs)
+        if instance is None:
+            import_class_module(run.config.model, run.config.model_source)  # for model.pt
         setup = build(config, model=instance if instance is not None else run.saved_model(),
                       data=dataset if dataset is not None else run.data_source())  # fmt: skip
     else:

@@ -120,6 +120,20 @@ def load_spec(spec: str, source: str | None = None):
     return target
 
 
+def import_class_module(spec: str, source: str | None) -> None:
+    """Import the module of a model object's class (``spec`` is ``module:Name``), so that
+    unpickling the object finds it: from the current folder, else from beside the file a run
+    recorded (``source``). Nothing if it is imported already or cannot be: unpickling then
+    says what it could not import."""
+    module = str(spec).rpartition(":")[0]
+    if not module or module.endswith(".py") or module == "__main__" or module in sys.modules:
+        return
+    try:
+        _import_module(module, source)
+    except ModelError:
+        pass
+
+
 def source_of(spec: str) -> str | None:
     """The file that defines the model ``spec`` names (recorded by a run), if any."""
     target = load_spec(spec)
