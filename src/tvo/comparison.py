@@ -35,9 +35,20 @@ PAIRED, WELCH = "paired t", "Welch t"
 
 @dataclass(frozen=True)
 class Difference:
-    """``Δ = A − B`` over seeds: ``test`` is ``PAIRED`` (``sizes = (pairs,)``) or
-    ``WELCH`` (``sizes = (n_a, n_b)``); ``se`` its standard error, ``df`` the degrees of
-    freedom, ``low``/``high`` the interval at ``level``, ``p`` the two-sided p-value."""
+    """``Δ = A − B`` over seeds.
+
+    Attributes:
+        test: ``PAIRED`` or ``WELCH``.
+        mean: the estimate of ``Δ``.
+        se: its standard error.
+        df: the degrees of freedom of the t distribution.
+        sizes: ``(pairs,)`` (paired) or ``(n_a, n_b)`` (Welch).
+        low: the interval's lower end.
+        high: the interval's upper end.
+        level: the interval's confidence level.
+        t: the t statistic ``mean / se``.
+        p: the two-sided p-value.
+    """
 
     test: str
     mean: float
@@ -69,7 +80,13 @@ def _finish(test: str, mean: float, se: float, df: float, sizes, level: float) -
 
 
 def paired(a: dict, b: dict, level: float = 0.95) -> Difference:
-    """The paired difference over the seeds ``a`` and ``b`` share (at least two)."""
+    """The paired difference over the seeds ``a`` and ``b`` share (at least two).
+
+    Args:
+        a: setting A's value per seed.
+        b: setting B's value per seed.
+        level: the confidence level of the interval.
+    """
     shared = [seed for seed in a if seed in b]
     if len(shared) < 2:
         raise ValueError(f"a paired difference needs two shared seeds or more, got {shared}")
@@ -80,7 +97,13 @@ def paired(a: dict, b: dict, level: float = 0.95) -> Difference:
 
 
 def welch(a: dict, b: dict, level: float = 0.95) -> Difference:
-    """Welch's difference of the means of ``a`` and ``b`` (at least two seeds each)."""
+    """Welch's difference of the means of ``a`` and ``b`` (at least two seeds each).
+
+    Args:
+        a: setting A's value per seed.
+        b: setting B's value per seed.
+        level: the confidence level of the interval.
+    """
     if len(a) < 2 or len(b) < 2:
         raise ValueError(f"Welch's test needs two seeds or more on each side, got {len(a)} and "
                          f"{len(b)}")  # fmt: skip
@@ -96,7 +119,13 @@ def welch(a: dict, b: dict, level: float = 0.95) -> Difference:
 def difference(a: dict, b: dict, level: float = 0.95) -> Difference | None:
     """``A − B`` by ``paired`` where they share two seeds or more, else by ``welch``
     where each has two seeds or more; ``None`` where neither is possible. ``a`` and ``b`` map a
-    seed to its value."""
+    seed to its value.
+
+    Args:
+        a: setting A's value per seed.
+        b: setting B's value per seed.
+        level: the confidence level of the interval.
+    """
     if sum(seed in b for seed in a) >= 2:
         return paired(a, b, level)
     if len(a) >= 2 and len(b) >= 2:

@@ -21,7 +21,12 @@ from torch import Tensor
 
 def logmeanexp(a: Tensor, dim: int = 0) -> Tensor:
     """``log (1/S) Σ_s exp(a_s)`` along ``dim``: the importance-weighted bound ``L̂`` for
-    ``a = ℓ``. ``[S, B] → [B]``."""
+    ``a = ℓ``. ``[S, B] → [B]``.
+
+    Args:
+        a: the values, e.g. log-weights ``ℓ`` ``[S, B]``.
+        dim: the dimension to reduce (the particles').
+    """
     return torch.logsumexp(a, dim=dim) - math.log(a.shape[dim])
 
 
@@ -30,6 +35,10 @@ def normalized_weights(log_weight: Tensor, beta: float | Tensor = 1.0) -> Tensor
 
     ``log_weight`` is ``[S, B]``; ``beta`` a scalar or a ``[K, 1, 1]`` tensor, giving ``[S, B]``
     or ``[K, S, B]``. The softmax is over the particle axis (``-2``).
+
+    Args:
+        log_weight: the log-weights ``ℓ = log p(x, z) − log q(z | x)``, ``[S, B]``.
+        beta: the power ``β``: a number, or ``[K, 1, 1]`` for several at once.
     """
     return torch.softmax(beta * log_weight, dim=-2)
 
@@ -38,6 +47,9 @@ def effective_sample_size(log_weight: Tensor) -> Tensor:
     """Kish's effective sample size ``1 / Σ_s w̄_s²`` of the importance weights, ``[S, B] → [B]``.
 
     Computed as ``exp(2 logsumexp ℓ − logsumexp 2ℓ)``, which never exponentiates a raw ``ℓ``.
+
+    Args:
+        log_weight: the log-weights ``ℓ``, ``[S, B]``.
     """
     return torch.exp(2 * torch.logsumexp(log_weight, 0) - torch.logsumexp(2 * log_weight, 0))
 
@@ -98,6 +110,10 @@ def integrand_terms(log_weight: Tensor, beta: Tensor) -> WeightedMean:
 
     ``log_weight`` ``ℓ`` is ``[S, B]``, ``beta`` ``[K]``; both fields come back ``[K, B]``.
     At ``β = 1`` the normaliser minus ``log S`` is ``log p̂(x)``.
+
+    Args:
+        log_weight: the log-weights ``ℓ``, ``[S, B]``.
+        beta: the points ``β``, ``[K]``.
     """
     beta = beta.to(log_weight)
     return weighted_mean(beta[:, None, None] * log_weight, log_weight, dim=1)
@@ -106,5 +122,10 @@ def integrand_terms(log_weight: Tensor, beta: Tensor) -> WeightedMean:
 def integrand(log_weight: Tensor, beta: Tensor) -> Tensor:
     """The self-normalised TVO integrand ``ĝ(β_k) = Σ_s softmax_s(β_k ℓ)_s ℓ_s``, ``[K, B]``, from
     ``[S, B]`` log-weights at the ``[K]`` points ``beta``. Non-decreasing in ``β`` (it is the mean
-    of ``ℓ`` under the tilted weights, whose derivative in ``β`` is their variance)."""
+    of ``ℓ`` under the tilted weights, whose derivative in ``β`` is their variance).
+
+    Args:
+        log_weight: the log-weights ``ℓ``, ``[S, B]``.
+        beta: the points ``β``, ``[K]``.
+    """
     return integrand_terms(log_weight, beta).mean

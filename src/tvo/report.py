@@ -132,7 +132,12 @@ def groups(sweep: Sweep, runs_dir: Path, experiment: str) -> dict[str, Group]:
 
 def find_setting(labels: list[str], wanted: str) -> str:
     """The label ``wanted`` names: itself, else the one label that contains it; a
-    ``ConfigError`` naming the labels otherwise."""
+    ``ConfigError`` naming the labels otherwise.
+
+    Args:
+        labels: the settings' labels.
+        wanted: the label, or a part of it.
+    """
     if wanted in labels:
         return wanted
     matches = [text for text in labels if wanted in text]
@@ -198,7 +203,13 @@ def table(found: dict[str, Group], standard_errors: bool = False) -> list[str]:
 
 def document(sweep: Sweep, runs_dir: Path, against: str | None = None) -> str:
     """The Markdown of every experiment's table; with ``against`` (a setting's label, or a
-    part of one only it contains), each setting's difference from it as well."""
+    part of one only it contains), each setting's difference from it as well.
+
+    Args:
+        sweep: the sweep file, loaded (``tvo.sweep.load``).
+        runs_dir: the folder of its runs.
+        against: a setting to difference every other one against, or ``None``.
+    """
     found_all = {e: groups(sweep, runs_dir, e) for e in sweep.experiments}
     if against is not None:
         named = [name for found in found_all.values() for name in found]
@@ -222,7 +233,11 @@ def document(sweep: Sweep, runs_dir: Path, against: str | None = None) -> str:
 
 def expand(paths) -> list[Run]:
     """Runs from paths: a run folder is itself, any other folder stands for the run folders in
-    it (a sweep's output), in name order. A folder with no runs is an error naming it."""
+    it (a sweep's output), in name order. A folder with no runs is an error naming it.
+
+    Args:
+        paths (Iterable[str | Path]): run folders, or folders of run folders.
+    """
     runs = []
     for path in map(Path, paths):
         if Run.is_run(path) or not path.is_dir():
@@ -237,7 +252,11 @@ def expand(paths) -> list[Run]:
 
 def test_result(run: Run) -> dict | None:
     """A run's test result: its sweep's ``final.json``, else the newest ``tvo eval`` of the test
-    split it kept (not a valid split's, nor BDMC's simulated points)."""
+    split it kept (not a valid split's, nor BDMC's simulated points).
+
+    Args:
+        run: the run.
+    """
     final = run.final()
     if final is not None:
         return final
@@ -247,7 +266,11 @@ def test_result(run: Run) -> dict | None:
 
 def unique(runs: list[Run]) -> tuple[list[Run], list[tuple[Run, Run]]]:
     """The runs with each setting and seed once (the first found), and the others as
-    ``(duplicate, the run it repeats)``: the same run in two sweeps' folders is not two seeds."""
+    ``(duplicate, the run it repeats)``: the same run in two sweeps' folders is not two seeds.
+
+    Args:
+        runs: the runs, in the order they were given.
+    """
     first: dict[tuple[str, int], Run] = {}
     kept, repeats = [], []
     for run in runs:
@@ -262,7 +285,11 @@ def unique(runs: list[Run]) -> tuple[list[Run], list[tuple[Run, Run]]]:
 
 def by_setting(runs: list[Run]) -> dict[str, list[Run]]:
     """Runs grouped by their setting (``setting``: the config without the seed), in order,
-    under ``labels``. Give ``unique`` runs: a repeated seed is counted as it comes."""
+    under ``labels``. Give ``unique`` runs: a repeated seed is counted as it comes.
+
+    Args:
+        runs: the runs (``unique`` ones).
+    """
     grouped: dict[str, list[Run]] = {}
     for run in runs:
         grouped.setdefault(_key(run.config), []).append(run)

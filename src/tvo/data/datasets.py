@@ -60,6 +60,19 @@ class Dataset:
 
     With ``dynamic`` binarisation the tensors hold grey levels and ``batch`` draws
     ``x ~ Bernoulli(pixels)`` afresh each time; otherwise they already hold 0/1.
+
+    Attributes:
+        name: the dataset's name.
+        train: the training data, ``[N, D]``.
+        valid: the validation data, ``[N_valid, D]``.
+        test: the test data, ``[N_test, D]`` (the validation data where ``held_out_test`` is
+            ``False``).
+        dynamic: whether ``batch`` binarises afresh at every draw.
+        source: where the data came from (a file, a wheel, the arrays given to ``tvo.fit``).
+        checksum: the SHA-256 of the arrays.
+        cache: the cache file, if any.
+        notes: how the splits were made.
+        held_out_test: whether ``test`` holds data of its own.
     """
 
     name: str
@@ -74,6 +87,11 @@ class Dataset:
     held_out_test: bool = True  # False: no test data were given, ``test`` is ``valid``
 
     def split(self, name: str) -> Tensor:
+        """The data of split ``name``, ``[N, D]``.
+
+        Args:
+            name: ``train``, ``valid`` or ``test``.
+        """
         if name not in SPLITS:
             raise DataError(f"unknown split {name!r}: expected one of {', '.join(SPLITS)}")
         return getattr(self, name)
@@ -81,7 +99,11 @@ class Dataset:
     def check_evaluable(self, split: str) -> None:
         """Refuse to evaluate ``test`` on a dataset without held-out test data (data given to
         ``tvo.fit`` without a test split, whose ``test`` is the validation data): a result
-        of it would pass the validation data off as a held-out test set."""
+        of it would pass the validation data off as a held-out test set.
+
+        Args:
+            split: the split about to be evaluated.
+        """
         if split == "test" and not self.held_out_test:
             raise DataError(
                 f"{self.name} has no held-out test split: no test data were given (to tvo.fit), "
@@ -91,13 +113,24 @@ class Dataset:
             )
 
     def batch(self, split: str, index: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """The images at ``index`` of ``split``, binarised afresh if the dataset is dynamic."""
+        """The images at ``index`` of ``split``, binarised afresh if the dataset is dynamic.
+
+        Args:
+            split: ``train``, ``valid`` or ``test``.
+            index: the indices, ``[B]``.
+            generator: the generator of the binarisation (``None``: torch's default).
+        """
         images = self.split(split)[index]
         return torch.bernoulli(images, generator=generator) if self.dynamic else images
 
     def sample_batch(self, batch_size: int, generator: torch.Generator) -> Tensor:
         """A training batch ``[batch_size, D]``: indices drawn uniformly with replacement, then
-        binarised if the dataset is dynamic, both from ``generator``."""
+        binarised if the dataset is dynamic, both from ``generator``.
+
+        Args:
+            batch_size: data points in the batch.
+            generator: the generator of the indices and the binarisation.
+        """
         index = torch.randint(len(self.train), (batch_size,), generator=generator,
                               device=self.train.device)  # fmt: skip
         return self.batch("train", index, generator=generator)
@@ -107,7 +140,13 @@ class Dataset:
     ) -> Tensor:
         """The first ``limit`` images of ``split`` (all of them for ``None``) as evaluations see
         them: binarised once, from ``generator`` (torch's default generator if ``None``), where
-        the dataset is dynamic."""
+        the dataset is dynamic.
+
+        Args:
+            split: ``train``, ``valid`` or ``test``.
+            limit: how many, from the first (``None``: all).
+            generator: the generator of the binarisation (``None``: torch's default).
+        """
         images = self.split(split)[:limit]
         return torch.bernoulli(images, generator=generator) if self.dynamic else images
 
@@ -124,7 +163,11 @@ class Dataset:
         """The dataset as a model whose observations take values in ``support`` sees it: for
         binary observations the values are checked to lie in ``[0, 1]`` and binarised afresh at
         every draw unless they are all 0/1; otherwise they are checked against ``support`` and
-        never binarised. Raises ``DataError`` naming the split and the values."""
+        never binarised. Raises ``DataError`` naming the split and the values.
+
+        Args:
+            support (torch.distributions.constraints.Constraint): the values one observation takes.
+        """
         binary = getattr(support, "base_constraint", support) is constraints.boolean
         dynamic = False
         for name in SPLITS:
@@ -149,7 +192,11 @@ class Dataset:
         return Dataset(**{**self.__dict__, "dynamic": dynamic})
 
     def to(self, device) -> Dataset:
-        """The same dataset with its tensors on ``device``."""
+        """The same dataset with its tensors on ``device``.
+
+        Args:
+            device (torch.device | str): the device.
+        """
         moved = {s: self.split(s).to(device) for s in SPLITS}
         return Dataset(**{**self.__dict__, **moved})
 
@@ -399,7 +446,13 @@ def from_arrays(splits, name: str = "arrays") -> Dataset:
     ``test`` the dataset has no held-out test split (``held_out_test`` is ``False``): its
     ``test`` is the validation data, and evaluating ``test`` is refused
     (``Dataset.check_evaluable``) rather than passing validation numbers off as test
-    numbers. Any finite real values, as ``user_arrays``."""
+    numbers. Any finite real values, as ``user_arrays``.
+
+    Args:
+        splits (Tensor | numpy.ndarray | dict): one ``[N, D]`` tensor or array of training data,
+            or a dict of ``train`` and optionally ``valid`` and ``test``.
+        name: the dataset's name, in messages and ``describe()``.
+    """
     if not isinstance(splits, dict):
         splits = {"train": splits}
     unknown = sorted(set(splits) - set(SPLITS))
@@ -451,6 +504,12 @@ def load(
     ``root`` points a dataset at local files: the folder of the ``.amat`` files for
     ``binarized-mnist``, of the IDX files for ``fashion-mnist``, ``chardata.mat`` for
     ``omniglot``.
+
+    Args:
+        name: a dataset's name (``binarized-mnist``, ``mnist``, ``fashion-mnist``,
+            ``omniglot``) or the path of a ``.npz``/``.npy`` file.
+        root: the folder (or file) of the dataset's local files, where it takes them.
+        support: the values one observation takes (``None``: the values as they are).
     """
     if str(name).endswith((".npz", ".npy")):
         dataset = user_arrays(name)

@@ -39,6 +39,11 @@ def exact_integrand(model, x: Tensor, beta) -> Tensor:
     """``g(β) = E_{π_β}[ℓ]`` for each ``β``, ``[len(β), B]``, by enumeration.
 
     ``π_β(z) = softmax_z(β log p(x, z) + (1 − β) log q(z | x))``; differentiable in θ and φ.
+
+    Args:
+        model (GenerativeModel): a model with ``enumerate_latents()``.
+        x: the data, ``[B, D]``.
+        beta (float | Sequence[float] | Tensor): the points ``β``.
     """
     log_p, log_q = exact_log_weights(model, x)
     beta = torch.as_tensor(beta, dtype=log_p.dtype, device=log_p.device).reshape(-1, 1, 1)

@@ -29,7 +29,11 @@ from tvo.models.user import ModelError
 
 
 def observation_support(model) -> constraints.Constraint:
-    """The support of one observation's values under ``model``'s likelihood."""
+    """The support of one observation's values under ``model``'s likelihood.
+
+    Args:
+        model (GenerativeModel): the model.
+    """
     declared = getattr(model, "observation_support", None)
     if declared is not None:
         return declared
