@@ -107,6 +107,9 @@ def validate(points: Sequence[float] | Tensor) -> Tensor:
 
     Valid: one dimension, at least two points, finite, first point 0, last point 1, strictly
     increasing. Anything else raises ``ValueError`` naming the offending value.
+
+    Args:
+        points: the partition's points ``β_0 … β_K``.
     """
     try:
         beta = torch.as_tensor(points, dtype=torch.float64).detach().cpu()
@@ -157,7 +160,12 @@ def invert_integrand(g: Callable[[Tensor], Tensor], K: int, iterations: int = 60
 
 def moments(log_weight: Tensor, K: int) -> Tensor:
     """The moments partition from ``[S, B]`` log-weights: ``ĝ(β)`` (``tvo.ops.integrand``) is
-    averaged over the batch, in float64."""
+    averaged over the batch, in float64.
+
+    Args:
+        log_weight: the log-weights ``ℓ`` of a step, ``[S, B]``.
+        K: the number of intervals.
+    """
     ell = log_weight.detach().to(torch.float64)
     return invert_integrand(lambda beta: integrand(ell, beta).mean(1).cpu(), K)
 
@@ -167,6 +175,10 @@ def integration_weights(partition: Tensor, integration: str = "left") -> Tensor:
 
     left: ``m_k = Δ_{k+1}`` for ``k < K``, ``m_K = 0`` (a lower bound); right: ``m_0 = 0``,
     ``m_k = Δ_k`` (an upper bound); trapz: their average (not a bound).
+
+    Args:
+        partition: the points ``β`` ``[K + 1]``.
+        integration: ``"left"``, ``"right"`` or ``"trapz"``.
     """
     if integration not in INTEGRATIONS:
         raise ValueError(
@@ -181,7 +193,13 @@ def integration_weights(partition: Tensor, integration: str = "left") -> Tensor:
 
 def riemann_sum(values: Tensor, partition: Tensor, integration: str = "left") -> Tensor:
     """``Σ_k m_k g(β_k)`` for ``values`` ``g(β_k)`` ``[K + 1, …]`` at the points of ``partition``:
-    ``TVO_L`` (left) or ``TVO_U`` (right) when ``g`` is the integrand. Returns ``[…]``."""
+    ``TVO_L`` (left) or ``TVO_U`` (right) when ``g`` is the integrand. Returns ``[…]``.
+
+    Args:
+        values: ``g(β_k)`` at each point, ``[K + 1, …]``.
+        partition: the points ``β`` ``[K + 1]``.
+        integration: ``"left"``, ``"right"`` or ``"trapz"``.
+    """
     weights = integration_weights(partition.to(values), integration)
     return torch.tensordot(weights, values, dims=1)
 
@@ -217,7 +235,11 @@ class FixedState(NamedTuple):
 
 
 class Fixed:
-    """A partition that never moves: ``Fixed(partition(5, "log", 0.1))``."""
+    """A partition that never moves: ``Fixed(partition(5, "log", 0.1))``.
+
+    Args:
+        points: the partition's points (checked by ``validate``).
+    """
 
     adaptive = False
 
@@ -232,12 +254,30 @@ class Fixed:
         return FixedState(self.partition)
 
     def update(self, state: FixedState, log_weight: Tensor) -> FixedState:
+        """The same state: a fixed partition never moves.
+
+        Args:
+            state: the schedule's state.
+            log_weight: the step's log-weights ``[S, B]`` (unused).
+        """
         return state
 
     def state_dict(self, state: FixedState) -> None:
+        """Nothing to keep besides the partition: ``None``.
+
+        Args:
+            state: the schedule's state.
+        """
         return None
 
     def load_state_dict(self, partition, saved, step: int) -> FixedState:
+        """The state of a checkpoint's partition.
+
+        Args:
+            partition (Tensor): the partition the checkpoint stored.
+            saved (None): what ``state_dict`` gave (``None``).
+            step: the checkpoint's step (unused).
+        """
         return FixedState(validate(partition))
 
     def __repr__(self) -> str:
@@ -251,7 +291,13 @@ class MomentsState(NamedTuple):
 
 class Moments:
     """The moments schedule: starts from the log schedule of ``beta1``; at every ``every``-th
-    update the partition moves to ``moments`` of that step's log-weights."""
+    update the partition moves to ``moments`` of that step's log-weights.
+
+    Args:
+        K: the number of intervals.
+        beta1: the first point after 0 of the starting log schedule.
+        every: updates between moves.
+    """
 
     adaptive = True
 
@@ -265,16 +311,35 @@ class Moments:
         return MomentsState(self.start, 0)
 
     def update(self, state: MomentsState, log_weight: Tensor) -> MomentsState:
+        """Count the update; at every ``every``-th, move to ``moments(log_weight, K)``.
+
+        Args:
+            state: the schedule's state.
+            log_weight: the step's log-weights ``[S, B]``.
+        """
         count = state.count + 1
         if count < self.every:
             return MomentsState(state.partition, count)
         return MomentsState(moments(log_weight, self.K), 0)
 
     def state_dict(self, state: MomentsState) -> dict:
+        """What a checkpoint keeps besides the partition: the count of updates.
+
+        Args:
+            state: the schedule's state.
+        """
         return {"count": state.count}
 
     def load_state_dict(self, partition, saved: dict | None, step: int) -> MomentsState:
         # checkpoints written before the schedule had a state moved at steps divisible by every
+        """The state a checkpoint stored.
+
+        Args:
+            partition (Tensor): the partition the checkpoint stored.
+            saved: what ``state_dict`` gave (``None`` for checkpoints of older versions).
+            step: the checkpoint's step (for older checkpoints the count is
+                ``step % every``).
+        """
         count = saved["count"] if saved is not None else step % self.every
         return MomentsState(validate(partition), count)
 
@@ -287,7 +352,15 @@ def schedule(
 ) -> Schedule:
     """The schedule called ``name`` (``log``, ``linear``, ``moments`` or ``gp-bandit``) for ``K``
     intervals; ``beta1`` for those that start from the log schedule, ``every`` (updates between
-    moves) and ``seed`` for the adaptive ones."""
+    moves) and ``seed`` for the adaptive ones.
+
+    Args:
+        name: ``log``, ``linear``, ``moments`` or ``gp-bandit``.
+        K: the number of intervals.
+        beta1: the first point after 0 of the log schedule (the start of the adaptive ones).
+        every: updates between moves of an adaptive schedule.
+        seed: the seed of ``gp-bandit``'s proposals.
+    """
     if name in SCHEDULES:
         return Fixed(partition(K, name, beta1))
     if name == "moments":

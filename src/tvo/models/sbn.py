@@ -168,7 +168,11 @@ class SBN(nn.Module):
         """The pixels as the inference network's first layer sees them: ``2x − 1`` (``signed``)
         or ``(x − mean + 1) / 2`` (``reference``). The second is ``(2x − 1) / 4 + (3/4 − mean/2)``,
         an affine map of the first, so a first encoder layer ``W u + b`` of the reference model
-        equals ``(W / 4) (2x − 1) + b + W (3/4 − mean/2)`` of the signed one."""
+        equals ``(W / 4) (2x − 1) + b + W (3/4 − mean/2)`` of the signed one.
+
+        Args:
+            x: the data, ``[B, pixels]``.
+        """
         if self.encoder_input == "reference":
             return (x - self.input_mean + 1) / 2
         return signed(x)
@@ -209,6 +213,10 @@ class SBN(nn.Module):
         pixel of every particle. In training its extra backward products cost more than the
         one elementwise pass it saves at small ``S`` (benchmarks/RESULTS.md), so training uses
         the direct form.
+
+        Args:
+            x: the data, ``[B, pixels]``.
+            z1: the bottom layer's units, ``[*, B, latents[0]]``.
         """
         decoder = self.decoders[0]
         if torch.is_grad_enabled():

@@ -30,7 +30,13 @@ def binary_grid(n: int) -> Tensor:
 
 class DiscreteToy(Model):
     """``z ∈ {0,1}^d ~ Bernoulli(σ(a))``, ``x ∈ {0,1}^D | z ~ Bernoulli(σ(W z + b))``,
-    ``q(z | x) = Bernoulli(σ(A x + c))``, all factorised. Parameters drawn from ``seed``."""
+    ``q(z | x) = Bernoulli(σ(A x + c))``, all factorised. Parameters drawn from ``seed``.
+
+    Args:
+        num_latents: binary latent units ``d`` (``2^d`` values to enumerate).
+        num_observed: binary observed units ``D``.
+        seed: the seed of the parameters' initial values.
+    """
 
     has_rsample = False
 
@@ -68,6 +74,11 @@ class LinearGaussian(Model):
     θ = (W, b, log σ), φ = (A, c, log s). Closed forms: ``marginal``, ``posterior``,
     ``exact_elbo``, ``exact_kl_posterior_guide``, ``exact_integrand``, all
     differentiable.
+
+    Args:
+        latent_dim: latent dimensions ``d``.
+        obs_dim: observed dimensions ``D``.
+        seed: the seed of the parameters' initial values.
     """
 
     has_rsample = True
@@ -102,7 +113,11 @@ class LinearGaussian(Model):
         return MultivariateNormal(self.bias, covariance)
 
     def posterior(self, x: Tensor) -> MultivariateNormal:
-        """``p(z | x) = N(Σ Wᵀ (x − b) / σ², Σ)`` with ``Σ = (I + Wᵀ W / σ²)⁻¹``, batch ``[B]``."""
+        """``p(z | x) = N(Σ Wᵀ (x − b) / σ², Σ)`` with ``Σ = (I + Wᵀ W / σ²)⁻¹``, batch ``[B]``.
+
+        Args:
+            x: the data, ``[B, D]``.
+        """
         precision_noise = self.log_sigma.exp() ** -2
         eye = torch.eye(self.latent_dim, dtype=self.weight.dtype, device=self.weight.device)
         covariance = torch.linalg.inv(eye + precision_noise * self.weight.T @ self.weight)
@@ -110,7 +125,11 @@ class LinearGaussian(Model):
         return MultivariateNormal(mean, covariance)
 
     def exact_elbo(self, x: Tensor) -> Tensor:
-        """``E_q[log p(x, z) − log q(z | x)]`` in closed form, ``[B]``."""
+        """``E_q[log p(x, z) − log q(z | x)]`` in closed form, ``[B]``.
+
+        Args:
+            x: the data, ``[B, D]``.
+        """
         q = self.guide(x)
         mean, var = q.mean, q.variance  # [B, d]
         sigma2 = self.log_sigma.exp() ** 2
@@ -128,7 +147,11 @@ class LinearGaussian(Model):
         return expected_log_likelihood + expected_log_prior + q.entropy()
 
     def exact_kl_posterior_guide(self, x: Tensor) -> Tensor:
-        """``KL(p(z | x) ‖ q(z | x))``, ``[B]``: what wake-φ and sleep-φ descend."""
+        """``KL(p(z | x) ‖ q(z | x))``, ``[B]``: what wake-φ and sleep-φ descend.
+
+        Args:
+            x: the data, ``[B, D]``.
+        """
         q = self.guide(x)
         q_full = MultivariateNormal(q.mean, scale_tril=torch.diag_embed(q.stddev))
         return torch.distributions.kl_divergence(self.posterior(x), q_full)
@@ -140,6 +163,10 @@ class LinearGaussian(Model):
         ``Λ_β⁻¹ ((1−β) Λ_q μ_q + β Λ_p μ_p)``. With ``log p(x, z) = log p(x) + log p(z | x)``,
         ``g(β) = log p(x) + E_{π_β}[log p(z | x)] − E_{π_β}[log q(z | x)]``, each expectation of a
         Gaussian log-density under a Gaussian.
+
+        Args:
+            x: the data, ``[B, D]``.
+            beta: the point ``β`` in ``[0, 1]``.
         """
         beta = torch.as_tensor(beta, dtype=x.dtype, device=x.device)
         q, post = self.guide(x), self.posterior(x)

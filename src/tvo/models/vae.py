@@ -21,7 +21,14 @@ from tvo.models.sbn import bernoulli, bernoulli_log_prob, mlp, output_bias
 
 
 class GaussianVAE(Model):
-    """Gaussian latents (``latents`` of them) over binary pixels, tanh MLPs of ``hidden`` units."""
+    """Gaussian latents (``latents`` of them) over binary pixels, tanh MLPs of ``hidden`` units.
+
+    Args:
+        latents: Gaussian latent units.
+        pixels: binary observed units.
+        hidden: tanh units of each hidden layer of the encoder and the decoder.
+        data_mean: the mean training image ``[pixels]``, to initialise the output bias.
+    """
 
     has_rsample = True
 
