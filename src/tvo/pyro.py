@@ -205,7 +205,14 @@ def log_weights(
     """``LogWeights`` of one model and guide run (traces pruned of subsample sites),
     ``[S, B]`` with ``S`` along ``particle_dim`` (``None``: one particle, ``S = 1``).
     ``detached``: the guide was run with every particle detached (score sampling), so all of
-    ``log q`` goes to ``log_q_score``."""
+    ``log q`` goes to ``log_q_score``.
+
+    Args:
+        model_trace (pyro.poutine.Trace): the model's trace.
+        guide_trace (pyro.poutine.Trace): the guide's trace.
+        particle_dim: the dimension of the particles' plate (``None``: one particle).
+        detached: every particle was detached.
+    """
     data_plate = find_data_plate(model_trace, guide_trace)
     scale, data_dim = 1.0, None
     if data_plate is not None:
@@ -429,11 +436,19 @@ class _FamilyELBO(ELBO):
 
     def choose(self, all_rsample: bool) -> str:
         """The sampling mode (one of ``SAMPLINGS``) for a guide whose latent sites all have
-        ``rsample`` (``all_rsample``) or not."""
+        ``rsample`` (``all_rsample``) or not.
+
+        Args:
+            all_rsample: whether every latent site of the guide has ``rsample``.
+        """
         raise NotImplementedError
 
     def terms(self, *tensors: Tensor) -> Terms:
-        """The pure function of ``tvo.functional`` on the tensors."""
+        """The pure function of ``tvo.functional`` on the tensors.
+
+        Args:
+            *tensors: the tensors of the sampling mode, each ``[S, B]``.
+        """
         raise NotImplementedError
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> Tensor:
@@ -496,6 +511,7 @@ class TVO_ELBO(_FamilyELBO):
         vectorize_particles: draw the particles in one run inside an outer plate (default), or
             in ``S`` runs in turn (``False``: for models whose structure depends on values).
         max_plate_nesting: as Pyro's; guessed from one run when not given.
+        retain_graph: as Pyro's ``ELBO`` (``None``: Pyro's default).
 
     Schedule state. The ELBO holds ``state`` (``schedule.init()``) and trains on
     ``state.partition``. ``loss_and_grads`` (each ``SVI.step``) advances it with that
@@ -567,7 +583,11 @@ class TVO_ELBO(_FamilyELBO):
                 "schedule": self.schedule.state_dict(self.state)}  # fmt: skip
 
     def load_state_dict(self, saved: dict) -> None:
-        """Restore a state saved by ``state_dict``."""
+        """Restore a state saved by ``state_dict``.
+
+        Args:
+            saved: what ``state_dict`` gave.
+        """
         self.state = self.schedule.load_state_dict(saved["partition"], saved["schedule"], 0)
 
     def __repr__(self) -> str:
@@ -583,6 +603,13 @@ class VIMCO_ELBO(_FamilyELBO):
     the others get VIMCO's score terms (every site reparameterisable: the IWAE's gradient; none:
     VIMCO as published); ``True``: demand that every guide site has ``rsample``; ``False``:
     score terms for every site. Other arguments as ``TVO_ELBO``.
+
+    Args:
+        num_particles: ``S ≥ 2`` particles per data point.
+        reparameterized: ``None``, ``True`` or ``False``, as above.
+        vectorize_particles: draw the particles in one run inside an outer plate.
+        max_plate_nesting: as Pyro's; guessed from one run when not given.
+        retain_graph: as Pyro's ``ELBO``.
     """
 
     min_particles = 2
@@ -613,7 +640,14 @@ class DReG_ELBO(_FamilyELBO):
     """The importance-weighted bound with the doubly reparameterised gradient (Tucker et al.,
     2019; ``tvo.functional.dreg``); every guide site needs ``rsample``. θ gets the IWAE
     gradient, φ ``Σ_s w̄_s² (∂ℓ_s/∂z_s)(∂z_s/∂φ)`` without the score term (at ``S = 1`` the
-    "sticking the landing" ELBO gradient). The model and guide run twice per step."""
+    "sticking the landing" ELBO gradient). The model and guide run twice per step.
+
+    Args:
+        num_particles: ``S`` particles per data point.
+        vectorize_particles: draw the particles in one run inside an outer plate.
+        max_plate_nesting: as Pyro's; guessed from one run when not given.
+        retain_graph: as Pyro's ``ELBO``.
+    """
 
     min_particles = 1
 

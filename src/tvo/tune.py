@@ -60,7 +60,12 @@ SETTINGS = sorted(set(FIELDS) - {"model_source"})  # what a Tune config may set
 def settings(config: dict, base: dict | None = None) -> TrainConfig:
     """The run's settings: ``base`` overridden by Tune's ``config`` (both dicts of tvo setting
     names, ``preset`` included), resolved as ``tvo train`` resolves its flags. An unknown name
-    or a value that cannot work is a ``ConfigError`` naming it."""
+    or a value that cannot work is a ``ConfigError`` naming it.
+
+    Args:
+        config: Tune's settings for the trial.
+        base: the settings every trial shares (``None``: none).
+    """
     merged = {**(base or {}), **config}
     check_keys(merged, SETTINGS, "Tune config")
     preset = merged.pop("preset", None)
@@ -71,7 +76,12 @@ def trainable(config: dict, base: dict | None = None) -> None:
     """Train one run with the settings ``base`` overridden by ``config`` (``settings``),
     reporting the metrics row of each evaluation to Tune with the run folder as its checkpoint;
     resume from ``ray.tune.get_checkpoint`` when Tune gives one. Call it through Tune
-    (``tune.Tuner(trainable, param_space=...)``), not directly."""
+    (``tune.Tuner(trainable, param_space=...)``), not directly.
+
+    Args:
+        config: Tune's settings for the trial.
+        base: the settings every trial shares (``None``: none).
+    """
     import torch
     from ray import tune
 
@@ -110,7 +120,12 @@ def trainable(config: dict, base: dict | None = None) -> None:
 
 def evaluation(run, step: int) -> dict:
     """The metrics row of the evaluation at ``step``, as ``metrics.csv`` holds it (its empty
-    cells left out)."""
+    cells left out).
+
+    Args:
+        run (Run): the run.
+        step: the evaluation's step.
+    """
     rows = [row for row in run.read_metrics() if row["step"] == step and row["log_px"] is not None]
     return {key: value for key, value in rows[-1].items() if value is not None}
 

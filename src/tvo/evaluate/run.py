@@ -64,7 +64,20 @@ def evaluate_model(
     binarised with ``seed`` where the dataset is dynamic), ``particles`` per image,
     ``images_per_pass`` images at a time (memory ``chunk_size × images_per_pass`` particles).
     Returns a JSON-ready dict with the split, the number of images and the seconds it took.
-    ``progress``: a progress bar over the passes, on a terminal."""
+    ``progress``: a progress bar over the passes, on a terminal.
+
+    Args:
+        model (GenerativeModel): the model.
+        dataset: its data.
+        split: ``train``, ``valid`` or ``test``.
+        particles: importance samples per data point.
+        limit: how many data points of the split, from the first (``None``: all).
+        partition: the points ``β`` of the TVO bounds (``None``: ``[0, 1]``).
+        chunk_size: particles drawn at a time (``None``: ``default_chunk_size``).
+        seed: the seed of the particles and the binarisation.
+        images_per_pass: data points per pass.
+        progress: show a progress bar over the passes.
+    """
     start = time.perf_counter()
     device = model_device(model)
     rows = (chunk_size or default_chunk_size(images_per_pass, device)) * images_per_pass
@@ -98,7 +111,18 @@ def evaluate_run(
     progress: bool = False,
 ) -> dict:
     """``evaluate_model`` of the run's last checkpoint, at the partition that checkpoint
-    trained with (``[0, 1]`` for objectives without one), which the result names."""
+    trained with (``[0, 1]`` for objectives without one), which the result names.
+
+    Args:
+        run: the run.
+        split: ``train``, ``valid`` or ``test``.
+        particles: importance samples per data point.
+        limit: how many data points of the split, from the first (``None``: all).
+        chunk_size: particles drawn at a time (``None``: ``default_chunk_size``).
+        seed: the seed of the particles and the binarisation.
+        images_per_pass: data points per pass.
+        progress: show a progress bar over the passes.
+    """
     trained = load_trained(run)
     bad = [name for name, p in trained.model.named_parameters() if not torch.isfinite(p).all()]
     if bad:

@@ -28,7 +28,16 @@ from tvo.sweep.worker import command
 def run(sweep: Sweep, out: str | Path, jobs: int | None = None, threads: int | None = None,
         quiet: bool = False, group: int = 1) -> int:  # fmt: skip
     """Run every unfinished run of ``sweep`` under ``out``, at most ``group`` runs to a worker;
-    returns the number of runs that did not finish."""
+    returns the number of runs that did not finish.
+
+    Args:
+        sweep: the sweep.
+        out: the runs' folder.
+        jobs: units of work at a time (``None``: the CPU cores).
+        threads: torch threads per unit (``None``: cores / jobs).
+        quiet: no progress bar.
+        group: the most runs trained together in one process.
+    """
     from tqdm import tqdm
 
     out = Path(out)

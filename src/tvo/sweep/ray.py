@@ -62,6 +62,16 @@ def run(sweep: Sweep, out: str | Path, jobs: int | None = None, threads: int | N
     initialised Ray, else starts one on this machine). ``threads``: CPUs and torch threads per
     task (default 1); ``gpus_per_task``: GPUs per task (0: CPU only; needed for runs whose
     ``device`` is ``cuda``); ``jobs``: units in flight at once (default: what the cluster holds).
+
+    Args:
+        sweep: the sweep.
+        out: the runs' folder, one every node sees.
+        jobs: units in flight at once (``None``: what the cluster holds).
+        threads: CPUs and torch threads per task (``None``: 1).
+        quiet: no progress bar.
+        group: the most runs trained together in one task.
+        address: the cluster (``auto``, ``HOST:PORT``, or ``None``).
+        gpus_per_task: GPUs per task.
     """
     ray = require_ray()
     from tqdm import tqdm
@@ -144,7 +154,13 @@ def run(sweep: Sweep, out: str | Path, jobs: int | None = None, threads: int | N
 
 def capacity(resources: dict, threads: int, gpus_per_task: float) -> int:
     """How many tasks of ``threads`` CPUs and ``gpus_per_task`` GPUs the cluster's
-    ``resources`` (``ray.cluster_resources()``) hold at once; an error when not one fits."""
+    ``resources`` (``ray.cluster_resources()``) hold at once; an error when not one fits.
+
+    Args:
+        resources: ``ray.cluster_resources()``.
+        threads: CPUs per task.
+        gpus_per_task: GPUs per task.
+    """
     slots = int(resources.get("CPU", 0) // threads)
     if gpus_per_task:
         slots = min(slots, int(resources.get("GPU", 0) // gpus_per_task))
@@ -161,7 +177,13 @@ def unit(folders: list[str], evaluation: dict, threads: int) -> dict:
     """One unit of work in a Ray worker: ``tvo.sweep.worker.work`` on ``folders`` with
     ``threads`` torch threads, its output appended to each run's ``sweep.log``. Returns
     ``{"code", "host", "lines"}``: the exit code of a worker (0: every run done), the node, and
-    the last lines of the output."""
+    the last lines of the output.
+
+    Args:
+        folders: the run folders of the unit.
+        evaluation: the sweep's ``[evaluation]`` table.
+        threads: torch threads.
+    """
     import torch
 
     from tvo.sweep.worker import work

@@ -21,7 +21,13 @@ from tvo.runs import Run
 def work(folders: list[Path], evaluation: dict, quiet: bool = True) -> int:
     """Train the runs in ``folders`` (one: ``tvo.train.train``; several:
     ``tvo.ensemble.train_group``) and write each one's ``final.json``. Returns 0 when every
-    run is done, 1 when one is not (interrupted, or it left its group: its message is printed)."""
+    run is done, 1 when one is not (interrupted, or it left its group: its message is printed).
+
+    Args:
+        folders: the run folders of the unit.
+        evaluation: the sweep's ``[evaluation]`` table.
+        quiet: no progress bars.
+    """
     from tvo.evaluate.run import evaluate_run
 
     runs = [Run.open(folder) for folder in folders]
