@@ -560,11 +560,21 @@ class TVO_ELBO(_FamilyELBO):
         return self.schedule.K
 
     def choose(self, all_rsample: bool) -> str:
+        """The sampling mode: ``doubly-reparameterized`` (the reparameterised TVO) or ``score``.
+
+        Args:
+            all_rsample: whether every latent site of the guide has ``rsample``.
+        """
         reparam = self.reparameterized is True or (self.reparameterized is None and all_rsample)
         self._estimator = self.reparam if reparam else self.covariance
         return "doubly-reparameterized" if reparam else "score"
 
     def terms(self, *tensors: Tensor) -> Terms:
+        """The TVO's terms at the state's partition.
+
+        Args:
+            *tensors: the tensors of the sampling mode, each ``[S, B]``.
+        """
         return self._estimator.terms(*tensors, partition=self.state.partition)
 
     def advance(self) -> None:
@@ -627,9 +637,20 @@ class VIMCO_ELBO(_FamilyELBO):
         self.reparameterized = reparameterized
 
     def choose(self, all_rsample: bool) -> str:
+        """The sampling mode: ``score`` when ``reparameterized`` is ``False``, else ``mixed``.
+
+        Args:
+            all_rsample: whether every latent site of the guide has ``rsample``.
+        """
         return "score" if self.reparameterized is False else "mixed"
 
     def terms(self, log_p: Tensor, log_q: Tensor) -> Terms:
+        """``tvo.functional.vimco``.
+
+        Args:
+            log_p: ``log p(x, z_s)``, ``[S, B]``.
+            log_q: ``log q(z_s | x)`` of the score sites, ``[S, B]``.
+        """
         return functional.vimco(log_p, log_q)
 
     def __repr__(self) -> str:
@@ -661,9 +682,20 @@ class DReG_ELBO(_FamilyELBO):
         super().__init__(num_particles, vectorize_particles, max_plate_nesting, retain_graph)
 
     def choose(self, all_rsample: bool) -> str:
+        """The sampling mode: ``doubly-reparameterized``.
+
+        Args:
+            all_rsample: whether every latent site of the guide has ``rsample``.
+        """
         return "doubly-reparameterized"
 
     def terms(self, log_p_theta: Tensor, log_weight: Tensor) -> Terms:
+        """``tvo.functional.dreg``.
+
+        Args:
+            log_p_theta: ``log p(x, sg(z_s))``, ``[S, B]``.
+            log_weight: ``ℓ_s`` with every parameter stopped, ``[S, B]``.
+        """
         return functional.dreg(log_p_theta, log_weight)
 
     def __repr__(self) -> str:

@@ -178,6 +178,13 @@ class SBN(nn.Module):
         return signed(x)
 
     def sample_guide(self, x: Tensor, num_particles: int, reparameterize: bool = False):
+        """``(z, log q(z | x))``: the layers' units bottom first, ``[S, B, units]``, and ``[S, B]``.
+
+        Args:
+            x: the data, ``[B, pixels]``.
+            num_particles: ``S``, the particles per data point.
+            reparameterize: must be ``False``: binary latents cannot be reparameterised.
+        """
         if reparameterize:
             raise ValueError("SBN has binary latents: they cannot be reparameterised")
         z, log_q = [], 0.0
@@ -192,6 +199,12 @@ class SBN(nn.Module):
         return tuple(z), log_q
 
     def log_guide(self, x: Tensor, z: Sequence[Tensor]) -> Tensor:
+        """``log q(z | x)``, ``[S, B]``.
+
+        Args:
+            x: the data, ``[B, pixels]``.
+            z: the layers' units, bottom first, each with leading dims ``[S, B]``.
+        """
         inputs = (self.guide_input(x), *map(signed, z[:-1]))
         return sum(
             bernoulli_log_prob(encoder(v), target)
@@ -199,6 +212,12 @@ class SBN(nn.Module):
         )
 
     def log_joint(self, x: Tensor, z: Sequence[Tensor]) -> Tensor:
+        """``log p(x, z)``, ``[S, B]``.
+
+        Args:
+            x: the data, ``[B, pixels]``.
+            z: the layers' units, bottom first, each with leading dims ``[S, B]``.
+        """
         log_p = bernoulli_log_prob(self.prior_logits, z[-1]) + self.log_likelihood(x, z[0])
         for decoder, above, target in zip(self.decoders[1:], z[1:], z[:-1]):
             log_p = log_p + bernoulli_log_prob(decoder(signed(above)), target)
@@ -230,6 +249,11 @@ class SBN(nn.Module):
 
     @torch.no_grad()
     def sample(self, num_samples: int):
+        """``(z, x)``: ancestral samples, the layers bottom first, ``[N, units]``, ``[N, pixels]``.
+
+        Args:
+            num_samples: ``N``.
+        """
         z = [bernoulli_sample(self.prior_logits, (num_samples,))]
         for decoder in reversed(self.decoders[1:]):
             z.insert(0, bernoulli_sample(decoder(signed(z[0]))))
@@ -238,7 +262,11 @@ class SBN(nn.Module):
 
     @torch.no_grad()
     def decode(self, z) -> Tensor:
-        """``E[x | z] = σ(f_0(±z_1))``, ``[*, pixels]``: for reconstructions."""
+        """``E[x | z] = σ(f_0(±z_1))``, ``[*, pixels]``: for reconstructions.
+
+        Args:
+            z (tuple[Tensor, ...]): the layers' units, bottom first.
+        """
         return torch.sigmoid(self.decoders[0](signed(z[0])))
 
     def enumerate_latents(self) -> tuple[Tensor, ...]:

@@ -55,9 +55,19 @@ class DiscreteToy(Model):
         return Independent(Bernoulli(logits=self.prior_logits), 1)
 
     def likelihood(self, z):
+        """``p(x | z)``, batch shape ``z``'s leading dims.
+
+        Args:
+            z (Tensor): latents with leading dims ``[S, B]`` (or ``[N]``).
+        """
         return Independent(Bernoulli(logits=z @ self.decoder_weight.T + self.decoder_bias), 1)
 
     def guide(self, x):
+        """``q(z | x)``, batch shape ``[B]``.
+
+        Args:
+            x (Tensor): the data, ``[B, D]``.
+        """
         return Independent(Bernoulli(logits=x @ self.encoder_weight.T + self.encoder_bias), 1)
 
     def enumerate_latents(self) -> Tensor:
@@ -100,9 +110,19 @@ class LinearGaussian(Model):
         return Independent(Normal(self.zeros, torch.ones_like(self.zeros)), 1)
 
     def likelihood(self, z):
+        """``p(x | z)``, batch shape ``z``'s leading dims.
+
+        Args:
+            z (Tensor): latents with leading dims ``[S, B]`` (or ``[N]``).
+        """
         return Independent(Normal(z @ self.weight.T + self.bias, self.log_sigma.exp()), 1)
 
     def guide(self, x):
+        """``q(z | x)``, batch shape ``[B]``.
+
+        Args:
+            x (Tensor): the data, ``[B, D]``.
+        """
         loc = x @ self.encoder_weight.T + self.encoder_bias
         return Independent(Normal(loc, self.encoder_log_scale.exp().expand_as(loc)), 1)
 
