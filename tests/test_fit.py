@@ -163,23 +163,24 @@ def test_quiet_prints_nothing(tmp_path, capsys):
 
 
 def test_a_model_class_from_a_module_beside_the_script_evaluates_from_the_command_line(
-    tmp_path, monkeypatch, capsys
+    tmp_path, monkeypatch, capsys, request
 ):
-    """What the README promises (issue 24, more of item 4's kind): a class in ``mymodels.py``
-    beside the script works with ``tvo eval`` from the ``tvo`` command, whose import path does
-    not hold the current folder, and from another folder (the run records the class's file)."""
+    """What the README promises (issue 24, more of item 4's kind): a class in a module beside
+    the script works with ``tvo eval`` from the ``tvo`` command, whose import path does not
+    hold the current folder, and from another folder (the run records the class's file)."""
     project = tmp_path / "project"
     project.mkdir()
-    (project / "mymodels.py").write_text(
+    (project / "besidemodels.py").write_text(
         "from tests.helpers import TinySBN\n\nclass Mine(TinySBN):\n    pass\n"
     )
+    request.addfinalizer(lambda: sys.modules.pop("besidemodels", None))
     monkeypatch.syspath_prepend(str(project))
-    import mymodels
+    import besidemodels
 
     data = {"train": binary_data(300, 8), "test": binary_data(50, 8)}
-    run = tvo.fit(mymodels.Mine(), data, "elbo", out=tmp_path / "run", steps=20, **FAST).run
-    assert run.config.model_source == str(project / "mymodels.py")
-    monkeypatch.delitem(sys.modules, "mymodels")
+    run = tvo.fit(besidemodels.Mine(), data, "elbo", out=tmp_path / "run", steps=20, **FAST).run
+    assert run.config.model_source == str(project / "besidemodels.py")
+    del sys.modules["besidemodels"]  # as in a new process
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(project)])
     monkeypatch.chdir(tmp_path)
     capsys.readouterr()
