@@ -354,3 +354,27 @@ def test_a_relative_data_path_is_recorded_absolute(tiny_data, tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--resume", run, "--steps", "80", "--quiet", "--threads", "1"]) == 0
     capsys.readouterr()
+
+
+def test_a_model_file_given_relative_works_from_other_folders(tiny_data, tmp_path, monkeypatch,
+                                                              capsys, request):  # fmt: skip
+    """Issue 24, item 4: ``--model work/relmodels.py:MixBern`` trained from one folder is
+    evaluated from another (the run recorded the file's absolute path); with the file gone the
+    error names both places."""
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "relmodels.py").write_text(MIXBERN)
+    request.addfinalizer(lambda: sys.modules.pop("relmodels", None))  # imported by its path
+    monkeypatch.chdir(tmp_path)
+    args = ["--model", "work/relmodels.py:MixBern", "--data", tiny_data, "--out", "run"]
+    assert main(["train", *args, *FAST]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["eval", "../run", "--json", "--particles", "10", "--limit", "4"]) == 0
+    assert json.loads(capsys.readouterr().out)["step"] == 40
+    (tmp_path / "work" / "relmodels.py").unlink()
+    sys.modules.pop("relmodels", None)  # as a new process would be
+    assert main(["eval", "../run", "--particles", "10", "--limit", "4"]) == 2
+    error = capsys.readouterr().err
+    assert "work/relmodels.py: no such file here" in error and str(tmp_path / "work") in error

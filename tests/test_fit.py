@@ -3,6 +3,7 @@ adaptive schedules, exact extension, evaluation from the command line), real-val
 mistakes stopped before anything is written."""
 
 import json
+import sys
 
 import pytest
 import torch
@@ -121,3 +122,67 @@ def test_binary_models_refuse_real_values_and_mistakes_stop_before_any_file(tmp_
     tvo.fit(SBN(), data, "elbo", out=tmp_path / "d", steps=5, **FAST)
     with pytest.raises(ConfigError, match=r"other settings \(lr\).*only steps or epochs may grow"):
         tvo.fit(SBN(), data, "elbo", out=tmp_path / "d", steps=10, lr=0.1, resume=True, **FAST)
+
+
+def test_data_without_a_test_split_give_a_run_that_refuses_to_call_valid_test(tmp_path, capsys):
+    """Issue 24, item 5: ``fit(model, x)`` with one tensor has no held-out test data. The run
+    records it (``held_out_test`` in its ``data.npz``) and evaluating ``test`` is refused, by
+    ``tvo eval`` and by ``tvo.evaluate_run``, rather than reporting the validation data as a
+    test set; the validation split is evaluated as itself."""
+    from tvo.data import load
+    from tvo.evaluate.run import evaluate_run
+
+    torch.manual_seed(0)
+    result = tvo.fit(SBN(), binary_data(), "elbo", out=tmp_path / "run", steps=20, **FAST)
+    kept = load(str(result.run.path / "data.npz"), support=None)
+    assert not kept.held_out_test and torch.equal(kept.test, kept.valid)
+    assert kept.describe()["held_out_test"] is False
+    capsys.readouterr()
+    assert main(["eval", str(result.run.path), "--particles", "10"]) == 2
+    assert "has no held-out test split" in capsys.readouterr().err
+    with pytest.raises(DataError, match="evaluate the split 'valid'"):
+        evaluate_run(result.run, "test", 10)
+    assert evaluate_run(result.run, "valid", 10)["split"] == "valid"
+    assert not list((result.run.path / "evaluations").glob("test-*"))
+
+
+def test_evaluating_a_missing_test_split_during_training_is_refused_before_any_file(tmp_path):
+    with pytest.raises(DataError, match="no held-out test split"):
+        tvo.fit(SBN(), binary_data(), "elbo", out=tmp_path / "run", steps=20, eval_split="test",
+                **FAST)  # fmt: skip
+    assert not (tmp_path / "run").exists()
+    splits = {"train": binary_data()[:300], "test": binary_data()[300:]}
+    result = tvo.fit(SBN(), splits, "elbo", out=tmp_path / "ok", steps=20, **FAST)
+    assert result.run.path.is_dir()  # test data given: held out, evaluable
+
+
+def test_quiet_prints_nothing(tmp_path, capsys):
+    """Issue 24, item 9: ``quiet=True`` printed a line at each evaluation."""
+    tvo.fit(SBN(), binary_data(), "elbo", out=tmp_path / "run", steps=20, **FAST)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_a_model_class_from_a_module_beside_the_script_evaluates_from_the_command_line(
+    tmp_path, monkeypatch, capsys, request
+):
+    """What the README promises (issue 24, more of item 4's kind): a class in a module beside
+    the script works with ``tvo eval`` from the ``tvo`` command, whose import path does not
+    hold the current folder, and from another folder (the run records the class's file)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "besidemodels.py").write_text(
+        "from tests.helpers import TinySBN\n\nclass Mine(TinySBN):\n    pass\n"
+    )
+    request.addfinalizer(lambda: sys.modules.pop("besidemodels", None))
+    monkeypatch.syspath_prepend(str(project))
+    import besidemodels
+
+    data = {"train": binary_data(300, 8), "test": binary_data(50, 8)}
+    run = tvo.fit(besidemodels.Mine(), data, "elbo", out=tmp_path / "run", steps=20, **FAST).run
+    assert run.config.model_source == str(project / "besidemodels.py")
+    del sys.modules["besidemodels"]  # as in a new process
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(project)])
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["eval", str(run.path), "--particles", "10", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["split"] == "test"

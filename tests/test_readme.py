@@ -45,7 +45,7 @@ def test_readme_quickstart_runs_and_learns(capsys, tmp_path):
     assert -40.5 < log_px < -38.0
     exec(code["load"].replace('"runs/my-sbn"', repr(str(run))), namespace.__dict__)
     again = float(re.search(r"tensor\((-?[0-9.]+)", capsys.readouterr().out).group(1))
-    assert -40.5 < again < -38.0  # the loaded model, on the run's own test split
+    assert -40.5 < again < -38.0  # the loaded model, on the run's validation data
     assert namespace.x.shape == (16, 64) and namespace.trained.step == 300
 
 

@@ -67,3 +67,84 @@ def test_the_test_result_of_a_run_is_never_another_splits(tiny_data, tmp_path, c
                  "--limit", "4", "--threads", "1"]) == 0  # fmt: skip
     capsys.readouterr()
     assert report.test_result(Run.open(run))["log_px"] == test["log_px"]
+
+
+def _vimco_values(loaded, out):
+    names = [n for n in loaded.experiments["sbn"] if "-vimco-" in n]
+    return {loaded.runs[n].seed: json.loads((out / n / "final.json").read_text())["log_px"]
+            for n in names}  # fmt: skip
+
+
+def test_compare_counts_the_same_runs_in_two_folders_once(finished, tmp_path, capsys):
+    """Issue 24, item 2: two sweeps' folders holding the same seeds of a setting are not four
+    seeds; the duplicates are named and the aggregate is the one folder's."""
+    import shutil
+
+    loaded, out = finished
+    copy = tmp_path / "again"
+    shutil.copytree(out, copy)
+    assert main(["compare", str(out), str(copy)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    values = list(_vimco_values(loaded, out).values())
+    expected = f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
+    row = next(line for line in lines if line.startswith("discrete_toy S=10 vimco "))
+    assert "2/2" in row and expected in row
+    repeats = [line for line in lines if "(same settings and seed): counted once" in line]
+    assert len(repeats) == len(loaded.runs)
+    assert all(line.startswith(str(copy)) for line in repeats)
+
+
+def test_settings_that_differ_beyond_the_label_are_not_pooled(finished, tmp_path, capsys):
+    """Runs whose settings differ in what the short label leaves out (here the learning rate)
+    are two settings, each with its own seeds, labelled apart."""
+    import shutil
+
+    loaded, out = finished
+    other = tmp_path / "other"
+    names = [n for n in loaded.experiments["sbn"] if "-vimco-" in n]
+    for name in names:
+        shutil.copytree(out / name, other / name)
+        file = other / name / "config.json"
+        changed = json.loads(file.read_text())
+        changed["lr"] = 0.5
+        file.write_text(json.dumps(changed))
+    assert main(["compare", *(str(out / n) for n in names), str(other)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("discrete_toy S=10 vimco lr=0.5 ") and " 2/2 " in line
+               for line in lines)  # fmt: skip
+    assert any(line.startswith("discrete_toy S=10 vimco lr=0.0003 ") and " 2/2 " in line
+               for line in lines)  # fmt: skip
+
+
+def test_compare_against_a_setting_gives_the_paired_difference(finished, capsys):
+    """Issue 24, item 3: the paired difference over shared seeds, as scipy's ttest_rel."""
+    from scipy import stats
+
+    from tvo.runs import Run
+
+    loaded, out = finished
+    finals = {}
+    for name in loaded.experiments["sbn"]:
+        run = Run.open(out / name)
+        finals.setdefault(report.label(run.config), {})[run.config.seed] = run.final()["log_px"]
+    assert main(["compare", str(out), "--against", "S=10 vimco"]) == 0
+    text = capsys.readouterr().out
+    assert "paired t-test" in text and "Δ = setting − discrete_toy S=10 vimco" in text
+    rws, vimco = finals["discrete_toy S=10 rws"], finals["discrete_toy S=10 vimco"]
+    expected = stats.ttest_rel([rws[0], rws[1]], [vimco[0], vimco[1]])
+    interval = expected.confidence_interval()
+    d = [rws[0] - vimco[0], rws[1] - vimco[1]]
+    row = [line for line in text.splitlines() if line.startswith("discrete_toy S=10 rws ")][-1]
+    assert row.split()[3:] == ["paired", "t", "2", "pairs", f"{statistics.fmean(d):+.2f}",
+                               f"{statistics.stdev(d) / 2**0.5:.2f}", f"[{interval.low:+.2f},",
+                               f"{interval.high:+.2f}]", f"{expected.pvalue:.3g}"]  # fmt: skip
+
+
+def test_report_against_a_setting_and_a_bad_setting(finished, capsys):
+    loaded, out = finished
+    assert main(["report", str(loaded.path), "--runs", str(out), "--against", "S=10 vimco"]) == 0
+    text = capsys.readouterr().out
+    assert "| discrete_toy S=10 rws | paired t | 2 pairs |" in text
+    assert "(S=10 vimco is not a setting of this experiment)" in text  # sbn-grid has none
+    assert main(["report", str(loaded.path), "--runs", str(out), "--against", "S=10"]) == 2
+    assert "matches several settings" in capsys.readouterr().err

@@ -158,3 +158,29 @@ def test_a_grouped_sweep_writes_what_an_ungrouped_one_writes(tmp_path, tiny_data
         fa, fb = (json.loads((r.path / "final.json").read_text()) for r in (a, b))
         assert fa.keys() == fb.keys() and fa["step"] == fb["step"]
         assert "a group: " in b.log_file.read_text() or name == first
+
+
+def test_the_hint_after_a_sweep_is_a_command_that_works(tmp_path, tiny_data, capsys,
+                                                        monkeypatch):  # fmt: skip
+    """Issue 24, item 6: after ``tvo sweep FILE --runs X`` the printed report command reports X
+    (not the file's default folder), from another folder too; ``--out`` still names X."""
+    import shlex
+
+    def prepare_only(loaded, out, *args, **kwargs):  # the runs' folders, untrained: fast
+        sweep.prepare(loaded, out)
+        return 0
+
+    monkeypatch.setattr(sweep, "run", prepare_only)
+    path = write(tmp_path, tiny_data, '[[experiment]]\nname = "a"\nseeds = [0]\n')
+    runs = tmp_path / "my runs"
+    assert main(["sweep", str(path), "--runs", str(runs), "--jobs", "1"]) == 0
+    hint = capsys.readouterr().out.strip().splitlines()[-1]
+    report = shlex.split(hint.split("write the report with: ")[1].split(" (or ")[0])
+    assert report[:2] == ["tvo", "report"] and "--runs" in report
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(report[1:]) == 0
+    assert f"Runs in `{runs.as_posix()}`" in capsys.readouterr().out
+    assert main(["sweep", str(path), "--out", str(runs), "--dry-run"]) == 0
+    assert "new  discrete_toy-tvo" in capsys.readouterr().out

@@ -2,21 +2,21 @@
 
 The public API, by name:
 
-- partitions: :func:`partition`; schedules as explicit state (``init``, ``update``) in
-  :mod:`tvo.partitions`: fixed, ``moments`` and ``gp-bandit`` (:mod:`tvo.bandit`), the TVO's
+- partitions: ``partition``; schedules as explicit state (``init``, ``update``) in
+  ``tvo.partitions``: fixed, ``moments`` and ``gp-bandit`` (``tvo.bandit``), the TVO's
   as ``TVO(schedule=...).schedule``;
-- objectives (call as ``objective(model, x, num_particles)``): :class:`TVO`, :class:`ELBO`,
-  :class:`VAE`, :class:`IWAE`, :class:`Reinforce`, :class:`VIMCO`, :class:`RWS`,
-  :class:`WakeSleep`, :class:`InferenceCompilation`, and for continuous latents :class:`DReG` and
-  :class:`TVOReparam`;
-- pure functions on ``[S, B]`` log-weights: :mod:`tvo.functional`;
-- models: :class:`Model` (the convenience base class) and :mod:`tvo.models`;
-- the trainer: :func:`fit` (a run folder like ``tvo train``'s, for any model), :func:`load`
-  (a trained run's model), :func:`check_model` (a model against the protocol);
-- the training step: :class:`Step` and :class:`TrainState` (:mod:`tvo.step`);
-- evaluation: :func:`estimate`, annealed importance sampling :func:`ais` and bidirectional Monte
-  Carlo :func:`bdmc`, and the exact answers in :mod:`tvo.evaluate`;
-- CPU speed: :func:`tvo.runtime.keep_freed_memory` (the command line calls it).
+- objectives (call as ``objective(model, x, num_particles)``): ``TVO``, ``ELBO``,
+  ``VAE``, ``IWAE``, ``Reinforce``, ``VIMCO``, ``RWS``,
+  ``WakeSleep``, ``InferenceCompilation``, and for continuous latents ``DReG`` and
+  ``TVOReparam``;
+- pure functions on ``[S, B]`` log-weights: ``tvo.functional``;
+- models: ``Model`` (the convenience base class) and ``tvo.models``;
+- the trainer: ``fit`` (a run folder like ``tvo train``'s, for any model), ``load``
+  (a trained run's model), ``check_model`` (a model against the protocol);
+- the training step: ``Step`` and ``TrainState`` (``tvo.step``);
+- evaluation: ``estimate``, annealed importance sampling ``ais`` and bidirectional Monte
+  Carlo ``bdmc``, and the exact answers in ``tvo.evaluate``;
+- CPU speed: ``tvo.runtime.keep_freed_memory`` (the command line calls it).
 """
 
 from tvo import functional

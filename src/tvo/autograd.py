@@ -3,14 +3,14 @@ log-density).
 
 They are written in the ``setup_context`` form, so that ``torch.func`` (``vmap``, ``grad``) can
 transform them, each with a ``vmap`` rule that calls the function itself once on the batched
-tensors (:func:`batch_dims_first`): the generated rule (``generate_vmap_rule``) runs the forward
+tensors (``batch_dims_first``): the generated rule (``generate_vmap_rule``) runs the forward
 and the backward through functorch's Python layers, which made a group step of ``linear_1``
-(:mod:`tvo.ensemble`) 2.8 ms slower per step, more than the single run's whole step costs
+(``tvo.ensemble``) 2.8 ms slower per step, more than the single run's whole step costs
 above its matrix products. In that form ``torch.autograd.Function``
-binds the forward's signature with :mod:`inspect` at every call, which cost about 35 µs a call
+binds the forward's signature with ``inspect`` at every call, which cost about 35 µs a call
 (measured: 187 against 154 µs for the Bernoulli log-density's forward and backward on
 ``[10, 24, 200]`` logits, 2 CPU threads); a ``linear_1`` step makes four such calls. Our
-forwards take no default arguments, so :class:`Function` skips that binding whenever no
+forwards take no default arguments, so ``Function`` skips that binding whenever no
 ``torch.func`` transform is active and goes straight to autograd's own ``apply``.
 """
 

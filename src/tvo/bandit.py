@@ -26,7 +26,7 @@ over random sorted candidates and small moves of the best arms seen. The first `
 (default ``3(K − 1)``, as in the paper's code) draw arms uniformly in ``u``.
 
 Everything is seeded by ``(seed, round)``, so a resumed run proposes what the uninterrupted one
-does. :class:`GPBanditSchedule` drives it from training as a schedule (:mod:`tvo.partitions`):
+does. ``GPBanditSchedule`` drives it from training as a schedule (``tvo.partitions``):
 its state (the partition, the arms and rewards so far, the round's running sum) is a value that
 whoever trains owns and checkpoints.
 """
@@ -59,7 +59,7 @@ def require_sklearn():
 def intervals_error(K, name: str = "K") -> str | None:
     """Why ``K`` intervals are too few for the gp-bandit schedule (``K ≥ 2``: with ``K = 1``
     there is no point to place), or ``None``; ``name`` is how the message calls ``K``. The one
-    place this requirement is checked (the settings and :class:`GPBandit` ask it)."""
+    place this requirement is checked (the settings and ``GPBandit`` ask it)."""
     if isinstance(K, int) and not isinstance(K, bool) and K >= 2:
         return None
     if name == "K":
@@ -69,10 +69,20 @@ def intervals_error(K, name: str = "K") -> str | None:
 
 
 class GPBandit:
-    """GP-UCB over sorted partitions of ``K`` intervals; rewards from :meth:`observe`.
+    """GP-UCB over sorted partitions of ``K`` intervals; rewards from ``observe``.
 
     ``propose()`` gives the next partition (float64 ``[K + 1]``); ``observe(partition, reward)``
     records what an arm earned. ``K ≥ 2`` (with ``K = 1`` there is nothing to choose).
+
+    Args:
+        K: the number of intervals (at least 2).
+        seed: the seed of the proposals.
+        beta_min: the smallest inner point a proposal may have.
+        beta_max: the largest inner point a proposal may have.
+        initial: rounds of random proposals before the GP (``None``: ``3 (K − 1)``).
+        window: the last rounds the GP is fitted to.
+        kappa: the weight of the posterior sd in the upper confidence bound.
+        candidates: random candidates the bound is maximised over.
     """
 
     def __init__(self, K: int, seed: int = 0, beta_min: float = 1e-3, beta_max: float = 0.99,
@@ -91,19 +101,33 @@ class GPBandit:
         self.rewards: list[float] = []
 
     def to_unit(self, partition: Tensor) -> np.ndarray:
-        """Inner points of a partition as sorted ``u ∈ [0, 1]^{K−1}``."""
+        """Inner points of a partition as sorted ``u ∈ [0, 1]^{K−1}``.
+
+        Args:
+            partition: the points ``[K + 1]``.
+        """
         inner = np.sort(np.asarray(partition, dtype=np.float64)[1:-1])
         u = np.log(inner / self.beta_min) / math.log(self.beta_max / self.beta_min)
         return np.clip(u, 0.0, 1.0)
 
     def to_partition(self, u: np.ndarray) -> Tensor:
-        """Sorted ``u`` back to a strictly increasing partition ``[0, β_1, …, β_{K−1}, 1]``."""
+        """Sorted ``u`` back to a strictly increasing partition ``[0, β_1, …, β_{K−1}, 1]``.
+
+        Args:
+            u (numpy.ndarray): the inner points in ``[0, 1]^{K−1}``.
+        """
         beta = self.beta_min * (self.beta_max / self.beta_min) ** np.sort(np.clip(u, 0.0, 1.0))
         for k in range(1, len(beta)):  # ties (measure zero) are nudged apart
             beta[k] = max(beta[k], beta[k - 1] * (1 + 1e-9))
         return torch.tensor([0.0, *beta.tolist(), 1.0], dtype=torch.float64)
 
     def observe(self, partition: Tensor, reward: float) -> None:
+        """Record that the arm ``partition`` earned ``reward``.
+
+        Args:
+            partition: the partition that was played.
+            reward: what it earned.
+        """
         self.arms.append(self.to_unit(partition).tolist())
         self.rewards.append(float(reward))
 
@@ -118,7 +142,11 @@ class GPBandit:
 
     def posterior(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Fit the GP to the last ``window`` rounds; its mean and sd at the next round for
-        random candidates (``[N, K − 1]``, sorted rows) and moves of the best arms."""
+        random candidates (``[N, K − 1]``, sorted rows) and moves of the best arms.
+
+        Args:
+            rng (numpy.random.Generator): the generator of the candidates.
+        """
         gp = require_sklearn()
         kernels = gp.kernels
         t = len(self.rewards)
@@ -148,6 +176,11 @@ class GPBandit:
         return {"arms": [list(a) for a in self.arms], "rewards": list(self.rewards)}
 
     def load_state_dict(self, state: dict) -> None:
+        """Take the arms and rewards that ``state_dict`` gave.
+
+        Args:
+            state: ``{"arms": …, "rewards": …}``.
+        """
         self.arms = [list(a) for a in state["arms"]]
         self.rewards = list(state["rewards"])
 
@@ -171,7 +204,15 @@ class GPBanditSchedule:
     round; at the end of a round of ``every`` updates it rewards the round's partition with the
     improvement of the mean ``L̂`` and moves to the bandit's next proposal. ``start`` is the
     first partition (``tvo.partitions.schedule`` gives it the log schedule of ``beta1``);
-    ``options`` go to :class:`GPBandit`."""
+    ``options`` go to ``GPBandit``.
+
+    Args:
+        K: the number of intervals (at least 2).
+        start: the first partition, ``[K + 1]``.
+        every: updates per round.
+        seed: the seed of the proposals.
+        **options (Any): ``GPBandit``'s settings (``beta_min``, ``window``…).
+    """
 
     adaptive = True
 
@@ -186,6 +227,12 @@ class GPBanditSchedule:
         return BanditState(self.start, 0, 0.0, None, (), ())
 
     def update(self, state: BanditState, log_weight: Tensor) -> BanditState:
+        """Add the step's ``L̂`` to the round; at its end, reward the partition and move.
+
+        Args:
+            state: the schedule's state.
+            log_weight: the step's log-weights ``[S, B]``.
+        """
         total = state.total + logmeanexp(log_weight.detach().double(), 0).mean()
         count = state.count + 1
         if count < self.every:
@@ -199,12 +246,22 @@ class GPBanditSchedule:
         return BanditState(bandit.propose(), 0, 0.0, mean, arms, rewards)
 
     def state_dict(self, state: BanditState) -> dict:
-        """The checkpoint's layout (the same as before the schedule had an explicit state)."""
+        """The checkpoint's layout (the same as before the schedule had an explicit state).
+
+        Args:
+            state: the schedule's state.
+        """
         bandit = {"arms": [list(a) for a in state.arms], "rewards": list(state.rewards)}
         return {"bandit": bandit, "total": state.total, "count": state.count,
                 "previous": state.previous}  # fmt: skip
 
     def load_state_dict(self, partition: Tensor, saved: dict) -> BanditState:
+        """The state a checkpoint stored.
+
+        Args:
+            partition: the partition the checkpoint stored.
+            saved: what ``state_dict`` gave.
+        """
         arms = tuple(tuple(a) for a in saved["bandit"]["arms"])
         return BanditState(partition.double().cpu(), saved["count"], saved["total"],
                            saved["previous"], arms, tuple(saved["bandit"]["rewards"]))  # fmt: skip

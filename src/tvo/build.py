@@ -1,12 +1,12 @@
 """From a run's settings to the objects that train and evaluate it: the one place that builds
 them (``tvo train``, ``tvo.fit``, evaluation, plots, sweeps and the benchmarks all come here).
 
-:func:`build` loads the data and makes the model, objective, schedule and optimiser of a
-:class:`~tvo.config.TrainConfig` (or takes a model and data given to :func:`tvo.fit`);
-:func:`build_run` does it for a run folder, with the model and data the run keeps for itself;
-:func:`load_trained` puts the model of the run's last checkpoint in it, with the partition that
+``build`` loads the data and makes the model, objective, schedule and optimiser of a
+``TrainConfig`` (or takes a model and data given to ``tvo.fit``);
+``build_run`` does it for a run folder, with the model and data the run keeps for itself;
+``load_trained`` puts the model of the run's last checkpoint in it, with the partition that
 checkpoint used. The data are checked against what the model observes
-(:func:`tvo.models.check.observation_support`): binary data for a Bernoulli likelihood, real
+(``tvo.models.check.observation_support``): binary data for a Bernoulli likelihood, real
 values where the likelihood takes them.
 """
 
@@ -23,6 +23,7 @@ from tvo.data import load as load_data
 from tvo.models import ModelError
 from tvo.models import create as create_model
 from tvo.models.check import check_model, observation_support
+from tvo.models.user import import_class_module
 from tvo.objectives import Objective, objective_class
 from tvo.partitions import Schedule, partition
 from tvo.runs import Run, RunError
@@ -83,7 +84,7 @@ def build(
     the process's generator, which is left as it was), objective and optimiser. ``model`` and
     ``data`` (a dataset, or a name or path in place of ``config.data``) are used instead of
     building them. The model is checked against the
-    protocol on four training images (:func:`tvo.models.check.check_model`). Raises
+    protocol on four training images (``tvo.models.check.check_model``). Raises
     ``DataError``, ``ConfigError`` or ``ModelError`` for what cannot work, before any
     training."""
     device = device or resolve_device(config.device)
@@ -127,10 +128,12 @@ def build(
 
 
 def build_run(run: Run, device: torch.device | None = None, model=None) -> Setup:
-    """:func:`build` for a run folder: with the model (``model.pt``) and data (``data.npz``) a
-    run given them by :func:`tvo.fit` keeps, else from its settings; ``model`` instead of
+    """``build`` for a run folder: with the model (``model.pt``) and data (``data.npz``) a
+    run given them by ``tvo.fit`` keeps, else from its settings; ``model`` instead of
     either."""
-    model = model if model is not None else run.saved_model()
+    if model is None:
+        import_class_module(run.config.model, run.config.model_source)  # for model.pt
+        model = run.saved_model()
     return build(run.config, device, model=model, data=run.data_source())
 
 
@@ -155,7 +158,7 @@ class Trained:
 
 
 def load_trained(run: Run, model: torch.nn.Module | None = None) -> Trained:
-    """The run's :class:`Trained` model from its newest readable checkpoint (put into ``model``
+    """The run's ``Trained`` model from its newest readable checkpoint (put into ``model``
     if given, e.g. an instance of a class that cannot be imported here)."""
     prepared = build_run(run, model=model)
     state = run.load_checkpoint(map_location=prepared.device)

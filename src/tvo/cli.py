@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -53,7 +54,7 @@ def add_train(sub) -> None:
 
 
 def add_setting(p: argparse.ArgumentParser, setting: Setting) -> None:
-    """The flag of a declared setting (:mod:`tvo.settings`), default ``None``: a preset, a
+    """The flag of a declared setting (``tvo.settings``), default ``None``: a preset, a
     config file or the setting's own default fills it in when it is not given."""
     options = (*setting.flags, setting.option)
     if setting.kind is bool:
@@ -73,7 +74,7 @@ RESUMABLE = (*LENGTH, "threads")  # what --resume may be given
 
 
 def at_least_one(args, *names: str) -> None:
-    """A :class:`ConfigError` for the first of the options ``names`` given below 1."""
+    """A ``ConfigError`` for the first of the options ``names`` given below 1."""
     for name in names:
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -217,11 +218,9 @@ def _eval_ais(run: Run, args) -> int:
         print(f"  {'log p(x)':>10}  {with_se(report['log_px'], report['stderr'])}  (AIS, a "
               "stochastic lower bound)")  # fmt: skip
     else:
-        print(f"  {'lower':>10}  {with_se(report['log_px'], report['stderr'])}  (forward AIS)")
-        print(f"  {'upper':>10}  {with_se(report['upper'], report['upper_stderr'])}  (reverse "
-              "AIS from the exact posterior sample)")  # fmt: skip
-        print(f"  {'gap':>10}  {with_se(report['gap'], report['gap_stderr'])}  (its error over "
-              "the points)")  # fmt: skip
+        from tvo.evaluate.run import bdmc_lines
+
+        print("\n".join(bdmc_lines(report)))
     if report["acceptance"] is not None:
         print(f"  acceptance rate {report['acceptance']:.2f}; {report['evaluations']} log_joint "
               "evaluations per image")  # fmt: skip
@@ -234,8 +233,13 @@ def add_compare(sub) -> None:
                        "and its test result (a sweep's final.json, else the newest tvo eval), "
                        "then, for settings run with several seeds, their mean ± sd. A folder "
                        "that is not a run stands for the runs in it (a sweep's "
-                       "output).")  # fmt: skip
+                       "output). Runs of the same settings and seed (the same run in two "
+                       "folders) are counted once.")  # fmt: skip
     p.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR")
+    p.add_argument("--against", metavar="SETTING",
+                   help="add each setting's difference from this one (its label as printed, "
+                   "or a part only it contains) in test log_px: paired t over shared seeds, "
+                   "else Welch's t")  # fmt: skip
 
 
 def cmd_compare(args) -> int:
@@ -258,9 +262,14 @@ def cmd_compare(args) -> int:
         settings = [c.model, c.objective, str(c.particles), k, beta1, str(c.seed),
                     f"{done}/{total}", _num(last.get("log_px"))]  # fmt: skip
         table.append((str(run.path), *settings, *tested))
+    kept, repeats = report.unique(runs)
+    settings = report.by_setting(kept)
+    against = None if args.against is None else report.find_setting(list(settings), args.against)
     _print_table(table)
-    groups = {label: members for label, members in report.by_setting(runs).items()
-              if len(members) > 1}  # fmt: skip
+    for repeat, original in repeats:
+        print(f"{repeat.path} repeats {original.path} (same settings and seed): counted once")
+    groups = {label: members for label, members in settings.items()
+              if len(members) > 1 or label == against}  # fmt: skip
     if groups:
         print()
         rows = [("setting", "seeds", "test log_px", "test kl")]
@@ -270,6 +279,15 @@ def cmd_compare(args) -> int:
                      report.mean_sd([t["kl"] for t in tests])]  # fmt: skip
             rows.append((label, f"{len(tests)}/{len(members)}", *cells))
         _print_table(rows)
+    if against is not None:
+        values = {label: {r.config.seed: t["log_px"] for r in members
+                          if (t := report.test_result(r)) is not None}
+                  for label, members in settings.items()}  # fmt: skip
+        print()
+        print(report.DIFFERENCE_NOTE.format(against=against))
+        _print_table([report.DIFFERENCE_HEADER] +
+                     [(label, *report.difference_cells(d))
+                      for label, d in report.difference_rows(values, against)])  # fmt: skip
     return 0
 
 
@@ -331,9 +349,9 @@ def add_sweep(sub) -> None:
                        "so running the same command again after a stop continues the "
                        "sweep.")  # fmt: skip
     p.add_argument("config", type=Path, help="the sweep file (TOML)")
-    p.add_argument("--out", type=Path,
-                   help="folder of the runs (default: the file's out, else "
-                   "results/CONFIG_NAME)")  # fmt: skip
+    p.add_argument("--runs", "--out", dest="out", type=Path,
+                   help="folder of the runs, as tvo report --runs takes it (default: the file's "
+                   "out, else results/CONFIG_NAME); --out is its former name")  # fmt: skip
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local: processes of this machine; ray: Ray tasks on a Ray cluster "
                    "(pip install 'tvo[ray]'; --out must be a folder every node sees)")  # fmt: skip
@@ -385,14 +403,20 @@ def cmd_sweep(args) -> int:
     except KeyboardInterrupt:
         again = f" --executor ray{f' --address {args.address}' if args.address else ''}" \
             if args.executor == "ray" else ""  # fmt: skip
-        print(f"tvo sweep: stopped; continue with: tvo sweep {args.config}{again}",
-              file=sys.stderr)  # fmt: skip
+        print(f"tvo sweep: stopped; continue with: tvo sweep {_quote(args.config)} --runs "
+              f"{_quote(out)}{again}", file=sys.stderr)  # fmt: skip
         return 130
     if failed:
         print(f"tvo sweep: {failed} run(s) failed; their sweep.log says why", file=sys.stderr)
         return 1
-    print(f"sweep done: {out}; write the report with: tvo report {args.config}")
+    print(f"sweep done: {out}; write the report with: tvo report {_quote(args.config)} --runs "
+          f"{_quote(out)} (or compare its runs: tvo compare {_quote(out)})")  # fmt: skip
     return 0
+
+
+def _quote(path: Path) -> str:
+    """``path`` as a shell word (quoted where it holds spaces or other special characters)."""
+    return shlex.quote(str(path))
 
 
 def add_report(sub) -> None:
@@ -406,6 +430,10 @@ def add_report(sub) -> None:
                    "results/CONFIG_NAME)")  # fmt: skip
     p.add_argument("--out", type=Path, help="write the Markdown here (default: print it)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--against", metavar="SETTING",
+                   help="add each setting's difference from this one (its label as in the "
+                   "table, or a part only it contains) in test log p(x): paired t over shared "
+                   "seeds, else Welch's t")  # fmt: skip
 
 
 def cmd_report(args) -> int:
@@ -419,7 +447,7 @@ def cmd_report(args) -> int:
         raise ConfigError(f"no runs at {runs}: run tvo sweep {args.config} first, or pass --runs")
     if args.out is not None and args.out.exists() and not args.overwrite:
         raise ConfigError(f"{args.out} exists; pass --overwrite to replace it")
-    text = report.document(sweep, runs)
+    text = report.document(sweep, runs, against=args.against)
     if args.out is None:
         print(text, end="")
     else:

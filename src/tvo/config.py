@@ -1,8 +1,8 @@
 """A training run's settings: defaults, the paper's presets, a TOML file, then flags.
 
-Everything a run needs to be reproduced is in :class:`TrainConfig`, whose fields are the
-settings declared in :mod:`tvo.settings`; the run folder stores it resolved (``config.json``).
-:func:`validate` checks it before any work starts and raises :class:`ConfigError` naming the
+Everything a run needs to be reproduced is in ``TrainConfig``, whose fields are the
+settings declared in ``tvo.settings``; the run folder stores it resolved (``config.json``).
+``validate`` checks it before any work starts and raises ``ConfigError`` naming the
 bad value and what would be valid.
 
 Settings that belong to one objective (the TVO's ``partitions``, ``schedule``, ``beta1``,
@@ -65,7 +65,7 @@ TrainConfig = dataclasses.make_dataclass(
     namespace={"to_dict": _to_dict},
 )  # fmt: skip
 TrainConfig.__module__ = __name__
-TrainConfig.__doc__ = """A run's settings, one field per setting of :mod:`tvo.settings` (in
+TrainConfig.__doc__ = """A run's settings, one field per setting of ``tvo.settings`` (in
 that order; an objective's own settings are ``None`` where they do not apply). ``to_dict()``
 gives them as a dict."""
 
@@ -86,7 +86,7 @@ EVAL_SPLITS = SETTINGS["eval_split"].choices
 
 
 def read_toml(path: str | Path, allowed=None) -> dict:
-    """The settings in a TOML file: flat keys, the names of :class:`TrainConfig`, unless
+    """The settings in a TOML file: flat keys, the names of ``TrainConfig``, unless
     ``allowed`` names the valid top-level keys."""
     path = Path(path)
     try:
@@ -140,10 +140,10 @@ def resolve(
 
     Settings of the objective (see the module docstring) that the preset or ``defaults`` fill in
     are kept where they apply to the chosen objective and schedule; given in the file or as
-    flags where they do not apply, they are a :class:`ConfigError`. With the ``sbn`` preset and
+    flags where they do not apply, they are a ``ConfigError``. With the ``sbn`` preset and
     no β1 given, β1 follows the paper's choice for the chosen S. A model given as
     ``module:Name`` is imported here (``check_model=False`` skips that, for a model instance
-    given to :func:`tvo.fit`) and the file it came from recorded as ``model_source``.
+    given to ``tvo.fit``) and the file it came from recorded as ``model_source``.
     """
     settings: dict = {}
     if preset is not None:
@@ -201,7 +201,7 @@ def differences(existing: TrainConfig, config: TrainConfig, keep=()) -> list[str
 def objective_settings(settings: dict, explicit=()) -> dict:
     """``settings`` with the objective's own settings resolved: its defaults where they apply
     and are missing, ``None`` where they do not apply. A setting in ``explicit`` that does not
-    apply is a :class:`ConfigError` saying why."""
+    apply is a ``ConfigError`` saying why."""
     name = settings.get("objective", FIELDS["objective"].default)
     try:
         cls = objective_class(name)
@@ -250,12 +250,12 @@ _check_number = check_number
 
 
 def validate(config: TrainConfig, check_model: bool = True, check_environment: bool = True) -> None:
-    """Raise :class:`ConfigError` for any setting that cannot work. ``check_model=False`` leaves
-    the model's name and arguments alone (a model instance given to :func:`tvo.fit`);
+    """Raise ``ConfigError`` for any setting that cannot work. ``check_model=False`` leaves
+    the model's name and arguments alone (a model instance given to ``tvo.fit``);
     ``check_environment=False`` does not ask this machine for scikit-learn or a C++ compiler
     (a run folder read for its settings).
 
-    Each setting is checked by its declaration (:meth:`tvo.settings.Setting.validate`: type,
+    Each setting is checked by its declaration (``tvo.settings.Setting.validate``: type,
     range, choices); what involves several settings or the model is checked here, each once.
     """
     values = config.to_dict()
@@ -334,8 +334,8 @@ def save(config: TrainConfig) -> str:
 
 def load(text: str) -> TrainConfig:
     """The settings of a ``config.json`` as this version writes them (a run folder's are read
-    by :class:`tvo.runs.Run`, which migrates those of earlier versions first:
-    :func:`tvo.runs.migrate_config`)."""
+    by ``tvo.runs.Run``, which migrates those of earlier versions first:
+    ``tvo.runs.migrate_config``)."""
     values = json.loads(text)
     if not isinstance(values, dict):
         raise ValueError(f"expected a JSON object, got {type(values).__name__}")

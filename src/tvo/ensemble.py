@@ -1,18 +1,18 @@
 """What a group of runs adds to training: the batched step under ``torch.func.vmap`` over an
-explicit stacked state, and the stacked Adam. The loop is :func:`tvo.train.train`'s, the same
+explicit stacked state, and the stacked Adam. The loop is ``tvo.train.train``'s, the same
 for a single run (a group of one) and a group of ``M``.
 
 A small model cannot fill the machine: its step is bound by per-operation overhead. ``M`` runs
 that share a model architecture, objective, ``S``, ``K`` and batch size pay that overhead once:
 each parameter is one ``[M, …]`` tensor, the objective of every member is evaluated by one
 batched call (``functional_call`` of the model under ``vmap``, ``randomness="different"``), and
-:class:`StackedAdam` updates them together. Members differ in seed (their own batches),
+``StackedAdam`` updates them together. Members differ in seed (their own batches),
 learning rate, ``β1`` or partition, and adaptive schedule state.
 
-The group's state, :class:`GroupState`, is a value like a single run's
-:class:`~tvo.step.TrainState`: the stacked parameters, the Adam moments and counts, each
+The group's state, ``GroupState``, is a value like a single run's
+``TrainState``: the stacked parameters, the Adam moments and counts, each
 member's schedule state and data generator, the group's particle generator, and the counts of
-skipped steps. A member's checkpoint is a view of it (:meth:`GroupStep.member_checkpoint`), in a
+skipped steps. A member's checkpoint is a view of it (``GroupStep.member_checkpoint``), in a
 single run's format, so ``tvo eval``, ``plot``, ``compare`` and ``report`` cannot tell a member
 from a single run.
 
@@ -64,7 +64,7 @@ class StackedAdam:
     """Adam (Kingma & Ba) over stacked parameters ``[M, …]``: each member ``m`` with its own
     learning rate ``lr[m]`` and step count ``t[m]``, updated as ``torch.optim.Adam`` updates it:
     ``p ← p − (lr / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)``. The moments are a value,
-    :class:`AdamMoments` (:meth:`init`), that :meth:`step` updates in place, as ``torch.optim``
+    ``AdamMoments`` (``init``), that ``step`` updates in place, as ``torch.optim``
     does.
 
     Each member is one call of torch's fused Adam kernel (``torch._fused_adam_``, what
@@ -88,7 +88,7 @@ class StackedAdam:
              applied: Tensor) -> None:  # fmt: skip
         """One update of the members where ``applied`` ``[M]`` is true (``params`` and
         ``moments`` in place; an entry of either may be replaced by the same values in the
-        gradient's memory layout, :meth:`_in_layout`)."""
+        gradient's memory layout, ``_in_layout``)."""
         moments.step_count += applied
         skip = (~applied).float()  # the kernel's found_inf: 1.0 skips the member
         names = list(params)
@@ -112,7 +112,7 @@ class StackedAdam:
         alone: 1.0 against 3.5 ms on transposed ones, for 16 × 784 × 200). Autograd gives the
         gradient of a weight used in a batched product in a transposed layout; the first time,
         the parameter and its moments take that layout, and the kernel is given the four as
-        contiguous views (:func:`_contiguous_view`): this saves a copy of every such gradient
+        contiguous views (``_contiguous_view``): this saves a copy of every such gradient
         at every step (5 ms of a 60 ms step of 16 ``linear_1`` members). A gradient of another
         layout is copied."""
         param = params[name]
@@ -156,7 +156,7 @@ class StackedAdam:
 
 def _members_finite(t: Tensor) -> Tensor:
     """Whether every element of each member's slice of ``t`` ``[M, …]`` is finite, ``[M]``: the
-    rule of :func:`tvo.step.all_finite`. Their 2-norms first (no ``flatten``, which copies a
+    rule of ``tvo.step.all_finite``. Their 2-norms first (no ``flatten``, which copies a
     tensor of a transposed layout); the 2-norm of finite elements overflows beyond about 1e19,
     so where one is not finite the elements decide: on the CPU only then, elsewhere always
     (a branch would wait for the device)."""
@@ -219,7 +219,7 @@ class _Call(nn.Module):
 @dataclass
 class GroupState:
     """Everything a group step changes, for ``M`` members: ``params`` and ``buffers`` (each
-    ``[M, …]``, the leaves :class:`StackedAdam` updates), ``moments`` (Adam's), each member's
+    ``[M, …]``, the leaves ``StackedAdam`` updates), ``moments`` (Adam's), each member's
     ``schedules`` state and ``data`` generator, the group's ``particles`` generator, ``skipped``
     steps per member ``[M]`` (on the device) and which members are ``active`` ``[M]`` (a member
     that left the group is not updated)."""
@@ -257,9 +257,9 @@ class GroupInfo:
 
 
 class GroupStep:
-    """``step(state, x) → (state, info)`` for ``M`` members at once, as :class:`tvo.step.Step`
+    """``step(state, x) → (state, info)`` for ``M`` members at once, as ``tvo.step.Step``
     for one: one batched call of the objective for every member's batch ``x[m]`` ``[M, B, D]``
-    and partition, one backward pass, one :class:`StackedAdam` step, then the adaptive
+    and partition, one backward pass, one ``StackedAdam`` step, then the adaptive
     schedules' updates. ``template`` is one member's model (its structure; its own parameters
     are not used); ``lr`` the members' learning rates."""
 
@@ -280,7 +280,7 @@ class GroupStep:
     def init(self, models: list[nn.Module], states: list[TrainState] | None = None,
              particles: torch.Generator | None = None) -> GroupState:  # fmt: skip
         """The group's state from its members' models and, when given, their single-run
-        states (as :func:`tvo.train.start` makes them: fresh or loaded from checkpoints; the
+        states (as ``tvo.train.start`` makes them: fresh or loaded from checkpoints; the
         moments of their optimisers are stacked). ``particles``: the group's generator (default:
         the first member's particle generator)."""
         params, buffers = stack_module_state(models)
@@ -341,7 +341,7 @@ class GroupStep:
         schedule reads which members' steps were applied, to advance theirs.
 
         A step is finite when the member's loss and every element of its gradients are (as a
-        single run's :func:`tvo.step.grads_finite`). A member whose parameters are no longer
+        single run's ``tvo.step.grads_finite``). A member whose parameters are no longer
         finite after the update (a learning rate so large that the update overflows) is
         ``broken``: its parameters are set to zero, so that it cannot make the group's next
         step raise, and the loop takes it out of the group."""
@@ -385,7 +385,7 @@ class GroupStep:
     def member_checkpoint(self, state: GroupState, m: int, model: nn.Module,
                           optimiser: torch.optim.Optimizer) -> dict:  # fmt: skip
         """Member ``m``'s view of the group's state, in a single run's checkpoint format
-        (:func:`tvo.step.state_dict`; ``model`` and ``optimiser`` are the member's objects, which
+        (``tvo.step.state_dict``; ``model`` and ``optimiser`` are the member's objects, which
         give the formats): its parameters, Adam moments, schedule state, data generator and the
         group's particle generator."""
         from tvo.step import state_dict
@@ -400,8 +400,8 @@ class GroupStep:
 
 
 def check_group(runs) -> None:
-    """Runs can share a group when every setting but those of :data:`MEMBER_SETTINGS` is
-    equal; otherwise a :class:`ConfigError` names the settings that differ."""
+    """Runs can share a group when every setting but those of ``MEMBER_SETTINGS`` is
+    equal; otherwise a ``ConfigError`` names the settings that differ."""
     first = runs[0].config
     for run in runs[1:]:
         differ = differences(first, run.config, keep=MEMBER_SETTINGS)
@@ -413,7 +413,7 @@ def check_group(runs) -> None:
 
 
 def train_group(runs, quiet: bool = False, stop_after: int | None = None) -> list[dict]:
-    """:func:`tvo.train.train` of ``runs`` as one group (kept for the name the README and
+    """``tvo.train.train`` of ``runs`` as one group (kept for the name the README and
     earlier versions used)."""
     from tvo.train import train_runs
 

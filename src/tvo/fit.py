@@ -1,6 +1,6 @@
-"""The trainer as a library: :func:`fit` trains any model that implements the protocol, with
+"""The trainer as a library: ``fit`` trains any model that implements the protocol, with
 the run folder, checkpoints, exact resume, evaluations, TensorBoard files and metrics that
-``tvo train`` gives; :func:`load` returns a trained run's model.
+``tvo train`` gives; ``load`` returns a trained run's model.
 
 ``fit`` writes a run like ``tvo train`` does, so ``tvo eval``, ``tvo plot``, ``tvo compare`` and
 ``tvo train --resume`` work on it. What it cannot name it keeps in the run: a model given as an
@@ -10,14 +10,18 @@ object is saved as ``model.pt`` (its class must be importable where the run is l
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
+import io
 import pickle
+import sys
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -32,15 +36,22 @@ from tvo.config import (
     resolve,
 )
 from tvo.data import Dataset, from_arrays
+from tvo.data.datasets import HELD_OUT_TEST
+from tvo.models.user import import_class_module
 from tvo.objectives import Objective
 from tvo.runs import RUN_DATA, Run
 
 
 @dataclass
 class Fit:
-    """A finished (or stopped) :func:`fit`: the run folder, the trained model (the object that
-    was given, trained in place) and the run's summary (``signal`` is set when SIGINT or SIGTERM
-    stopped it early)."""
+    """A finished (or stopped) ``fit``.
+
+    Attributes:
+        run: the run folder.
+        model: the trained model (the object that was given, trained in place).
+        summary: the run's summary (``summary.json``'s keys), with ``signal`` set when SIGINT
+            or SIGTERM stopped it early.
+    """
 
     run: Run
     model: nn.Module
@@ -58,7 +69,9 @@ def _model_settings(model, model_args) -> tuple[dict, nn.Module | None]:
         if model_args is not None:
             raise ConfigError("model_args are for a model given by name, not a model object")
         cls = type(model)
-        return {"model": f"{cls.__module__}:{cls.__qualname__}"}, model
+        file = getattr(sys.modules.get(cls.__module__), "__file__", None)
+        source = str(Path(file).resolve()) if file and cls.__module__ != "__main__" else None
+        return {"model": f"{cls.__module__}:{cls.__qualname__}", "model_source": source}, model
     if isinstance(model, str):
         return {"model": model, "model_args": model_args}, None
     raise ConfigError(
@@ -127,16 +140,20 @@ def fit(
     Args:
         model: a model object (``tvo.Model`` or the protocol of ``tvo.models.base``), or a
             model's name (``"linear_1"``, ``"package.module:Name"`` with ``model_args``).
-        data: a dataset's name or a ``.npz``/``.npy`` path, a :class:`tvo.data.Dataset`, a
+        data: a dataset's name or a ``.npz``/``.npy`` path, a ``tvo.data.Dataset``, a
             tensor ``[N, D]`` of training data, or a dict of ``train``, ``valid``, ``test``
-            tensors (see :func:`tvo.data.from_arrays`).
+            tensors (see ``tvo.data.from_arrays``). Without ``test`` tensors the run has
+            no held-out test split: its ``test`` is the validation data, kept so with the
+            flag ``held_out_test`` in the run's ``data.npz``, and evaluating ``test``
+            (``tvo eval RUN``, ``eval_split="test"``) is refused with a message saying so.
         objective: an objective (``tvo.TVO(K=5, schedule="moments")``, ``tvo.VIMCO()``…) or
-            its name. An adaptive schedule advances by itself.
+            its name (``"tvo"``, ``"vimco"``…: ``tvo train --objective``). An adaptive
+            schedule advances by itself.
         out: the run folder (default ``runs/OBJECTIVE-TIME``); an existing run needs
             ``resume`` (continue it, to a larger ``steps`` or ``epochs`` if given; every other
             setting must be the run's own) or ``overwrite``.
         **settings: the training settings of ``tvo train``, each under its keyword in the
-            table of settings (:mod:`tvo.settings`, ``docs/settings.md``): ``num_particles``
+            table of settings (``tvo.settings``, ``docs/settings.md``): ``num_particles``
             (the run's ``particles``), ``batch_size``, ``lr``, ``steps``, ``epochs``, ``seed``,
             ``device``, ``eval_every``, ``eval_particles``, ``eval_images``, ``eval_split``,
             ``log_every``, ``checkpoint_every``, ``nonfinite``, ``compile``, ``threads``,
@@ -144,7 +161,24 @@ def fit(
             (``partitions``, ``schedule``, ``beta1``… of ``"tvo"``). ``steps`` defaults to
             10,000 unless ``epochs`` is given.
 
-    Returns a :class:`Fit`. Bad settings raise ``ValueError`` (``ConfigError``, ``DataError``,
+        model_args: keyword arguments of the model's class or factory, for a model given
+            by name (not for a model object).
+        resume: continue the run in ``out`` from its last checkpoint.
+        overwrite: replace the run already in ``out``.
+        quiet: no progress bar and nothing printed (a run stopped by a signal says so in the
+            returned summary's ``signal``).
+
+    The settings, each with its meaning (defaults in ``docs/settings.md``): ``num_particles``:
+    particles ``S`` per data point at each step; ``batch_size``: data points per step;
+    ``lr``: Adam's learning rate over every parameter; ``steps``/``epochs``: the length
+    (with ``resume``, a larger one extends the run); ``seed``: the model's initialisation
+    and every random generator; ``device``: ``auto``, ``cpu`` or ``cuda``;
+    ``eval_every``/``eval_particles``/``eval_images``/``eval_split``: the evaluations during
+    training; ``log_every``: steps between metrics rows; ``checkpoint_every``: steps between
+    checkpoints (the last two kept); ``nonfinite``: ``skip`` or ``stop``; ``compile``:
+    ``torch.compile`` the step; ``threads``: torch threads, recorded in the run.
+
+    Returns a ``Fit``. Bad settings raise ``ValueError`` (``ConfigError``, ``DataError``,
     ``ModelError``) naming them before anything is written; an unknown keyword raises
     ``TypeError`` naming the valid ones.
     """
@@ -164,17 +198,19 @@ def fit(
     if resume:
         run = Run.open(out)
         config = continued(run, config, steps, epochs)
+        if instance is None:
+            import_class_module(run.config.model, run.config.model_source)  # for model.pt
         setup = build(config, model=instance if instance is not None else run.saved_model(),
                       data=dataset if dataset is not None else run.data_source())  # fmt: skip
     else:
         setup = build(config, model=instance, data=dataset)  # errors stop here: nothing written
+        setup.dataset.check_evaluable(config.eval_split)
         run = Run.create(out, config, overwrite=overwrite)
         with run.writer():
             if instance is not None:
                 _keep_model(run, instance)
             if dataset is not None:
-                arrays = {s: dataset.split(s).cpu().numpy() for s in ("train", "valid", "test")}
-                run.save_data(arrays)
+                run.save_data(_arrays(dataset))
     return Fit(run, setup.model, _train(run, setup, quiet))
 
 
@@ -193,6 +229,16 @@ def _signature() -> inspect.Signature:
 fit.__signature__ = _signature()
 
 
+def _arrays(dataset: Dataset) -> dict:
+    """The splits a run keeps in ``data.npz``; data without a test split keep the flag
+    ``held_out_test = False`` beside them, so that the run never evaluates its validation data
+    as a test set (``tvo.data.Dataset.check_evaluable``)."""
+    arrays = {s: dataset.split(s).cpu().numpy() for s in ("train", "valid", "test")}
+    if not dataset.held_out_test:
+        arrays[HELD_OUT_TEST] = np.array(False)
+    return arrays
+
+
 def _keep_model(run: Run, model: nn.Module) -> None:
     """Keep the model object in the run; one that cannot be pickled (a class only ``exec``
     knows, say) is not kept, with a warning saying how to load the run instead."""
@@ -208,17 +254,22 @@ def _keep_model(run: Run, model: nn.Module) -> None:
 
 
 def _train(run: Run, setup: Setup, quiet: bool) -> dict:
+    """Train the run: with a progress bar, or with ``quiet`` silently (the loop's own quiet
+    mode prints a line per evaluation, for ``tvo train --quiet`` logs: not printed here)."""
     from tvo.train import train  # the loop imports the step and evaluation: kept off import
 
-    return train(run, quiet=quiet, prepared=setup)
+    if not quiet:
+        return train(run, prepared=setup)
+    with contextlib.redirect_stdout(io.StringIO()):
+        return train(run, quiet=True, prepared=setup)
 
 
 def continued(
     run: Run, config: TrainConfig, steps: int | None = None, epochs: float | None = None
 ) -> TrainConfig:
-    """The run's own config, extended to ``steps`` or ``epochs`` if given (:meth:`Run.extend`:
+    """The run's own config, extended to ``steps`` or ``epochs`` if given (``Run.extend``:
     written when training resumes, which refuses a length below the steps done); any other
-    setting of ``config`` that differs from the run's is a :class:`ConfigError` naming it."""
+    setting of ``config`` that differs from the run's is a ``ConfigError`` naming it."""
     # threads may change (the continuation is then not bit-identical to an uninterrupted run)
     changed = differences(run.config, config,
                           keep={"steps", "epochs", "model_source", "threads"})  # fmt: skip
@@ -231,9 +282,14 @@ def continued(
 
 
 def load(run: str | Path | Run, model: nn.Module | None = None) -> Trained:
-    """A trained run's model (in eval mode), ready for ``sample``, :func:`tvo.estimate` or more
+    """A trained run's model (in eval mode), ready for ``sample``, ``tvo.estimate`` or more
     training, with its settings (``.config``), the partition it trained with (``.partition``),
-    its data (``.dataset``) and the checkpoint's step (``.step``). ``model``: an instance to
-    load the parameters into, for a model whose class cannot be imported here."""
+    its data (``.dataset``) and the checkpoint's step (``.step``).
+
+    Args:
+        run: the run folder (a path or a ``Run``).
+        model: an instance to load the parameters into, for a model whose class cannot be
+            imported here (``None``: the run's own model).
+    """
     run = run if isinstance(run, Run) else Run.open(run)
     return load_trained(run, model=model)

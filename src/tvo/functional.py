@@ -3,8 +3,8 @@
 Most take ``log_p = log p(x, z_s)`` and ``log_q = log q(z_s | x)`` (particles first) and return a
 named tuple with ``surrogate`` ``[B]`` (its gradient is the estimator, for θ and φ at once) and
 ``estimate`` ``[B]`` (the objective's value). The others take the tensors of their sampling mode
-(:mod:`tvo.objectives.sampling`): :func:`dreg` and :func:`tvo_reparam` ``(log p(x, sg(z)),
-ℓ|_{parameters stopped})``, :func:`wake_sleep` and :func:`inference_compilation`
+(``tvo.objectives.sampling``): ``dreg`` and ``tvo_reparam`` ``(log p(x, sg(z)),
+ℓ|_{parameters stopped})``, ``wake_sleep`` and ``inference_compilation``
 ``(log_p, log_q, log_q_sleep)``. Every one works under ``torch.func.vmap`` and
 ``torch.func.grad``.
 """

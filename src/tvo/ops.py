@@ -4,8 +4,8 @@ Every function here reduces over the particle axis, which is dimension 0 of a ``
 tensor (``S`` particles for each of ``B`` data points). Nothing is ever reduced across the
 batch, and no raw log-weight is exponentiated.
 
-The TVO integrand ``ĝ(β) = Σ_s softmax_s(β ℓ)_s ℓ_s`` lives here too (:func:`integrand`, and
-:func:`integrand_terms` for chunks of particles that are merged later); the TVO's training
+The TVO integrand ``ĝ(β) = Σ_s softmax_s(β ℓ)_s ℓ_s`` lives here too (``integrand``, and
+``integrand_terms`` for chunks of particles that are merged later); the TVO's training
 estimator computes the same ``ĝ`` inside its fused arithmetic (``tvo.objectives.tvo``), which a
 test holds equal to this one.
 """
@@ -21,7 +21,12 @@ from torch import Tensor
 
 def logmeanexp(a: Tensor, dim: int = 0) -> Tensor:
     """``log (1/S) Σ_s exp(a_s)`` along ``dim``: the importance-weighted bound ``L̂`` for
-    ``a = ℓ``. ``[S, B] → [B]``."""
+    ``a = ℓ``. ``[S, B] → [B]``.
+
+    Args:
+        a: the values, e.g. log-weights ``ℓ`` ``[S, B]``.
+        dim: the dimension to reduce (the particles').
+    """
     return torch.logsumexp(a, dim=dim) - math.log(a.shape[dim])
 
 
@@ -30,6 +35,10 @@ def normalized_weights(log_weight: Tensor, beta: float | Tensor = 1.0) -> Tensor
 
     ``log_weight`` is ``[S, B]``; ``beta`` a scalar or a ``[K, 1, 1]`` tensor, giving ``[S, B]``
     or ``[K, S, B]``. The softmax is over the particle axis (``-2``).
+
+    Args:
+        log_weight: the log-weights ``ℓ = log p(x, z) − log q(z | x)``, ``[S, B]``.
+        beta: the power ``β``: a number, or ``[K, 1, 1]`` for several at once.
     """
     return torch.softmax(beta * log_weight, dim=-2)
 
@@ -38,6 +47,9 @@ def effective_sample_size(log_weight: Tensor) -> Tensor:
     """Kish's effective sample size ``1 / Σ_s w̄_s²`` of the importance weights, ``[S, B] → [B]``.
 
     Computed as ``exp(2 logsumexp ℓ − logsumexp 2ℓ)``, which never exponentiates a raw ``ℓ``.
+
+    Args:
+        log_weight: the log-weights ``ℓ``, ``[S, B]``.
     """
     return torch.exp(2 * torch.logsumexp(log_weight, 0) - torch.logsumexp(2 * log_weight, 0))
 
@@ -72,7 +84,7 @@ def leave_one_out_mean(a: Tensor) -> Tensor:
 
 class WeightedMean(NamedTuple):
     """A self-normalised mean ``Σ_s softmax(a)_s v_s`` kept with its normaliser ``log Σ_s e^{a_s}``,
-    so that partial results over chunks of particles can be merged exactly (see :func:`merge`)."""
+    so that partial results over chunks of particles can be merged exactly (see ``merge``)."""
 
     log_norm: Tensor
     mean: Tensor
@@ -86,7 +98,7 @@ def weighted_mean(log_unnormalized: Tensor, values: Tensor, dim: int = 0) -> Wei
 
 
 def merge(a: WeightedMean, b: WeightedMean) -> WeightedMean:
-    """Combine two chunks' :class:`WeightedMean` into that of their union, exactly."""
+    """Combine two chunks' ``WeightedMean`` into that of their union, exactly."""
     log_norm = torch.logaddexp(a.log_norm, b.log_norm)
     mean = a.mean * torch.exp(a.log_norm - log_norm) + b.mean * torch.exp(b.log_norm - log_norm)
     return WeightedMean(log_norm, mean)
@@ -94,10 +106,14 @@ def merge(a: WeightedMean, b: WeightedMean) -> WeightedMean:
 
 def integrand_terms(log_weight: Tensor, beta: Tensor) -> WeightedMean:
     """The TVO integrand at each ``β`` with its normalisers, mergeable across chunks of particles
-    (:func:`merge`): ``log Σ_s e^{β ℓ_s}`` and ``ĝ(β) = Σ_s softmax_s(β ℓ)_s ℓ_s``.
+    (``merge``): ``log Σ_s e^{β ℓ_s}`` and ``ĝ(β) = Σ_s softmax_s(β ℓ)_s ℓ_s``.
 
     ``log_weight`` ``ℓ`` is ``[S, B]``, ``beta`` ``[K]``; both fields come back ``[K, B]``.
     At ``β = 1`` the normaliser minus ``log S`` is ``log p̂(x)``.
+
+    Args:
+        log_weight: the log-weights ``ℓ``, ``[S, B]``.
+        beta: the points ``β``, ``[K]``.
     """
     beta = beta.to(log_weight)
     return weighted_mean(beta[:, None, None] * log_weight, log_weight, dim=1)
@@ -106,5 +122,10 @@ def integrand_terms(log_weight: Tensor, beta: Tensor) -> WeightedMean:
 def integrand(log_weight: Tensor, beta: Tensor) -> Tensor:
     """The self-normalised TVO integrand ``ĝ(β_k) = Σ_s softmax_s(β_k ℓ)_s ℓ_s``, ``[K, B]``, from
     ``[S, B]`` log-weights at the ``[K]`` points ``beta``. Non-decreasing in ``β`` (it is the mean
-    of ``ℓ`` under the tilted weights, whose derivative in ``β`` is their variance)."""
+    of ``ℓ`` under the tilted weights, whose derivative in ``β`` is their variance).
+
+    Args:
+        log_weight: the log-weights ``ℓ``, ``[S, B]``.
+        beta: the points ``β``, ``[K]``.
+    """
     return integrand_terms(log_weight, beta).mean

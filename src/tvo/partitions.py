@@ -7,8 +7,8 @@ A partition is a 1-D float64 tensor of ``K + 1`` points. Fixed schedules (MATH.m
   ``β_k = beta1^((K − k) / (K − 1))``;
 - for ``K = 1`` every schedule gives ``[0, 1]``.
 
-Riemann sums over a partition: :func:`integration_weights` ``m`` with ``Σ_k m_k g(β_k)`` the
-left sum (``TVO_L``), the right sum (``TVO_U``) or their average; :func:`riemann_sum`.
+Riemann sums over a partition: ``integration_weights`` ``m`` with ``Σ_k m_k g(β_k)`` the
+left sum (``TVO_L``), the right sum (``TVO_U``) or their average; ``riemann_sum``.
 
 A *schedule* says where the points are during training. It is two functions of an explicit
 state, as in BlackJAX: ``state = schedule.init()`` and ``state = schedule.update(state,
@@ -16,14 +16,14 @@ log_weight)`` after every applied step, with that step's ``[S, B]`` log-weights;
 in use is ``state.partition``. The state is a plain value (a named tuple of tensors and numbers)
 that whoever trains owns and checkpoints; a schedule object holds settings only.
 
-- :class:`Fixed`: any of the fixed schedules, or a user-given partition; ``update`` returns the
+- ``Fixed``: any of the fixed schedules, or a user-given partition; ``update`` returns the
   state unchanged.
-- :class:`Moments` (Brekelmans et al., ICML 2020): every ``every`` updates the inner points move
+- ``Moments`` (Brekelmans et al., ICML 2020): every ``every`` updates the inner points move
   to where the integrand is evenly spaced, ``g(β_k) = g(0) + (k / K)(g(1) − g(0))``, found by
   bisection (``g`` is non-decreasing) from the self-normalised ``ĝ`` of that step's log-weights.
-- ``gp-bandit`` (Nguyen et al., NeurIPS 2020): :class:`tvo.bandit.GPBanditSchedule`.
+- ``gp-bandit`` (Nguyen et al., NeurIPS 2020): ``tvo.bandit.GPBanditSchedule``.
 
-:func:`schedule` builds one by name; :data:`SCHEDULE_SETTINGS` says which settings each takes.
+``schedule`` builds one by name; ``SCHEDULE_SETTINGS`` says which settings each takes.
 """
 
 from __future__ import annotations
@@ -60,6 +60,11 @@ def partition(
 
     ``K`` is either the number of intervals (then ``schedule`` and ``beta1`` say where the points
     go) or a user-given sequence of points, which is validated and returned as it is.
+
+    Args:
+        K: the number of intervals, or the points ``0 = β_0 < … < β_K = 1`` themselves.
+        schedule: ``"log"`` (``β_1 = beta1``, then log-spaced to 1) or ``"linear"``.
+        beta1: the first point after 0 of the log schedule, in ``(0, 1)``.
 
     >>> partition(3, "linear")
     tensor([0.0000, 0.3333, 0.6667, 1.0000], dtype=torch.float64)
@@ -102,6 +107,9 @@ def validate(points: Sequence[float] | Tensor) -> Tensor:
 
     Valid: one dimension, at least two points, finite, first point 0, last point 1, strictly
     increasing. Anything else raises ``ValueError`` naming the offending value.
+
+    Args:
+        points: the partition's points ``β_0 … β_K``.
     """
     try:
         beta = torch.as_tensor(points, dtype=torch.float64).detach().cpu()
@@ -151,8 +159,13 @@ def invert_integrand(g: Callable[[Tensor], Tensor], K: int, iterations: int = 60
 
 
 def moments(log_weight: Tensor, K: int) -> Tensor:
-    """The moments partition from ``[S, B]`` log-weights: ``ĝ(β)`` (:func:`tvo.ops.integrand`) is
-    averaged over the batch, in float64."""
+    """The moments partition from ``[S, B]`` log-weights: ``ĝ(β)`` (``tvo.ops.integrand``) is
+    averaged over the batch, in float64.
+
+    Args:
+        log_weight: the log-weights ``ℓ`` of a step, ``[S, B]``.
+        K: the number of intervals.
+    """
     ell = log_weight.detach().to(torch.float64)
     return invert_integrand(lambda beta: integrand(ell, beta).mean(1).cpu(), K)
 
@@ -162,6 +175,10 @@ def integration_weights(partition: Tensor, integration: str = "left") -> Tensor:
 
     left: ``m_k = Δ_{k+1}`` for ``k < K``, ``m_K = 0`` (a lower bound); right: ``m_0 = 0``,
     ``m_k = Δ_k`` (an upper bound); trapz: their average (not a bound).
+
+    Args:
+        partition: the points ``β`` ``[K + 1]``.
+        integration: ``"left"``, ``"right"`` or ``"trapz"``.
     """
     if integration not in INTEGRATIONS:
         raise ValueError(
@@ -176,7 +193,13 @@ def integration_weights(partition: Tensor, integration: str = "left") -> Tensor:
 
 def riemann_sum(values: Tensor, partition: Tensor, integration: str = "left") -> Tensor:
     """``Σ_k m_k g(β_k)`` for ``values`` ``g(β_k)`` ``[K + 1, …]`` at the points of ``partition``:
-    ``TVO_L`` (left) or ``TVO_U`` (right) when ``g`` is the integrand. Returns ``[…]``."""
+    ``TVO_L`` (left) or ``TVO_U`` (right) when ``g`` is the integrand. Returns ``[…]``.
+
+    Args:
+        values: ``g(β_k)`` at each point, ``[K + 1, …]``.
+        partition: the points ``β`` ``[K + 1]``.
+        integration: ``"left"``, ``"right"`` or ``"trapz"``.
+    """
     weights = integration_weights(partition.to(values), integration)
     return torch.tensordot(weights, values, dims=1)
 
@@ -212,7 +235,11 @@ class FixedState(NamedTuple):
 
 
 class Fixed:
-    """A partition that never moves: ``Fixed(partition(5, "log", 0.1))``."""
+    """A partition that never moves: ``Fixed(partition(5, "log", 0.1))``.
+
+    Args:
+        points: the partition's points (checked by ``validate``).
+    """
 
     adaptive = False
 
@@ -227,12 +254,29 @@ class Fixed:
         return FixedState(self.partition)
 
     def update(self, state: FixedState, log_weight: Tensor) -> FixedState:
+        """The same state: a fixed partition never moves.
+
+        Args:
+            state: the schedule's state.
+            log_weight: the step's log-weights ``[S, B]`` (unused).
+        """
         return state
 
     def state_dict(self, state: FixedState) -> None:
+        """Nothing to keep besides the partition: ``None``.
+
+        Args:
+            state: the schedule's state.
+        """
         return None
 
     def load_state_dict(self, partition, saved) -> FixedState:
+        """The state of a checkpoint's partition.
+
+        Args:
+            partition (Tensor): the partition the checkpoint stored.
+            saved (None): what ``state_dict`` gave (``None``).
+        """
         return FixedState(validate(partition))
 
     def __repr__(self) -> str:
@@ -246,7 +290,13 @@ class MomentsState(NamedTuple):
 
 class Moments:
     """The moments schedule: starts from the log schedule of ``beta1``; at every ``every``-th
-    update the partition moves to :func:`moments` of that step's log-weights."""
+    update the partition moves to ``moments`` of that step's log-weights.
+
+    Args:
+        K: the number of intervals.
+        beta1: the first point after 0 of the starting log schedule.
+        every: updates between moves.
+    """
 
     adaptive = True
 
@@ -260,15 +310,33 @@ class Moments:
         return MomentsState(self.start, 0)
 
     def update(self, state: MomentsState, log_weight: Tensor) -> MomentsState:
+        """Count the update; at every ``every``-th, move to ``moments(log_weight, K)``.
+
+        Args:
+            state: the schedule's state.
+            log_weight: the step's log-weights ``[S, B]``.
+        """
         count = state.count + 1
         if count < self.every:
             return MomentsState(state.partition, count)
         return MomentsState(moments(log_weight, self.K), 0)
 
     def state_dict(self, state: MomentsState) -> dict:
+        """What a checkpoint keeps besides the partition: the count of updates.
+
+        Args:
+            state: the schedule's state.
+        """
         return {"count": state.count}
 
     def load_state_dict(self, partition, saved: dict) -> MomentsState:
+        """The state a checkpoint stored (earlier versions' are migrated first:
+        ``tvo.runs.migrate_checkpoint``).
+
+        Args:
+            partition (Tensor): the partition the checkpoint stored.
+            saved: what ``state_dict`` gave.
+        """
         return MomentsState(validate(partition), saved["count"])
 
     def __repr__(self) -> str:
@@ -280,7 +348,15 @@ def schedule(
 ) -> Schedule:
     """The schedule called ``name`` (``log``, ``linear``, ``moments`` or ``gp-bandit``) for ``K``
     intervals; ``beta1`` for those that start from the log schedule, ``every`` (updates between
-    moves) and ``seed`` for the adaptive ones."""
+    moves) and ``seed`` for the adaptive ones.
+
+    Args:
+        name: ``log``, ``linear``, ``moments`` or ``gp-bandit``.
+        K: the number of intervals.
+        beta1: the first point after 0 of the log schedule (the start of the adaptive ones).
+        every: updates between moves of an adaptive schedule.
+        seed: the seed of ``gp-bandit``'s proposals.
+    """
     if name in SCHEDULES:
         return Fixed(partition(K, name, beta1))
     if name == "moments":

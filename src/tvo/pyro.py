@@ -2,10 +2,10 @@
 
     svi = SVI(model, guide, pyro.optim.Adam({"lr": 1e-3}), loss=TVO_ELBO(num_particles=10, K=5))
 
-:class:`TVO_ELBO`, :class:`VIMCO_ELBO` and :class:`DReG_ELBO` subclass ``pyro.infer.ELBO``
+``TVO_ELBO``, ``VIMCO_ELBO`` and ``DReG_ELBO`` subclass ``pyro.infer.ELBO``
 (``loss``, ``loss_and_grads``, ``differentiable_loss``, and ``elbo(model, guide)`` for Pyro's
 ``ELBOModule``). Each turns the traces of a model and guide into the ``[S, B]`` tensors its
-estimator takes and calls the pure function of :mod:`tvo.functional` on them (``tvo``,
+estimator takes and calls the pure function of ``tvo.functional`` on them (``tvo``,
 ``tvo_reparam``, ``vimco``, ``dreg``); nothing here re-derives an estimator. Needs the ``pyro``
 extra (``pip install 'tvo[pyro]'``, Pyro 1.9.2). docs/pyro.md is the user's guide.
 
@@ -18,7 +18,7 @@ their sample sites (observed ones and ``pyro.factor`` included) are summed into
 where ``b`` runs over the *data plate*: the outermost plate that every sample site of the model
 and the guide lies in. A plate declares that what happens at different ``b`` is independent, so
 ``log p(x) = Σ_b log p(x_b)`` and each objective is a bound per data point with its own ``S``
-particles, as the functions of :mod:`tvo.functional` expect. A model with a site outside every
+particles, as the functions of ``tvo.functional`` expect. A model with a site outside every
 such plate (a global latent, say) has no data plate: its data points share the particles'
 global values, so the log-weight is one per particle for the whole batch, ``[S, 1]`` (as in
 Pyro's ``RenyiELBO``); splitting it per data point would not be a bound.
@@ -202,10 +202,17 @@ def _reduce(log_prob: Tensor | float, particle_dim: int | None, data_dim: int | 
 def log_weights(
     model_trace, guide_trace, particle_dim: int | None = None, detached: bool = False
 ) -> LogWeights:
-    """:class:`LogWeights` of one model and guide run (traces pruned of subsample sites),
+    """``LogWeights`` of one model and guide run (traces pruned of subsample sites),
     ``[S, B]`` with ``S`` along ``particle_dim`` (``None``: one particle, ``S = 1``).
     ``detached``: the guide was run with every particle detached (score sampling), so all of
-    ``log q`` goes to ``log_q_score``."""
+    ``log q`` goes to ``log_q_score``.
+
+    Args:
+        model_trace (pyro.poutine.Trace): the model's trace.
+        guide_trace (pyro.poutine.Trace): the guide's trace.
+        particle_dim: the dimension of the particles' plate (``None``: one particle).
+        detached: every particle was detached.
+    """
     data_plate = find_data_plate(model_trace, guide_trace)
     scale, data_dim = 1.0, None
     if data_plate is not None:
@@ -285,8 +292,8 @@ class _Run(NamedTuple):
 class _FamilyELBO(ELBO):
     """What the ELBOs share: the runs, the log-weights, the loss and its surrogate.
 
-    A subclass gives ``min_particles``, :meth:`choose` (the sampling mode for a guide whose
-    sites have or lack ``rsample``) and :meth:`terms` (the pure function on its tensors).
+    A subclass gives ``min_particles``, ``choose`` (the sampling mode for a guide whose
+    sites have or lack ``rsample``) and ``terms`` (the pure function on its tensors).
     """
 
     min_particles = 1
@@ -404,7 +411,7 @@ class _FamilyELBO(ELBO):
             )
 
     def tensors(self, model, guide, args, kwargs) -> tuple[tuple[Tensor, ...], LogWeights]:
-        """The tensors of the chosen sampling mode and the run's :class:`LogWeights`."""
+        """The tensors of the chosen sampling mode and the run's ``LogWeights``."""
         if self.vectorize_particles and self.max_plate_nesting == math.inf:
             self._guess_max_plate_nesting(model, guide, args, kwargs)
         detach_first = self.reparameterized is False
@@ -428,12 +435,20 @@ class _FamilyELBO(ELBO):
     # --- the objective ------------------------------------------------------------------------
 
     def choose(self, all_rsample: bool) -> str:
-        """The sampling mode (one of :data:`SAMPLINGS`) for a guide whose latent sites all have
-        ``rsample`` (``all_rsample``) or not."""
+        """The sampling mode (one of ``SAMPLINGS``) for a guide whose latent sites all have
+        ``rsample`` (``all_rsample``) or not.
+
+        Args:
+            all_rsample: whether every latent site of the guide has ``rsample``.
+        """
         raise NotImplementedError
 
     def terms(self, *tensors: Tensor) -> Terms:
-        """The pure function of :mod:`tvo.functional` on the tensors."""
+        """The pure function of ``tvo.functional`` on the tensors.
+
+        Args:
+            *tensors: the tensors of the sampling mode, each ``[S, B]``.
+        """
         raise NotImplementedError
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> Tensor:
@@ -457,7 +472,7 @@ class _FamilyELBO(ELBO):
             self.log_weight = last
 
     def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
-        """:meth:`differentiable_loss` with its gradient accumulated into the parameters'
+        """``differentiable_loss`` with its gradient accumulated into the parameters'
         ``.grad``; returns the loss as a float."""
         loss = self.differentiable_loss(model, guide, *args, **kwargs)
         if loss.requires_grad:
@@ -466,7 +481,7 @@ class _FamilyELBO(ELBO):
         return loss.item()
 
     def after_step(self) -> None:
-        """Called by :meth:`loss_and_grads` after the backward pass."""
+        """Called by ``loss_and_grads`` after the backward pass."""
 
     def _get_trace(self, model, guide, args, kwargs):  # abstract in pyro.infer.ELBO
         run = self._run(model, guide, args, kwargs, detach=self.reparameterized is False)
@@ -482,7 +497,7 @@ class TVO_ELBO(_FamilyELBO):
     Args:
         num_particles: ``S ≥ 2`` particles per data point.
         K: the number of intervals of the partition.
-        schedule: ``"log"``, ``"linear"``, ``"moments"`` or ``"gp-bandit"``, as :class:`tvo.TVO`.
+        schedule: ``"log"``, ``"linear"``, ``"moments"`` or ``"gp-bandit"``, as ``tvo.TVO``.
         beta1: the first inner point of the schedules that start from the log schedule.
         integration: ``"left"`` (``TVO_L``), ``"right"`` (``TVO_U``, an upper bound) or
             ``"trapz"``.
@@ -490,19 +505,20 @@ class TVO_ELBO(_FamilyELBO):
         adapt_every: updates between moves of an adaptive schedule.
         seed: the seed of the gp-bandit schedule.
         reparameterized: ``None`` (default): the reparameterised TVO gradient
-            (:func:`tvo.functional.tvo_reparam`, Brekelmans et al. 2020) when every guide site
-            has ``rsample``, else the covariance estimator (:func:`tvo.functional.tvo`) with
+            (``tvo.functional.tvo_reparam``, Brekelmans et al. 2020) when every guide site
+            has ``rsample``, else the covariance estimator (``tvo.functional.tvo``) with
             every particle detached; ``True``: demand the former; ``False``: always the latter.
         vectorize_particles: draw the particles in one run inside an outer plate (default), or
             in ``S`` runs in turn (``False``: for models whose structure depends on values).
         max_plate_nesting: as Pyro's; guessed from one run when not given.
+        retain_graph: as Pyro's ``ELBO`` (``None``: Pyro's default).
 
     Schedule state. The ELBO holds ``state`` (``schedule.init()``) and trains on
-    ``state.partition``. :meth:`loss_and_grads` (each ``SVI.step``) advances it with that
+    ``state.partition``. ``loss_and_grads`` (each ``SVI.step``) advances it with that
     step's log-weights, ``state = schedule.update(state, log_weight)``; ``loss`` and
     ``differentiable_loss`` do not, so a loop of your own (or Pyro's ``ELBOModule``) calls
-    :meth:`advance` after each optimiser step. Save it with :meth:`state_dict` beside Pyro's
-    param store and restore it with :meth:`load_state_dict`::
+    ``advance`` after each optimiser step. Save it with ``state_dict`` beside Pyro's
+    param store and restore it with ``load_state_dict``::
 
         torch.save({"params": pyro.get_param_store().get_state(), "tvo": elbo.state_dict()}, f)
         saved = torch.load(f, weights_only=False)
@@ -544,11 +560,21 @@ class TVO_ELBO(_FamilyELBO):
         return self.schedule.K
 
     def choose(self, all_rsample: bool) -> str:
+        """The sampling mode: ``doubly-reparameterized`` (the reparameterised TVO) or ``score``.
+
+        Args:
+            all_rsample: whether every latent site of the guide has ``rsample``.
+        """
         reparam = self.reparameterized is True or (self.reparameterized is None and all_rsample)
         self._estimator = self.reparam if reparam else self.covariance
         return "doubly-reparameterized" if reparam else "score"
 
     def terms(self, *tensors: Tensor) -> Terms:
+        """The TVO's terms at the state's partition.
+
+        Args:
+            *tensors: the tensors of the sampling mode, each ``[S, B]``.
+        """
         return self._estimator.terms(*tensors, partition=self.state.partition)
 
     def advance(self) -> None:
@@ -567,7 +593,11 @@ class TVO_ELBO(_FamilyELBO):
                 "schedule": self.schedule.state_dict(self.state)}  # fmt: skip
 
     def load_state_dict(self, saved: dict) -> None:
-        """Restore a state saved by :meth:`state_dict`."""
+        """Restore a state saved by ``state_dict``.
+
+        Args:
+            saved: what ``state_dict`` gave.
+        """
         self.state = self.schedule.load_state_dict(saved["partition"], saved["schedule"])
 
     def __repr__(self) -> str:
@@ -576,13 +606,20 @@ class TVO_ELBO(_FamilyELBO):
 
 class VIMCO_ELBO(_FamilyELBO):
     """The importance-weighted bound ``L̂ = logmeanexp_s ℓ_s`` with VIMCO's leave-one-out
-    score-function estimator (Mnih & Rezende, 2016; :func:`tvo.functional.vimco`), per data
+    score-function estimator (Mnih & Rezende, 2016; ``tvo.functional.vimco``), per data
     point of the data plate; ``S ≥ 2``.
 
     ``reparameterized``: ``None`` (default): sites with ``rsample`` enter ``L̂`` pathwise and
     the others get VIMCO's score terms (every site reparameterisable: the IWAE's gradient; none:
     VIMCO as published); ``True``: demand that every guide site has ``rsample``; ``False``:
-    score terms for every site. Other arguments as :class:`TVO_ELBO`.
+    score terms for every site. Other arguments as ``TVO_ELBO``.
+
+    Args:
+        num_particles: ``S ≥ 2`` particles per data point.
+        reparameterized: ``None``, ``True`` or ``False``, as above.
+        vectorize_particles: draw the particles in one run inside an outer plate.
+        max_plate_nesting: as Pyro's; guessed from one run when not given.
+        retain_graph: as Pyro's ``ELBO``.
     """
 
     min_particles = 2
@@ -600,9 +637,20 @@ class VIMCO_ELBO(_FamilyELBO):
         self.reparameterized = reparameterized
 
     def choose(self, all_rsample: bool) -> str:
+        """The sampling mode: ``score`` when ``reparameterized`` is ``False``, else ``mixed``.
+
+        Args:
+            all_rsample: whether every latent site of the guide has ``rsample``.
+        """
         return "score" if self.reparameterized is False else "mixed"
 
     def terms(self, log_p: Tensor, log_q: Tensor) -> Terms:
+        """``tvo.functional.vimco``.
+
+        Args:
+            log_p: ``log p(x, z_s)``, ``[S, B]``.
+            log_q: ``log q(z_s | x)`` of the score sites, ``[S, B]``.
+        """
         return functional.vimco(log_p, log_q)
 
     def __repr__(self) -> str:
@@ -611,9 +659,16 @@ class VIMCO_ELBO(_FamilyELBO):
 
 class DReG_ELBO(_FamilyELBO):
     """The importance-weighted bound with the doubly reparameterised gradient (Tucker et al.,
-    2019; :func:`tvo.functional.dreg`); every guide site needs ``rsample``. θ gets the IWAE
+    2019; ``tvo.functional.dreg``); every guide site needs ``rsample``. θ gets the IWAE
     gradient, φ ``Σ_s w̄_s² (∂ℓ_s/∂z_s)(∂z_s/∂φ)`` without the score term (at ``S = 1`` the
-    "sticking the landing" ELBO gradient). The model and guide run twice per step."""
+    "sticking the landing" ELBO gradient). The model and guide run twice per step.
+
+    Args:
+        num_particles: ``S`` particles per data point.
+        vectorize_particles: draw the particles in one run inside an outer plate.
+        max_plate_nesting: as Pyro's; guessed from one run when not given.
+        retain_graph: as Pyro's ``ELBO``.
+    """
 
     min_particles = 1
 
@@ -627,9 +682,20 @@ class DReG_ELBO(_FamilyELBO):
         super().__init__(num_particles, vectorize_particles, max_plate_nesting, retain_graph)
 
     def choose(self, all_rsample: bool) -> str:
+        """The sampling mode: ``doubly-reparameterized``.
+
+        Args:
+            all_rsample: whether every latent site of the guide has ``rsample``.
+        """
         return "doubly-reparameterized"
 
     def terms(self, log_p_theta: Tensor, log_weight: Tensor) -> Terms:
+        """``tvo.functional.dreg``.
+
+        Args:
+            log_p_theta: ``log p(x, sg(z_s))``, ``[S, B]``.
+            log_weight: ``ℓ_s`` with every parameter stopped, ``[S, B]``.
+        """
         return functional.dreg(log_p_theta, log_weight)
 
     def __repr__(self) -> str:

@@ -22,7 +22,7 @@ checkpoint second: a kill between the two leaves metrics ahead of the last check
 resume drops those rows. A checkpoint that fails to load (or lacks what a checkpoint holds) is
 reported and the one before it used; when none loads, resuming stops with an error.
 
-One writer at a time: :meth:`Run.writer` holds an operating-system lock on ``RUN/.lock``
+One writer at a time: ``Run.writer`` holds an operating-system lock on ``RUN/.lock``
 (``filelock``; released when the process ends, however it ends) while a run is created,
 trained or extended, and ``RUN/.lock.pid`` names the holder, so a second writer is refused with
 its PID. An overwritten run is moved aside (``RUN/.replaced/``) and deleted only once the new run
@@ -71,7 +71,7 @@ def write_text(path: Path, text: str) -> None:
 
 
 class Run:
-    """A run folder. Create one with :meth:`create`, open an existing one with :meth:`open`."""
+    """A run folder. Create one with ``create``, open an existing one with ``open``."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -144,7 +144,7 @@ class Run:
 
     @contextmanager
     def writer(self) -> Iterator[Run]:
-        """Hold the run folder for writing. Another process holding it is a :class:`RunError`
+        """Hold the run folder for writing. Another process holding it is a ``RunError``
         naming its PID. On entry, leftovers of killed processes are cleaned up (temporary files
         of interrupted writes; an overwrite that never reached its first checkpoint is undone).
         The run an overwrite moved aside is deleted once this run has a checkpoint, and given
@@ -194,7 +194,7 @@ class Run:
 
     def extend(self, steps: int | None = None, epochs: float | None = None) -> TrainConfig:
         """Give the run a new length (``steps`` or ``epochs``; neither: unchanged) and return its
-        config. Nothing is written here: training writes it (:meth:`save_extension`) once the
+        config. Nothing is written here: training writes it (``save_extension``) once the
         checkpoint has loaded and the length covers the steps done, so a resume refused for
         either leaves the run as it was."""
         config = self.config
@@ -211,7 +211,7 @@ class Run:
         return extended
 
     def save_extension(self) -> None:
-        """Write the length given by :meth:`extend` (the caller holds :meth:`writer`):
+        """Write the length given by ``extend`` (the caller holds ``writer``):
         ``config.json`` is rewritten and the summary and final evaluation, which describe the
         shorter run, are removed; metrics and checkpoints stay."""
         if self._extended:
@@ -284,8 +284,8 @@ class Run:
 
     def copy_to(self, to: str | Path) -> Path:
         """A copy of the run at ``to`` (replaced if it exists) with only its newest checkpoint:
-        a run folder that :meth:`open`, ``tvo.load``, ``tvo eval`` and ``--resume`` read (Ray
-        Tune's checkpoint of a trial, :mod:`tvo.tune`)."""
+        a run folder that ``open``, ``tvo.load``, ``tvo eval`` and ``--resume`` read (Ray
+        Tune's checkpoint of a trial, ``tvo.tune``)."""
         to = Path(to)
         if to.exists():
             shutil.rmtree(to)
@@ -311,8 +311,8 @@ class Run:
 
     def record_threads(self, threads: int) -> None:
         """Record the thread count the run trains with in ``config.json`` (a run made without
-        one, at its first step; the caller holds :meth:`writer`). The file's other settings are
-        written as they are on disk (a new length waits for :meth:`save_extension`)."""
+        one, at its first step; the caller holds ``writer``). The file's other settings are
+        written as they are on disk (a new length waits for ``save_extension``)."""
         from dataclasses import replace
 
         on_disk = replace(_read_config(self.path / "config.json"), threads=threads)
@@ -340,9 +340,9 @@ class Run:
 
     def load_checkpoint(self, map_location=None, at_most: int | None = None) -> dict | None:
         """The newest checkpoint (of a step ``≤ at_most``, where given) that loads and holds
-        what a checkpoint holds, read as this version writes it (:func:`migrate_checkpoint`); a
+        what a checkpoint holds, read as this version writes it (``migrate_checkpoint``); a
         corrupt one is reported and skipped. ``None`` when there is none (see
-        :meth:`checkpoints` for whether there were files that did not load)."""
+        ``checkpoints`` for whether there were files that did not load)."""
         for path in reversed(self.checkpoints()):
             if at_most is not None and _step_of(path) > at_most:
                 continue
@@ -511,7 +511,7 @@ def migrate_checkpoint(state: dict, config: TrainConfig) -> dict:
 
 
 def _read_config(file: Path) -> TrainConfig:
-    """``config.json``, migrated (:func:`migrate_config`) and read."""
+    """``config.json``, migrated (``migrate_config``) and read."""
     values = json.loads(file.read_text())
     if not isinstance(values, dict):
         raise ValueError(f"expected a JSON object, got {type(values).__name__}")

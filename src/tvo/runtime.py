@@ -6,7 +6,7 @@ reallocates the same few megabyte-sized tensors every time; depending on what th
 allocated before, glibc returns them and each page is faulted in again. After 200 training
 steps of ``linear_1`` an evaluation of 500 images made about 540,000 page faults and took 2.2 s
 instead of 1.6 s (benchmarks/RESULTS.md); in a fresh ``tvo eval`` process it made no difference.
-:func:`keep_freed_memory` raises both thresholds, so freed blocks stay in the process and are
+``keep_freed_memory`` raises both thresholds, so freed blocks stay in the process and are
 reused. The price: the process keeps its peak memory until it exits, which the ``tvo`` command
 (one training run or evaluation per process) does anyway.
 
@@ -58,7 +58,7 @@ def keep_freed_memory() -> bool:
 
 
 def configure_from_environment() -> bool:
-    """What the command line does at start: :func:`keep_freed_memory` unless
+    """What the command line does at start: ``keep_freed_memory`` unless
     ``TVO_KEEP_FREED_MEMORY`` is ``0``. Returns whether it was applied."""
     value = os.environ.get("TVO_KEEP_FREED_MEMORY", "1").strip()
     if value not in ("0", "1"):
@@ -95,7 +95,7 @@ def auto_threads() -> int:
 
 
 def check_threads(threads) -> None:
-    """Raise ``ValueError`` for a ``--threads`` value :func:`set_threads` would refuse, before
+    """Raise ``ValueError`` for a ``--threads`` value ``set_threads`` would refuse, before
     anything is done (``None``: not given)."""
     if threads is None or threads == "auto":
         return
@@ -107,7 +107,7 @@ def check_threads(threads) -> None:
 
 
 def set_threads(threads) -> int | None:
-    """``torch.set_num_threads``: a count, ``"auto"`` (:func:`auto_threads`), or ``None`` to leave
+    """``torch.set_num_threads``: a count, ``"auto"`` (``auto_threads``), or ``None`` to leave
     torch's default. Returns the count set. Raises ``ValueError`` for anything else."""
     if threads is None:
         return None

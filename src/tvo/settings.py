@@ -1,29 +1,29 @@
 """The training settings, declared once: name, type, default, help, owner and check.
 
-Every other view of a run's settings is derived from :func:`declared`:
+Every other view of a run's settings is derived from ``declared``:
 
-- :class:`tvo.config.TrainConfig` has one field per setting (``None`` by default for the
-  settings of an objective, which :func:`tvo.config.resolve` fills in where they apply);
+- ``tvo.config.TrainConfig`` has one field per setting (``None`` by default for the
+  settings of an objective, which ``tvo.config.resolve`` fills in where they apply);
 - a TOML file (``tvo train --config``, a sweep's ``[defaults]`` and grids, a Tune config)
   accepts exactly these names;
 - ``tvo train`` has one flag per setting (``--name-with-dashes``, plus ``flags`` such as
   ``-S``), parsed by ``parse``;
-- :func:`tvo.fit` takes each as a keyword (``keyword``: ``num_particles`` for ``particles``);
-- the table of ``docs/settings.md`` is :func:`markdown_table` (a test checks it is up to
+- ``tvo.fit`` takes each as a keyword (``keyword``: ``num_particles`` for ``particles``);
+- the table of ``docs/settings.md`` is ``markdown_table`` (a test checks it is up to
   date).
 
-The run-wide settings are :data:`COMMON`. An objective's own settings are declared by its class
-(:class:`tvo.objectives.base.Objective`): ``settings`` maps each name to its default there,
-and ``declared`` may give a :class:`Setting` with its type, help and check; a setting with no
+The run-wide settings are ``COMMON``. An objective's own settings are declared by its class
+(``tvo.objectives.base.Objective``): ``settings`` maps each name to its default there,
+and ``declared`` may give a ``Setting`` with its type, help and check; a setting with no
 declaration gets one inferred from its default (its type; help naming the objective). So a new
 objective with a new setting needs only those two class attributes (and ``applicable``,
 ``from_settings`` and ``run_settings`` to use it): its flag, TOML key, ``fit`` keyword, field
 and table row follow.
 
-:class:`Setting` checks a single value (its type, range or choices); a requirement that
+``Setting`` checks a single value (its type, range or choices); a requirement that
 involves several settings or the model (a pathwise objective needs ``has_rsample``, gp-bandit
 needs ``K ≥ 2``, compile needs a fixed partition, exactly one of steps and epochs) is checked
-once, in :func:`tvo.config.validate`.
+once, in ``tvo.config.validate``.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class ConfigError(ValueError):
 
 
 def check_choice(name: str, value, choices) -> None:
-    """A :class:`ConfigError` unless ``value`` is one of ``choices``."""
+    """A ``ConfigError`` unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise ConfigError(f"unknown {name} {value!r}: expected one of {', '.join(choices)}")
 
@@ -66,7 +66,7 @@ class Setting:
     """One training setting.
 
     Attributes:
-        name: its name in ``config.json``, TOML files and :class:`~tvo.config.TrainConfig`.
+        name: its name in ``config.json``, TOML files and ``TrainConfig``.
         kind: the type of its value: ``int``, ``float``, ``str``, ``bool``, ``list``, ``dict``
             (``object``: any, left to ``check``).
         default: its value when nothing sets it (an objective's setting: its objective's).
@@ -75,14 +75,14 @@ class Setting:
         optional: whether ``None`` is a valid value (the setting may be left out).
         flags: short flags besides ``--name`` (``("-S",)``); ``flag=False``: none at all.
         parse: the flag's text to a value (default: ``kind``).
-        keyword: its name as a keyword of :func:`tvo.fit` (default: ``name``; ``""``: none).
+        keyword: its name as a keyword of ``tvo.fit`` (default: ``name``; ``""``: none).
         label: its name in error messages (default: ``name``).
         choices: the valid values of a text setting.
         low, high, open_low: the range of a number (``low ≤ v < high``, ``low < v`` if
             ``open_low``).
         check: a check of the value given all values, ``check(value, values)``, that raises
-            :class:`ConfigError`; for a number it replaces the range check.
-        owner: ``"run"``, or the objectives that take it (filled in by :func:`declared`).
+            ``ConfigError``; for a number it replaces the range check.
+        owner: ``"run"``, or the objectives that take it (filled in by ``declared``).
     """
 
     name: str
@@ -110,11 +110,11 @@ class Setting:
 
     @property
     def fit_keyword(self) -> str | None:
-        """Its keyword argument of :func:`tvo.fit`, or ``None``."""
+        """Its keyword argument of ``tvo.fit``, or ``None``."""
         return self.name if self.keyword is None else (self.keyword or None)
 
     def validate(self, value, values: Mapping) -> None:
-        """Raise :class:`ConfigError` unless ``value`` is valid for this setting (``values``:
+        """Raise ``ConfigError`` unless ``value`` is valid for this setting (``values``:
         all the run's settings, for a check that depends on another)."""
         label = self.label or self.name
         if value is None:
@@ -300,8 +300,8 @@ def _replace(setting: Setting, **changes) -> Setting:
 
 
 def declared() -> dict[str, Setting]:
-    """All the training settings by name, in the order of :class:`~tvo.config.TrainConfig`'s
-    fields: :data:`COMMON` with every objective's settings after ``particles``."""
+    """All the training settings by name, in the order of ``TrainConfig``'s
+    fields: ``COMMON`` with every objective's settings after ``particles``."""
     settings: dict[str, Setting] = {}
     for setting in COMMON:
         settings[setting.name] = setting

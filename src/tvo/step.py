@@ -1,8 +1,8 @@
 """The training step: ``state, info = step(state, x)``, with everything it changes in ``state``.
 
-:class:`TrainState` holds the model (its parameters), the optimiser (its moments), the
+``TrainState`` holds the model (its parameters), the optimiser (its moments), the
 schedule's state (the partition in use, and whatever an adaptive schedule carries), the random
-generators and the step count. :class:`Step` holds what does not change: the objective, the
+generators and the step count. ``Step`` holds what does not change: the objective, the
 number of particles and the objective's schedule. One step:
 
 1. the objective's loss on the batch ``x`` ``[B, D]``, at the partition of the schedule state;
@@ -15,16 +15,16 @@ the optimiser's moments are updated in place, as ``torch.optim`` does; every oth
 state is replaced, so the returned state is the one to keep.
 
 Randomness: the particles come from ``generators.particles``, the run's own generator: the
-step makes it the default generator of its device while it runs (:func:`drawing_from`, since
+step makes it the default generator of its device while it runs (``drawing_from``, since
 ``torch.distributions`` draws from the default one) and puts the default one back afterwards, so
 the run's numbers do not depend on what other code in the process drew, and a step draws nothing
 from the process's stream. Batches and dynamic binarisation come from ``generators.data``, drawn
-by the caller (:meth:`tvo.data.Dataset.sample_batch`). Both are saved by :func:`state_dict`, so a
+by the caller (``tvo.data.Dataset.sample_batch``). Both are saved by ``state_dict``, so a
 resumed run draws what the uninterrupted one would.
 
-``tvo train``, :func:`tvo.train.train` (a single run is its group of one), the benchmarks and
+``tvo train``, ``tvo.train.train`` (a single run is its group of one), the benchmarks and
 anything built on them (Ray, Pyro) call this one step; a group of runs calls its batched
-counterpart, :class:`tvo.ensemble.GroupStep`, with the same interface.
+counterpart, ``tvo.ensemble.GroupStep``, with the same interface.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from tvo.partitions import Schedule
 
 class Generators(NamedTuple):
     """The random generators of a run, both its own (never the process's default generator):
-    ``particles`` (made the default generator of its device during a step, :func:`drawing_from`)
+    ``particles`` (made the default generator of its device during a step, ``drawing_from``)
     and ``data`` (batch indices and dynamic binarisation)."""
 
     particles: torch.Generator
@@ -54,7 +54,7 @@ class Generators(NamedTuple):
         cls, seed: int, device: torch.device, particles_state: Tensor | None = None
     ) -> Generators:
         """A run's generators on ``device``: ``data`` seeded with ``seed``; ``particles`` seeded
-        with ``seed``, or set to ``particles_state`` (:func:`tvo.build.build` gives the state
+        with ``seed``, or set to ``particles_state`` (``tvo.build.build`` gives the state
         that follows the model's initialisation from the same seed)."""
         device = torch.device(device)
         particles = torch.Generator(device=device)
@@ -67,7 +67,7 @@ class Generators(NamedTuple):
     def state_dict(self) -> dict:
         """``torch_rng`` (the particles' generator) and ``data_rng``: the names checkpoints
         have always used (before 0.3 ``torch_rng`` was the process's CPU generator and
-        ``cuda_rng`` the CUDA ones; :func:`tvo.runs.migrate_checkpoint` reads those)."""
+        ``cuda_rng`` the CUDA ones; ``tvo.runs.migrate_checkpoint`` reads those)."""
         return {"torch_rng": self.particles.get_state(), "data_rng": self.data.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
@@ -235,7 +235,7 @@ def state_dict(state: TrainState, schedule: Schedule | None) -> dict:
 def load_state_dict(initial: TrainState, saved: dict, schedule: Schedule | None) -> TrainState:
     """``initial`` (a freshly built state) with everything of a checkpoint's ``saved`` loaded
     into it: parameters, optimiser, schedule state and generators. ``saved`` is as this version
-    writes it (:meth:`tvo.runs.Run.load_checkpoint` migrates earlier versions')."""
+    writes it (``tvo.runs.Run.load_checkpoint`` migrates earlier versions')."""
     initial.model.load_state_dict(saved["model"])
     initial.optimiser.load_state_dict(saved["optimiser"])
     initial.generators.load_state_dict(saved)

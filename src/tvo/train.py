@@ -1,29 +1,29 @@
 """The one training loop, for a single run or a group of ``M`` runs trained together: batches,
 the non-finite policy, evaluations, metrics, TensorBoard, progress, checkpoints, summaries and
-signals, written once. A single run is a group of one, stepped by :class:`tvo.step.Step`; a
-group is stepped by :class:`tvo.ensemble.GroupStep`. Both are ``step(state, x) → (state, info)``
-with the state an explicit value; :class:`Single` and :class:`Group` adapt them to the loop
+signals, written once. A single run is a group of one, stepped by ``tvo.step.Step``; a
+group is stepped by ``tvo.ensemble.GroupStep``. Both are ``step(state, x) → (state, info)``
+with the state an explicit value; ``Single`` and ``Group`` adapt them to the loop
 (batches, each member's model and checkpoint), and nothing else differs.
 
-Everything a step changes is in its :class:`~tvo.step.TrainState`, and a checkpoint holds all of
+Everything a step changes is in its ``TrainState``, and a checkpoint holds all of
 it (parameters, optimiser, schedule state, both random generators) with the loop's own running
 sums; a run resumed from a checkpoint therefore continues with exactly the draws the
 uninterrupted run would have made: on the CPU it ends with the same parameters, bit for bit.
-Evaluations draw from generators of their own (:mod:`tvo.evaluate.run`), so they never change
+Evaluations draw from generators of their own (``tvo.evaluate.run``), so they never change
 what training draws.
 
 The non-finite policy, one rule for a run alone and a member of a group: a step whose loss or
 gradient has an element that is not finite is never applied; with ``nonfinite = "skip"`` it is
-counted (column ``skipped`` of the metrics) and :data:`MAX_NONFINITE` of them in a row stop the
+counted (column ``skipped`` of the metrics) and ``MAX_NONFINITE`` of them in a row stop the
 run, with ``"stop"`` the first one does; parameters with an element that is no longer finite
 after an update (an update so large that it overflows) stop the run at once. A run alone raises
-:class:`NonFiniteError`; a member of a group leaves it with the same message (its summary says
+``NonFiniteError``; a member of a group leaves it with the same message (its summary says
 why), and the others go on as they would have without it.
 
 Threads: torch's CPU reductions round differently with one thread and with two, so a run
 records the thread count it trains with (``threads`` in ``config.json``, at its first step where
 its creator did not) and every later invocation uses it unless told otherwise
-(:func:`train`'s ``threads``; the command line's ``--threads``), saying then that the
+(``train``'s ``threads``; the command line's ``--threads``), saying then that the
 continuation will not be bit-identical to an uninterrupted run.
 """
 
@@ -54,7 +54,7 @@ MAX_NONFINITE = 100  # steps in a row that are not finite, after which training 
 
 class NonFiniteError(RuntimeError):
     """Training stopped at a step whose loss or gradient was not finite (``nonfinite = "stop"``),
-    or after :data:`MAX_NONFINITE` such steps in a row."""
+    or after ``MAX_NONFINITE`` such steps in a row."""
 
 
 def total_steps(config: TrainConfig, dataset: Dataset) -> int:
@@ -146,14 +146,14 @@ def checkpoint(state: TrainState, progress: Progress, s: Setup) -> dict:
 def train(run: Run, quiet: bool = False, stop_after: int | None = None, prepared=None,
           threads: int | None = None) -> dict:  # fmt: skip
     """Train (or resume) the run in ``run`` to its configured number of steps, holding the run
-    folder for writing (:meth:`~tvo.runs.Run.writer`: a second process is refused).
+    folder for writing (``writer``: a second process is refused).
 
     ``stop_after`` ends after that step as an interruption would, checkpoint included;
-    ``prepared`` is a :class:`~tvo.build.Setup` to use instead of building one from the config;
+    ``prepared`` is a ``Setup`` to use instead of building one from the config;
     ``threads`` overrides the run's recorded thread count (see the module docstring).
     Returns the summary, with ``signal``: the number of the signal (SIGINT, SIGTERM) that
     stopped it early, else ``None``; ``summary.json`` is written when the last step is done.
-    A step or update that is not finite stops it with :class:`NonFiniteError` (the module
+    A step or update that is not finite stops it with ``NonFiniteError`` (the module
     docstring gives the rule).
     """
     return train_runs([run], quiet, stop_after, None if prepared is None else [prepared],
@@ -168,7 +168,7 @@ def train_runs(
     threads: int | None = None,
 ) -> list[dict]:
     """Train (or resume) ``runs``, one alone or several as a group (their settings may differ
-    only in :data:`tvo.ensemble.MEMBER_SETTINGS`), each run's folder written as a single run's
+    only in ``tvo.ensemble.MEMBER_SETTINGS``), each run's folder written as a single run's
     and held for writing throughout. Returns each run's summary, with ``signal`` and, for a
     group, ``stopped``: why a member left the group early (else ``None``)."""
     if len(runs) > 1:
@@ -220,7 +220,7 @@ def last_checkpoint_text(run: Run) -> str:
 
 
 class Single:
-    """A run alone, for the loop: :class:`tvo.step.Step` on a :class:`~tvo.step.TrainState`.
+    """A run alone, for the loop: ``tvo.step.Step`` on a ``TrainState``.
     Its step reads its finiteness anyway (a Python bool), so the loop applies the non-finite
     policy at every step."""
 
@@ -258,8 +258,8 @@ class Single:
 
 
 class Group:
-    """``M`` runs together, for the loop: :class:`tvo.ensemble.GroupStep` on a
-    :class:`~tvo.ensemble.GroupState`. With a fixed partition and ``nonfinite = "skip"`` a step
+    """``M`` runs together, for the loop: ``tvo.ensemble.GroupStep`` on a
+    ``GroupState``. With a fixed partition and ``nonfinite = "skip"`` a step
     makes no host synchronisation: the members' running means and counts stay on the device
     until a metrics row. An adaptive schedule or ``nonfinite = "stop"`` reads the step's
     finiteness every step."""
@@ -466,7 +466,7 @@ def resume_hint(runs: list[Run]) -> str:
 
 class Policy:
     """The non-finite policy (see the module docstring), for every member alike: a run alone
-    raises :class:`NonFiniteError`, a member of a group leaves it (``stopped``) with the same
+    raises ``NonFiniteError``, a member of a group leaves it (``stopped``) with the same
     message."""
 
     def __init__(self, members: list[Member], config: TrainConfig, alone: bool):

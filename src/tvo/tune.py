@@ -1,12 +1,12 @@
-"""Ray Tune: :func:`trainable`, a function trainable that trains one run with tvo's own trainer
-(:func:`tvo.train.train`) and reports its validation ``log p̂(x)`` to Tune at each evaluation.
+"""Ray Tune: ``trainable``, a function trainable that trains one run with tvo's own trainer
+(``tvo.train.train``) and reports its validation ``log p̂(x)`` to Tune at each evaluation.
 
 Tune's config is a dict of tvo's settings (the names of ``tvo train``, a sweep file and
 ``config.json``: ``beta1``, ``partitions`` for K, ``particles`` for S, ``lr``, ``schedule``,
 ``steps``, ``eval_every``…, and ``preset``), searched or fixed; ``base`` holds the settings every
 trial shares (pass it with ``tune.with_parameters``). A setting Tune gives overrides ``base``;
 an unknown one, or a value that cannot work, fails the trial with the
-:class:`~tvo.config.ConfigError` that ``tvo train`` would print::
+``ConfigError`` that ``tvo train`` would print::
 
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -32,7 +32,7 @@ evaluation to the next with ``train(run, stop_after=...)``, which ends a stretch
 interruption would, with a checkpoint.
 
 A trial that Tune starts again (a retry after its worker died, ``FailureConfig(max_failures)``,
-or ``Tuner.restore``) gets its last Tune checkpoint from :func:`ray.tune.get_checkpoint`; the
+or ``Tuner.restore``) gets its last Tune checkpoint from ``ray.tune.get_checkpoint``; the
 run folder is copied back from it and training resumes from the trainer's checkpoint, so on the
 CPU the trial ends with the metrics and parameters of an uninterrupted run, bit for bit.
 
@@ -60,7 +60,12 @@ SETTINGS = sorted(set(FIELDS) - {"model_source"})  # what a Tune config may set
 def settings(config: dict, base: dict | None = None) -> TrainConfig:
     """The run's settings: ``base`` overridden by Tune's ``config`` (both dicts of tvo setting
     names, ``preset`` included), resolved as ``tvo train`` resolves its flags. An unknown name
-    or a value that cannot work is a :class:`~tvo.config.ConfigError` naming it."""
+    or a value that cannot work is a ``ConfigError`` naming it.
+
+    Args:
+        config: Tune's settings for the trial.
+        base: the settings every trial shares (``None``: none).
+    """
     merged = {**(base or {}), **config}
     check_keys(merged, SETTINGS, "Tune config")
     preset = merged.pop("preset", None)
@@ -68,10 +73,15 @@ def settings(config: dict, base: dict | None = None) -> TrainConfig:
 
 
 def trainable(config: dict, base: dict | None = None) -> None:
-    """Train one run with the settings ``base`` overridden by ``config`` (:func:`settings`),
+    """Train one run with the settings ``base`` overridden by ``config`` (``settings``),
     reporting the metrics row of each evaluation to Tune with the run folder as its checkpoint;
-    resume from :func:`ray.tune.get_checkpoint` when Tune gives one. Call it through Tune
-    (``tune.Tuner(trainable, param_space=...)``), not directly."""
+    resume from ``ray.tune.get_checkpoint`` when Tune gives one. Call it through Tune
+    (``tune.Tuner(trainable, param_space=...)``), not directly.
+
+    Args:
+        config: Tune's settings for the trial.
+        base: the settings every trial shares (``None``: none).
+    """
     import torch
     from ray import tune
 
@@ -110,7 +120,12 @@ def trainable(config: dict, base: dict | None = None) -> None:
 
 def evaluation(run, step: int) -> dict:
     """The metrics row of the evaluation at ``step``, as ``metrics.csv`` holds it (its empty
-    cells left out)."""
+    cells left out).
+
+    Args:
+        run (Run): the run.
+        step: the evaluation's step.
+    """
     rows = [row for row in run.read_metrics() if row["step"] == step and row["log_px"] is not None]
     return {key: value for key, value in rows[-1].items() if value is not None}
 

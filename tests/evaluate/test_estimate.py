@@ -103,3 +103,23 @@ def test_the_chunk_size_changes_memory_not_the_estimate():
         for a, b in zip(results[0], other):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-9)
     assert (results[0].log_px - results[3].log_px).abs().max() > 1e-3
+
+
+def test_evaluations_print_as_summaries_not_tensors():
+    """Issue 24, item 9: printing an ``Evaluation`` (and AIS's and BDMC's estimates) dumped
+    every per-point tensor; each prints its size and means, which are the tensors' own."""
+    from tvo.evaluate.ais import ais, bdmc
+
+    torch.manual_seed(0)
+    model = DiscreteToy(num_latents=3, num_observed=4)
+    x = model.sample(300)[1]
+    result = tvo.estimate(model, x, 20)
+    text = repr(result)
+    assert "tensor" not in text and len(text) < 200 and text.startswith("Evaluation(B=300 points")
+    assert f"log_px={result.log_px.mean().item():.3f}" in text
+    assert f"tvo_upper={result.tvo_upper.mean().item():.3f}" in text
+    forward = ais(model, x[:5], num_steps=3, num_chains=2)
+    assert repr(forward).startswith("AISEstimate(B=5 points, C=2 chains, T=3 steps; mean log_px=")
+    both = bdmc(model, 4, num_steps=3, num_chains=2)
+    gap = both.gap
+    assert "tensor" not in repr(both) and f"gap={gap.mean().item():.3f} ± " in repr(both)

@@ -1,6 +1,7 @@
 """Evaluating a trained run: at the partition its checkpoint trained with, seeded by its own
 seed, without moving the generators training draws from."""
 
+import pytest
 import torch
 
 from tvo.build import load_trained
@@ -75,3 +76,27 @@ def test_ais_of_a_run_estimates_its_exact_log_marginal(tiny_data, tmp_path, one_
     assert along_run["schedule"] == "run" and schedules
     assert all(torch.equal(torch.as_tensor(s), trained.partition) for s in schedules)
     assert not torch.equal(trained.partition, partition(3, "log", config.beta1))  # it moved
+
+
+@pytest.mark.parametrize(
+    ("gap", "se", "says"),
+    [(0.05, 0.02, None),
+     (-0.01, 0.02, "0.5 standard errors below 0, within noise"),
+     (-0.5, 0.1, "5.0 standard errors below 0, more than noise explains"),
+     (-0.5, None, "one point gives no standard error")],
+)  # fmt: skip
+def test_bdmc_says_why_its_lower_bound_can_be_above_its_upper(gap, se, says):
+    """Issue 24, item 9: both bounds are stochastic; a negative gap is weighed against its
+    standard error, printed beside the bounds."""
+    from tvo.evaluate.run import bdmc_lines
+
+    report = {"log_px": -20.0, "stderr": 0.01, "upper": -20.0 + gap, "upper_stderr": 0.01,
+              "gap": gap, "gap_stderr": se, "num_images": 100}  # fmt: skip
+    lines = bdmc_lines(report)
+    assert "stochastic lower bound" in lines[0] and "stochastic upper bound" in lines[1]
+    assert lines[2].split()[:2] == ["gap", f"{gap:.3f}"]
+    assert "standard error over the 100 points" in lines[2]
+    if says is None:
+        assert len(lines) == 3
+    else:
+        assert "lower is above upper: both bounds are stochastic" in lines[3] and says in lines[3]

@@ -68,7 +68,35 @@ class ProtocolModel(nn.Module):
 
     def sample(self, n):
         z, x = self.inner.sample(n)
+        if self.mistake == "samples alone":
+            return x
         return (z, x[:, :3]) if self.mistake == "short samples" else (z, x)
+
+
+class ReturnsThree(ProtocolModel):
+    def sample_guide(self, x, num_particles, reparameterize=False):
+        z, log_q = super().sample_guide(x, num_particles, reparameterize)
+        return z, log_q, log_q.exp()
+
+
+class FourMethods(nn.Module):
+    """Only the four methods docs/own-model.md lists, without ``has_rsample``."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = Good()
+
+    def sample_guide(self, x, num_particles, reparameterize=False):
+        return self.inner.sample_guide(x, num_particles)
+
+    def log_guide(self, x, z):
+        return self.inner.log_guide(x, z)
+
+    def log_joint(self, x, z):
+        return self.inner.log_joint(x, z)
+
+    def sample(self, n):
+        return self.inner.sample(n)
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -107,6 +135,35 @@ def test_a_correct_model_of_your_own_passes():
 def test_each_common_mistake_names_its_fix(model, x, message):
     with pytest.raises(ModelError, match=message):
         check_model(model, x)
+
+
+def test_a_model_of_four_methods_needs_no_has_rsample():
+    """Issue 24, item 8: ``has_rsample`` is optional (``False`` when missing), as the docs say;
+    a pathwise objective on such a model is refused by its own requirement."""
+    check_model(FourMethods(), X)
+    assert "has_rsample is False" in tvo.VAE.requirement_error(FourMethods())
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (Good(pixels=16), r"TinySBN\.guide\(x\) failed on a batch x of shape \[5, 8\] "
+         r"\(RuntimeError: mat1 and mat2 shapes cannot be multiplied.*\); the data have 8 values "
+         r"per data point: build the model for that many"),
+        (ReturnsThree(), r"ReturnsThree\.sample_guide\(x, 3\) returned a tuple of 3: \(a tensor "
+         r"of shape \[3, 5, 4\], a tensor of shape \[3, 5\], a tensor of shape \[3, 5\]\); it "
+         r"must return a pair \(z: the particles \[3, 5, …\], log_q: log q\(z \| x\) \[3, 5\]\)"),
+        (ProtocolModel("samples alone"), r"ProtocolModel\.sample\(3\) returned a tensor of shape "
+         r"\[3, 8\]; it must return a pair \(z: 3 latents \[3, …\], x: their data \[3, 8\]\)"),
+    ],
+    ids=["built for other data", "three values", "samples alone"],
+)  # fmt: skip
+def test_a_method_that_fails_or_returns_the_wrong_thing_is_named(model, message):
+    """Issue 24, item 8: what reached the user as torch's "mat1 and mat2 shapes cannot be
+    multiplied" or Python's "too many values to unpack" names the method, what it got or
+    returned, and the fix."""
+    with pytest.raises(ModelError, match=message):
+        check_model(model, X)
 
 
 def test_the_raw_error_the_check_replaces():

@@ -1,6 +1,6 @@
-"""Datasets, loaded offline: the registry (:mod:`tvo.data.datasets`), the readers and the cache.
+"""Datasets, loaded offline: the registry (``tvo.data.datasets``), the readers and the cache.
 
-``tvo.data.load(name, root=None)`` returns a :class:`Dataset`; ``python -m tvo.data NAME``
+``tvo.data.load(name, root=None)`` returns a ``Dataset``; ``python -m tvo.data NAME``
 prepares one and prints its description.
 """
 

@@ -10,8 +10,8 @@
 - a path ``*.npz`` / ``*.npy``: a user's arrays.
 
 What the values must be, and whether they are binarised, depends on the model's observations
-(:meth:`Dataset.for_support`): for binary observations (a Bernoulli likelihood, the default of
-:func:`load`) values must lie in ``[0, 1]``, and data that is not all 0/1 is binarised afresh at
+(``Dataset.for_support``): for binary observations (a Bernoulli likelihood, the default of
+``load``) values must lie in ``[0, 1]``, and data that is not all 0/1 is binarised afresh at
 every draw (dynamic); for any other support (real values, say) the values are checked against
 it and used as they are.
 
@@ -58,8 +58,21 @@ OMNIGLOT_VALID = 1345
 class Dataset:
     """Train, validation and test images, ``[N, D]`` float32 in ``[0, 1]``.
 
-    With ``dynamic`` binarisation the tensors hold grey levels and :meth:`batch` draws
+    With ``dynamic`` binarisation the tensors hold grey levels and ``batch`` draws
     ``x ~ Bernoulli(pixels)`` afresh each time; otherwise they already hold 0/1.
+
+    Attributes:
+        name: the dataset's name.
+        train: the training data, ``[N, D]``.
+        valid: the validation data, ``[N_valid, D]``.
+        test: the test data, ``[N_test, D]`` (the validation data where ``held_out_test`` is
+            ``False``).
+        dynamic: whether ``batch`` binarises afresh at every draw.
+        source: where the data came from (a file, a wheel, the arrays given to ``tvo.fit``).
+        checksum: the SHA-256 of the arrays.
+        cache: the cache file, if any.
+        notes: how the splits were made.
+        held_out_test: whether ``test`` holds data of its own.
     """
 
     name: str
@@ -71,20 +84,53 @@ class Dataset:
     checksum: str
     cache: str = ""
     notes: list[str] = field(default_factory=list)
+    held_out_test: bool = True  # False: no test data were given, ``test`` is ``valid``
 
     def split(self, name: str) -> Tensor:
+        """The data of split ``name``, ``[N, D]``.
+
+        Args:
+            name: ``train``, ``valid`` or ``test``.
+        """
         if name not in SPLITS:
             raise DataError(f"unknown split {name!r}: expected one of {', '.join(SPLITS)}")
         return getattr(self, name)
 
+    def check_evaluable(self, split: str) -> None:
+        """Refuse to evaluate ``test`` on a dataset without held-out test data (data given to
+        ``tvo.fit`` without a test split, whose ``test`` is the validation data): a result
+        of it would pass the validation data off as a held-out test set.
+
+        Args:
+            split: the split about to be evaluated.
+        """
+        if split == "test" and not self.held_out_test:
+            raise DataError(
+                f"{self.name} has no held-out test split: no test data were given (to tvo.fit), "
+                "so its test split is its validation split; evaluate the split 'valid' "
+                "(tvo eval --split valid), or train with test data (a dict with train, valid "
+                "and test)"
+            )
+
     def batch(self, split: str, index: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """The images at ``index`` of ``split``, binarised afresh if the dataset is dynamic."""
+        """The images at ``index`` of ``split``, binarised afresh if the dataset is dynamic.
+
+        Args:
+            split: ``train``, ``valid`` or ``test``.
+            index: the indices, ``[B]``.
+            generator: the generator of the binarisation (``None``: torch's default).
+        """
         images = self.split(split)[index]
         return torch.bernoulli(images, generator=generator) if self.dynamic else images
 
     def sample_batch(self, batch_size: int, generator: torch.Generator) -> Tensor:
         """A training batch ``[batch_size, D]``: indices drawn uniformly with replacement, then
-        binarised if the dataset is dynamic, both from ``generator``."""
+        binarised if the dataset is dynamic, both from ``generator``.
+
+        Args:
+            batch_size: data points in the batch.
+            generator: the generator of the indices and the binarisation.
+        """
         index = torch.randint(len(self.train), (batch_size,), generator=generator,
                               device=self.train.device)  # fmt: skip
         return self.batch("train", index, generator=generator)
@@ -94,7 +140,13 @@ class Dataset:
     ) -> Tensor:
         """The first ``limit`` images of ``split`` (all of them for ``None``) as evaluations see
         them: binarised once, from ``generator`` (torch's default generator if ``None``), where
-        the dataset is dynamic."""
+        the dataset is dynamic.
+
+        Args:
+            split: ``train``, ``valid`` or ``test``.
+            limit: how many, from the first (``None``: all).
+            generator: the generator of the binarisation (``None``: torch's default).
+        """
         images = self.split(split)[:limit]
         return torch.bernoulli(images, generator=generator) if self.dynamic else images
 
@@ -111,7 +163,11 @@ class Dataset:
         """The dataset as a model whose observations take values in ``support`` sees it: for
         binary observations the values are checked to lie in ``[0, 1]`` and binarised afresh at
         every draw unless they are all 0/1; otherwise they are checked against ``support`` and
-        never binarised. Raises :class:`DataError` naming the split and the values."""
+        never binarised. Raises ``DataError`` naming the split and the values.
+
+        Args:
+            support (torch.distributions.constraints.Constraint): the values one observation takes.
+        """
         binary = getattr(support, "base_constraint", support) is constraints.boolean
         dynamic = False
         for name in SPLITS:
@@ -136,7 +192,11 @@ class Dataset:
         return Dataset(**{**self.__dict__, "dynamic": dynamic})
 
     def to(self, device) -> Dataset:
-        """The same dataset with its tensors on ``device``."""
+        """The same dataset with its tensors on ``device``.
+
+        Args:
+            device (torch.device | str): the device.
+        """
         moved = {s: self.split(s).to(device) for s in SPLITS}
         return Dataset(**{**self.__dict__, **moved})
 
@@ -154,6 +214,7 @@ class Dataset:
             "source": self.source,
             "cache": self.cache,
             "notes": self.notes,
+            "held_out_test": self.held_out_test,
         }
 
 
@@ -239,7 +300,7 @@ def _mnist_grey_levels() -> tuple[dict[str, np.ndarray], str, Path]:
 
 
 def _finish(name, arrays, digest, path, source, scale=1.0, notes=()) -> Dataset:
-    """The dataset's tensors; whether it is binarised is decided by :meth:`Dataset.for_support`."""
+    """The dataset's tensors; whether it is binarised is decided by ``Dataset.for_support``."""
     tensors = {s: torch.from_numpy(arrays[s].astype(np.float32) / scale) for s in SPLITS}
     return Dataset(name, **tensors, dynamic=False, source=source, checksum=digest,
                    cache=str(path), notes=list(notes))  # fmt: skip
@@ -335,7 +396,7 @@ def omniglot(root: str | Path | None) -> Dataset:
 def user_arrays(path: str | Path) -> Dataset:
     """A ``.npz`` with ``train`` and ``test`` (and optionally ``valid``, else the last 10% of
     ``train``), or a ``.npy`` split 80/10/10 in order. Any finite real values (what the model
-    needs is checked by :meth:`Dataset.for_support`)."""
+    needs is checked by ``Dataset.for_support``)."""
     path = Path(path)
     contents = read_arrays(path)
     notes = []
@@ -368,13 +429,30 @@ def user_arrays(path: str | Path) -> Dataset:
         widths = {k: v.shape[1] for k, v in splits.items()}
         if len(set(widths.values())) != 1:
             raise DataError(f"{path}: splits have different numbers of pixels {widths}")
-    return _finish(path.name, splits, checksum(splits), "", str(path), notes=notes)
+    dataset = _finish(path.name, splits, checksum(splits), "", str(path), notes=notes)
+    if HELD_OUT_TEST in contents and not bool(contents[HELD_OUT_TEST]):
+        dataset.held_out_test = False  # a run's data.npz of tensors given without test data
+        dataset.notes.append(NO_TEST_NOTE)
+    return dataset
+
+
+HELD_OUT_TEST = "held_out_test"  # the flag a run's data.npz keeps when it has no test data
+NO_TEST_NOTE = "no test data were given: test = valid, and evaluating test is refused"
 
 
 def from_arrays(splits, name: str = "arrays") -> Dataset:
     """A dataset from tensors or arrays: one ``[N, D]`` (the training data) or a mapping with
-    ``train`` and optionally ``valid`` (else the last 10% of ``train``) and ``test`` (else the
-    validation data). Any finite real values, as :func:`user_arrays`."""
+    ``train`` and optionally ``valid`` (else the last 10% of ``train``) and ``test``. Without
+    ``test`` the dataset has no held-out test split (``held_out_test`` is ``False``): its
+    ``test`` is the validation data, and evaluating ``test`` is refused
+    (``Dataset.check_evaluable``) rather than passing validation numbers off as test
+    numbers. Any finite real values, as ``user_arrays``.
+
+    Args:
+        splits (Tensor | numpy.ndarray | dict): one ``[N, D]`` tensor or array of training data,
+            or a dict of ``train`` and optionally ``valid`` and ``test``.
+        name: the dataset's name, in messages and ``describe()``.
+    """
     if not isinstance(splits, dict):
         splits = {"train": splits}
     unknown = sorted(set(splits) - set(SPLITS))
@@ -394,13 +472,16 @@ def from_arrays(splits, name: str = "arrays") -> Dataset:
             raise DataError(f"{name}[train]: {len(arrays['train'])} data point(s) are too few")
         arrays["train"], arrays["valid"] = arrays["train"][:-n], arrays["train"][-n:]
         notes.append("valid = the last 10% of train")
-    if "test" not in arrays:
+    held_out = "test" in arrays
+    if not held_out:
         arrays["test"] = arrays["valid"]
-        notes.append("test = valid (no test data were given)")
+        notes.append(NO_TEST_NOTE)
     widths = {k: v.shape[1] for k, v in arrays.items()}
     if len(set(widths.values())) != 1:
         raise DataError(f"{name}: splits have different numbers of values per data point {widths}")
-    return _finish(name, arrays, checksum(arrays), "", "arrays given to tvo.fit", notes=notes)
+    dataset = _finish(name, arrays, checksum(arrays), "", "arrays given to tvo.fit", notes=notes)
+    dataset.held_out_test = held_out
+    return dataset
 
 
 DATASETS = {
@@ -418,11 +499,17 @@ def load(
 ) -> Dataset:
     """The dataset called ``name`` (see the table above), or a user's ``.npz``/``.npy`` path,
     for a model whose observations take values in ``support`` (binary by default: see
-    :meth:`Dataset.for_support`); ``support=None`` gives the values as they are, unchecked.
+    ``Dataset.for_support``); ``support=None`` gives the values as they are, unchecked.
 
     ``root`` points a dataset at local files: the folder of the ``.amat`` files for
     ``binarized-mnist``, of the IDX files for ``fashion-mnist``, ``chardata.mat`` for
     ``omniglot``.
+
+    Args:
+        name: a dataset's name (``binarized-mnist``, ``mnist``, ``fashion-mnist``,
+            ``omniglot``) or the path of a ``.npz``/``.npy`` file.
+        root: the folder (or file) of the dataset's local files, where it takes them.
+        support: the values one observation takes (``None``: the values as they are).
     """
     if str(name).endswith((".npz", ".npy")):
         dataset = user_arrays(name)

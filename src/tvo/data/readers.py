@@ -1,5 +1,5 @@
 """Readers for the image formats the datasets come in. Each returns a NumPy array and raises
-:class:`DataError` naming the file and what is wrong with it.
+``DataError`` naming the file and what is wrong with it.
 
 - IDX (``.idx*-ubyte``, plain or ``.gz``): LeCun's format, as MNIST and Fashion-MNIST ship;
 - AMAT: the Larochelle & Murray binarized-MNIST text files, one image of 784 ``0``/``1`` a line;

@@ -1,7 +1,7 @@
-"""Evaluation: many-particle estimates (:mod:`~tvo.evaluate.estimate`), exact answers by
-enumeration (:mod:`~tvo.evaluate.exact`), annealed importance sampling and bidirectional Monte
-Carlo (:mod:`~tvo.evaluate.ais`) with their Markov kernels (:mod:`~tvo.evaluate.kernels`), and
-the evaluation of a trained run (:mod:`~tvo.evaluate.run`)."""
+"""Evaluation: many-particle estimates (``estimate``), exact answers by
+enumeration (``exact``), annealed importance sampling and bidirectional Monte
+Carlo (``ais``) with their Markov kernels (``kernels``), and
+the evaluation of a trained run (``run``)."""
 
 from tvo.evaluate.ais import AISEstimate, BDMCEstimate, ais, annealing_schedule, bdmc
 from tvo.evaluate.estimate import (

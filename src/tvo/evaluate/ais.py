@@ -4,8 +4,8 @@ sampling (AIS) and bidirectional Monte Carlo (BDMC)").
 
 With ``0 = β_0 < β_1 < … < β_T = 1``: draw ``C`` chains ``z_0 ~ q(·|x)`` per data point, and for
 ``t = 1 … T`` add ``(β_t − β_{t−1}) ℓ(z_{t−1})`` to each chain's log-weight (float64), then move
-``z_t ~ T_t(·|z_{t−1})`` with a kernel that leaves ``π_{β_t}`` invariant (:mod:`kernels
-<tvo.evaluate.kernels>`; no move after the last weight, so ``T = 1`` is importance sampling from
+``z_t ~ T_t(·|z_{t−1})`` with a kernel that leaves ``π_{β_t}`` invariant (
+``kernels``; no move after the last weight, so ``T = 1`` is importance sampling from
 ``q``). Each chain's weight has expectation ``p(x)``, so ``log p̂(x) = logmeanexp`` over chains is a
 stochastic lower bound of ``log p(x)``.
 
@@ -14,7 +14,7 @@ reversed schedule from ``z`` (the same code, ``β`` from 1 to 0) has weights ``w
 ``E[w_rev] = 1 / p(x)``, so ``−logmeanexp(log w_rev)`` is a stochastic upper bound, and the gap
 between the two bounds bounds the error of forward AIS on such data.
 
-Schedules (:func:`annealing_schedule`): ``linear`` and ``log`` from :mod:`tvo.partitions`,
+Schedules (``annealing_schedule``): ``linear`` and ``log`` from ``tvo.partitions``,
 ``sigmoid`` (Grosse et al. 2015, used by Wu et al. 2017): ``β_t = (σ(δ(2t/T − 1)) − σ(−δ)) /
 (σ(δ) − σ(−δ))`` with ``δ = 4``, or a partition (e.g. a trained TVO run's moments partition)
 whose shape is stretched to ``T`` steps.
@@ -45,7 +45,7 @@ def annealing_schedule(
     """The ``T + 1 = num_steps + 1`` inverse temperatures ``0 = β_0 < … < β_T = 1``, float64.
 
     ``schedule`` is ``sigmoid`` (``δ = sharpness``), ``linear``, ``log`` (log-spaced from
-    ``beta1``, :func:`tvo.partitions.partition`), or a partition ``[K + 1]`` used as a shape: the
+    ``beta1``, ``tvo.partitions.partition``), or a partition ``[K + 1]`` used as a shape: the
     ``K`` intervals get ``T / K`` steps each, ``β`` linear inside each (piecewise-linear
     interpolation at ``t / T``; every point of the partition is kept when ``K`` divides ``T``).
     """
@@ -103,6 +103,12 @@ class AISEstimate(NamedTuple):
     evaluations: int
     gradients: int
 
+    def __repr__(self) -> str:  # a summary, not every chain's tensors
+        C, B = self.log_weight.shape
+        accepted = f"{self.acceptance.mean().item():.2f}" if self.acceptance.numel() else "-"
+        return (f"AISEstimate(B={B} points, C={C} chains, T={len(self.beta) - 1} steps; mean "
+                f"log_px={self.log_px.mean().item():.3f}, acceptance {accepted})")  # fmt: skip
+
 
 class BDMCEstimate(NamedTuple):
     """Forward AIS (``lower``) and backward AIS (``upper``) on simulated ``(z, x)``."""
@@ -124,6 +130,13 @@ class BDMCEstimate(NamedTuple):
     def gap(self) -> Tensor:
         """``upper − lower``, ``[N]``: how far (in expectation, at most) AIS is from exact."""
         return self.upper - self.lower
+
+    def __repr__(self) -> str:  # a summary: the means over the N points
+        gap = self.gap
+        se = gap.std().item() / len(gap) ** 0.5 if len(gap) > 1 else float("nan")
+        return (f"BDMCEstimate(N={len(gap)} points; mean lower={self.lower.mean().item():.3f}, "
+                f"upper={self.upper.mean().item():.3f}, gap={gap.mean().item():.3f} ± {se:.3f} "
+                "(its standard error over the points))")  # fmt: skip
 
 
 def _check(**counts: int) -> None:
@@ -175,9 +188,9 @@ def ais(
 ) -> AISEstimate:
     """AIS from ``q(z | x)`` to ``p(z | x)`` for each of ``x``'s ``B`` data points, with
     ``num_chains`` chains each and ``num_steps`` = ``T`` intermediate distributions
-    (:func:`annealing_schedule` of ``schedule`` and ``beta1``); ``kernel`` defaults to
-    :func:`~tvo.evaluate.kernels.default_kernel` (HMC for continuous latents, single-site flips
-    for binary ones). Uses the model protocol only. Returns an :class:`AISEstimate`."""
+    (``annealing_schedule`` of ``schedule`` and ``beta1``); ``kernel`` defaults to
+    ``default_kernel`` (HMC for continuous latents, single-site flips
+    for binary ones). Uses the model protocol only. Returns an ``AISEstimate``."""
     _check(num_steps=num_steps, num_chains=num_chains)
     beta = annealing_schedule(num_steps, schedule, beta1)
     kernel = default_kernel(model) if kernel is None else kernel
@@ -189,7 +202,7 @@ def ais(
 
 def _estimate(target: Target, point: Point, beta: Tensor, kernel: Kernel, callback,
               sign: float) -> AISEstimate:  # fmt: skip
-    """:func:`anneal` from ``point`` along ``beta``; ``sign`` 1: forward AIS (``log p̂(x)`` is
+    """``anneal`` from ``point`` along ``beta``; ``sign`` 1: forward AIS (``log p̂(x)`` is
     ``logmeanexp`` of the log-weights), −1: reverse (``−logmeanexp``)."""
     log_weight, acceptance, _ = anneal(target, point, beta, kernel, callback)
     return AISEstimate(sign * logmeanexp(log_weight), log_mean_stderr(log_weight), log_weight,
@@ -216,7 +229,7 @@ def bdmc(
     callback: Callable[[int], None] | None = None,
 ) -> BDMCEstimate:
     """Bidirectional Monte Carlo on ``num_data`` points ``(z, x) ~ p`` simulated with
-    ``model.sample``: forward :func:`ais` on ``x`` (a stochastic lower bound of each ``log p(x)``)
+    ``model.sample``: forward ``ais`` on ``x`` (a stochastic lower bound of each ``log p(x)``)
     and AIS down the same schedule from the exact posterior sample ``z`` (every chain starts
     there; a stochastic upper bound). ``callback(t)`` counts ``2T`` steps in all."""
     _check(num_data=num_data, num_steps=num_steps, num_chains=num_chains)

@@ -24,7 +24,13 @@ def exact_log_weights(model, x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def exact_log_marginal(model, x: Tensor) -> Tensor:
-    """``log p(x) = log Σ_z p(x, z)``, ``[B]``, by enumeration."""
+    """``log p(x) = log Σ_z p(x, z)``, ``[B]``, by enumeration.
+
+    Args:
+        model (GenerativeModel): a model with ``enumerate_latents()`` (every value of its
+            discrete latent, ``[N, …]``).
+        x: the data, ``[B, D]``.
+    """
     log_p, _ = exact_log_weights(model, x)
     return torch.logsumexp(log_p, 0)
 
@@ -33,6 +39,11 @@ def exact_integrand(model, x: Tensor, beta) -> Tensor:
     """``g(β) = E_{π_β}[ℓ]`` for each ``β``, ``[len(β), B]``, by enumeration.
 
     ``π_β(z) = softmax_z(β log p(x, z) + (1 − β) log q(z | x))``; differentiable in θ and φ.
+
+    Args:
+        model (GenerativeModel): a model with ``enumerate_latents()``.
+        x: the data, ``[B, D]``.
+        beta (float | Sequence[float] | Tensor): the points ``β``.
     """
     log_p, log_q = exact_log_weights(model, x)
     beta = torch.as_tensor(beta, dtype=log_p.dtype, device=log_p.device).reshape(-1, 1, 1)
@@ -42,6 +53,14 @@ def exact_integrand(model, x: Tensor, beta) -> Tensor:
 
 def exact_tvo(model, x: Tensor, partition, integration: str = "left") -> Tensor:
     """The exact Riemann sum ``Σ_k m_k g(β_k)``, ``[B]``: ``TVO_L`` for ``"left"``, ``TVO_U``
-    for ``"right"``. Differentiable, so autograd gives the exact gradient of the bound."""
+    for ``"right"``. Differentiable, so autograd gives the exact gradient of the bound.
+
+    Args:
+        model (GenerativeModel): a model with ``enumerate_latents()``.
+        x: the data, ``[B, D]``.
+        partition (int | Sequence[float] | Tensor): ``K`` (the log schedule's points) or the
+            points ``β`` ``[K + 1]`` themselves, as ``tvo.partition`` takes them.
+        integration: the Riemann sum: ``"left"``, ``"right"`` or ``"trapz"``.
+    """
     beta = make_partition(partition)
     return riemann_sum(exact_integrand(model, x, beta), beta, integration)

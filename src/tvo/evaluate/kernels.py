@@ -5,24 +5,24 @@
 (MATH.md, "Annealed importance sampling"). They need only the model protocol (``sample_guide``,
 ``log_guide``, ``log_joint``), so any model gets them without writing anything:
 
-- :class:`HMC`: Hamiltonian Monte Carlo for continuous latents (one tensor ``[C, B, …]``), with
+- ``HMC``: Hamiltonian Monte Carlo for continuous latents (one tensor ``[C, B, …]``), with
   ``∇_z log π̃_β`` by autograd; the step size, one per data point, adapts towards a target
   acceptance rate as the chains run (Wu et al. 2017's rule, below);
-- :class:`FlipMH`: Metropolis–Hastings for binary latents ``{0, 1}`` (a tensor or a tuple of
+- ``FlipMH``: Metropolis–Hastings for binary latents ``{0, 1}`` (a tensor or a tuple of
   them): flip ``block`` units chosen uniformly at random (a symmetric proposal), accept with
   probability ``min(1, π̃_β(z') / π̃_β(z))``;
-- :class:`IndependentMH`: Metropolis–Hastings with proposals from ``q(z | x)`` itself, accepted
+- ``IndependentMH``: Metropolis–Hastings with proposals from ``q(z | x)`` itself, accepted
   with probability ``min(1, exp(β (ℓ(z') − ℓ(z))))``: any latent type;
-- :class:`Cycle`: several kernels one after another (each invariant, so their composition is);
-- :class:`SBNSweep`: the one exception to "the protocol only": for the one-layer linear SBN, a
+- ``Cycle``: several kernels one after another (each invariant, so their composition is);
+- ``SBNSweep``: the one exception to "the protocol only": for the one-layer linear SBN, a
   sweep of single-site flips whose densities are updated incrementally from the SBN's weights
-  (at equal time 0.8 to 2.5 nats tighter than :class:`FlipMH` on a trained ``linear_1``,
-  ``benchmarks/ais_eval.py``); :func:`default_kernel` picks it for that model.
+  (at equal time 0.8 to 2.5 nats tighter than ``FlipMH`` on a trained ``linear_1``,
+  ``benchmarks/ais_eval.py``); ``default_kernel`` picks it for that model.
 
 A kernel is two functions of an explicit state, as the schedules are: ``state =
 kernel.init(target, point)`` and ``state, point, accept = kernel.step(state, target, point,
 beta)``, with ``accept`` the fraction of chains whose proposal was accepted, ``[B]``. Shapes:
-``C`` chains of ``B`` data points; a chain's state is a :class:`Point`.
+``C`` chains of ``B`` data points; a chain's state is a ``Point``.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class Target:
     the evaluations, per data point (``evaluations``: calls of ``log_joint`` on one chain's
     latents; ``gradients``: how many of them also took ``∇_z``, which costs about two more).
 
-    ``grad=True`` makes every point carry its gradients (for :class:`HMC`)."""
+    ``grad=True`` makes every point carry its gradients (for ``HMC``)."""
 
     def __init__(self, model, x: Tensor, grad: bool = False):
         self.model, self.x, self.grad = model, x, grad
@@ -80,7 +80,7 @@ class Target:
         return self.model.sample_guide(self.x, num_chains)
 
     def evaluate(self, z, log_q: Tensor | None = None) -> Point:
-        """The :class:`Point` at ``z`` (``log q`` recomputed unless given; with gradients when
+        """The ``Point`` at ``z`` (``log q`` recomputed unless given; with gradients when
         the target was made with ``grad=True``)."""
         if not self.grad:
             if log_q is None:
@@ -323,7 +323,7 @@ class SweepState(NamedTuple):
 class SBNSweep:
     """For the one-layer linear SBN (``linear_1``): a systematic sweep of single-site flips over
     all ``H`` units in turn, each accepted with probability ``min(1, π̃_β(z') / π̃_β(z))`` (the
-    move of :class:`FlipMH` with ``block=1``), with the change of ``log π̃_β`` computed
+    move of ``FlipMH`` with ``block=1``), with the change of ``log π̃_β`` computed
     incrementally: with ``a`` the guide's logits, ``c`` the prior's, decoder logits
     ``l = W (2z − 1) + b`` and ``s = 1 − 2 z_h`` (+1 for a flip to 1),
 
@@ -380,8 +380,8 @@ class SBNSweep:
 
 
 def default_kernel(model) -> Kernel:
-    """:class:`HMC` for a model with continuous latents (``has_rsample``); :class:`SBNSweep`
-    for the one-layer linear SBN; else :class:`FlipMH` with single-site flips."""
+    """``HMC`` for a model with continuous latents (``has_rsample``); ``SBNSweep``
+    for the one-layer linear SBN; else ``FlipMH`` with single-site flips."""
     if getattr(model, "has_rsample", False):
         return HMC()
     return SBNSweep() if SBNSweep.applies(model) else FlipMH(1)
@@ -391,7 +391,7 @@ KERNELS = {"hmc": HMC, "flip": FlipMH, "independent": IndependentMH, "sbn-sweep"
 
 
 def kernel_for(model, name: str = "auto", leapfrog_steps: int = 10) -> Kernel:
-    """The kernel called ``name`` for ``model``: ``auto`` (:func:`default_kernel`), ``hmc``
+    """The kernel called ``name`` for ``model``: ``auto`` (``default_kernel``), ``hmc``
     (with ``leapfrog_steps``, also what ``auto`` gives a continuous model), ``flip``
     (single-site), ``independent`` or ``sbn-sweep``. ``ValueError`` for another name, and for a
     kernel that does not apply to ``model`` (hmc or flip on the wrong kind of latent, sbn-sweep

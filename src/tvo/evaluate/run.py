@@ -1,10 +1,10 @@
 """Evaluating a trained model on a split of its dataset: during training, by ``tvo eval``, by
-plots and by sweeps, all through :func:`evaluate_model`; by annealed importance sampling
-(:func:`evaluate_model_ais`) and BDMC on simulated data (:func:`evaluate_model_bdmc`) for
-``tvo eval --method ais|bdmc`` (:func:`evaluate_run_ais`).
+plots and by sweeps, all through ``evaluate_model``; by annealed importance sampling
+(``evaluate_model_ais``) and BDMC on simulated data (``evaluate_model_bdmc``) for
+``tvo eval --method ais|bdmc`` (``evaluate_run_ais``).
 
 Each evaluation is seeded by its own ``seed``: the binarisation of dynamically binarised images
-and the particles are drawn inside :func:`torch.random.fork_rng`, so evaluating never moves the
+and the particles are drawn inside ``torch.random.fork_rng``, so evaluating never moves the
 random generators that training draws from (how often a run is evaluated, and with how many
 particles, does not change what it learns).
 """
@@ -40,7 +40,7 @@ def model_device(model) -> torch.device:
 
 @contextmanager
 def seeded(seed: int, device: torch.device):
-    """Draws seeded by ``seed`` inside :func:`torch.random.fork_rng`: the generators training
+    """Draws seeded by ``seed`` inside ``torch.random.fork_rng``: the generators training
     draws from are where they were afterwards."""
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
@@ -60,16 +60,30 @@ def evaluate_model(
     progress: bool = False,
 ) -> dict:
     """Mean ``log p̂(x)``, ``KL̂``, ``ELBÔ`` and the TVO bounds at ``partition`` (default
-    ``[0, 1]``) over the first ``limit`` images of ``split`` (:meth:`Dataset.evaluation_images`,
+    ``[0, 1]``) over the first ``limit`` images of ``split`` (``Dataset.evaluation_images``,
     binarised with ``seed`` where the dataset is dynamic), ``particles`` per image,
     ``images_per_pass`` images at a time (memory ``chunk_size × images_per_pass`` particles).
     Returns a JSON-ready dict with the split, the number of images and the seconds it took.
-    ``progress``: a progress bar over the passes, on a terminal."""
+    ``progress``: a progress bar over the passes, on a terminal.
+
+    Args:
+        model (GenerativeModel): the model.
+        dataset: its data.
+        split: ``train``, ``valid`` or ``test``.
+        particles: importance samples per data point.
+        limit: how many data points of the split, from the first (``None``: all).
+        partition: the points ``β`` of the TVO bounds (``None``: ``[0, 1]``).
+        chunk_size: particles drawn at a time (``None``: ``default_chunk_size``).
+        seed: the seed of the particles and the binarisation.
+        images_per_pass: data points per pass.
+        progress: show a progress bar over the passes.
+    """
     start = time.perf_counter()
     device = model_device(model)
     rows = (chunk_size or default_chunk_size(images_per_pass, device)) * images_per_pass
     what = f"evaluating {rows} particles at a time ({images_per_pass} images per pass)"
     check_memory(16.0 * rows * dataset.pixels, what, device)  # [rows, D] and a few copies
+    dataset.check_evaluable(split)
     with seeded(seed, device):
         images = dataset.evaluation_images(split, limit)
         starts = range(0, len(images), images_per_pass)
@@ -96,8 +110,19 @@ def evaluate_run(
     images_per_pass: int = 100,
     progress: bool = False,
 ) -> dict:
-    """:func:`evaluate_model` of the run's last checkpoint, at the partition that checkpoint
-    trained with (``[0, 1]`` for objectives without one), which the result names."""
+    """``evaluate_model`` of the run's last checkpoint, at the partition that checkpoint
+    trained with (``[0, 1]`` for objectives without one), which the result names.
+
+    Args:
+        run: the run.
+        split: ``train``, ``valid`` or ``test``.
+        particles: importance samples per data point.
+        limit: how many data points of the split, from the first (``None``: all).
+        chunk_size: particles drawn at a time (``None``: ``default_chunk_size``).
+        seed: the seed of the particles and the binarisation.
+        images_per_pass: data points per pass.
+        progress: show a progress bar over the passes.
+    """
     trained = load_trained(run)
     bad = [name for name, p in trained.model.named_parameters() if not torch.isfinite(p).all()]
     if bad:
@@ -152,14 +177,15 @@ def evaluate_model_ais(
     images_per_pass: int = 100,
     callback=None,
 ) -> dict:
-    """Mean AIS ``log p̂(x)`` (:func:`tvo.evaluate.ais.ais`) over the first ``limit`` images of
-    ``split``, drawn and binarised as :func:`evaluate_model` does, ``images_per_pass`` at a time.
+    """Mean AIS ``log p̂(x)`` (``tvo.evaluate.ais.ais``) over the first ``limit`` images of
+    ``split``, drawn and binarised as ``evaluate_model`` does, ``images_per_pass`` at a time.
     ``stderr`` is the Monte Carlo standard error of that mean with the images held fixed,
     ``√(Σ_b se_b²) / B`` (``None`` for one chain); ``acceptance`` the mean acceptance rate;
-    ``evaluations`` the ``log_joint`` evaluations per image. The keys of :func:`evaluate_model`
+    ``evaluations`` the ``log_joint`` evaluations per image. The keys of ``evaluate_model``
     that AIS does not estimate (``kl``, ``elbo``, the TVO bounds) are ``None``."""
     start = time.perf_counter()
     device = model_device(model)
+    dataset.check_evaluable(split)
     with seeded(seed, device):
         images = dataset.evaluation_images(split, limit)
         parts = []
@@ -196,10 +222,10 @@ def evaluate_model_bdmc(
     images_per_pass: int = 100,
     callback=None,
 ) -> dict:
-    """BDMC (:func:`tvo.evaluate.ais.bdmc`) on ``num_data`` points simulated from the model
+    """BDMC (``tvo.evaluate.ais.bdmc``) on ``num_data`` points simulated from the model
     (seeded by ``seed``), ``images_per_pass`` at a time: ``log_px`` is the mean lower bound
     (forward AIS), ``upper`` the mean upper bound, each with its standard error over chains as
-    in :func:`evaluate_model_ais`; ``gap`` their difference, ``gap_stderr`` the standard error of
+    in ``evaluate_model_ais``; ``gap`` their difference, ``gap_stderr`` the standard error of
     the mean gap over the points, ``sd(upper_b − lower_b) / √N``. The chains' errors understate
     the gap's: every reverse chain of a point starts from its one simulated ``z``, so they miss
     the spread between starts; the spread over points holds it (``None`` for one point)."""
@@ -224,6 +250,38 @@ def evaluate_model_bdmc(
             "seconds": round(time.perf_counter() - start, 2)}  # fmt: skip
 
 
+def bdmc_lines(report: dict) -> list[str]:
+    """What ``tvo eval --method bdmc`` prints of ``evaluate_model_bdmc``'s ``report``: the
+    two bounds, each ± its standard error over chains, and their gap ± its standard error over
+    the points. Both bounds are stochastic (they hold in expectation), so a lower bound above
+    the upper one is said so, and weighed against the gap's standard error."""
+
+    def with_se(value, se) -> str:
+        return f"{value:10.3f}" + ("" if se is None else f" ± {se:.3f}")
+
+    gap, se, n = report["gap"], report["gap_stderr"], report["num_images"]
+    lines = [
+        f"  {'lower':>10}  {with_se(report['log_px'], report['stderr'])}  (forward AIS: a "
+        "stochastic lower bound, below log p(x) in expectation)",
+        f"  {'upper':>10}  {with_se(report['upper'], report['upper_stderr'])}  (reverse AIS "
+        "from the exact posterior sample: a stochastic upper bound, above it in expectation)",
+        f"  {'gap':>10}  {with_se(gap, se)}  (upper − lower, ± its standard error over the {n} "
+        "points)",
+    ]
+    if gap < 0:
+        if se is None:
+            weight = "one point gives no standard error to weigh it against: simulate more"
+        elif gap > -2 * se:
+            weight = (f"it is {-gap / se:.1f} standard errors below 0, within noise: AIS is "
+                      "about as tight as these chains can tell")  # fmt: skip
+        else:
+            weight = (f"it is {-gap / se:.1f} standard errors below 0, more than noise explains: "
+                      "the upper bound needs exact samples, so check the model's sample() "
+                      "against its log_joint")  # fmt: skip
+        lines.append(f"  lower is above upper: both bounds are stochastic; {weight}")
+    return lines
+
+
 def evaluate_run_ais(
     run: Run,
     method: str = "ais",
@@ -238,10 +296,10 @@ def evaluate_run_ais(
     leapfrog_steps: int = 10,
     progress: bool = False,
 ) -> dict:
-    """:func:`evaluate_model_ais` (``method="ais"``, the first ``limit`` images of ``split``) or
-    :func:`evaluate_model_bdmc` (``"bdmc"``, ``limit`` simulated points, 100 if ``None``) of the
+    """``evaluate_model_ais`` (``method="ais"``, the first ``limit`` images of ``split``) or
+    ``evaluate_model_bdmc`` (``"bdmc"``, ``limit`` simulated points, 100 if ``None``) of the
     run's last checkpoint. ``schedule="run"`` anneals along the checkpoint's partition; ``kernel``
-    is a kernel or a name for :func:`tvo.evaluate.kernels.kernel_for`; ``progress`` shows a
+    is a kernel or a name for ``tvo.evaluate.kernels.kernel_for``; ``progress`` shows a
     progress bar over the AIS steps (on stderr)."""
     if method not in ("ais", "bdmc"):
         raise ConfigError(f"unknown method {method!r}: expected ais or bdmc")

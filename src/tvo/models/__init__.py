@@ -1,9 +1,9 @@
-"""Models: the protocol (:mod:`tvo.models.base`), the paper's models and toy models.
+"""Models: the protocol (``tvo.models.base``), the paper's models and toy models.
 
-:func:`create` builds any of them by name: ``linear_1``, ``linear_2``, ``linear_3`` and
+``create`` builds any of them by name: ``linear_1``, ``linear_2``, ``linear_3`` and
 ``non_linear`` (sigmoid belief networks), ``gaussian`` (the continuous VAE), and the toys
 ``discrete_toy`` and ``linear_gaussian``; or a model of your own by ``package.module:Name``
-(:mod:`tvo.models.user`). :func:`tvo.models.check.check_model` checks any model against the
+(``tvo.models.user``). ``tvo.models.check.check_model`` checks any model against the
 protocol.
 """
 
@@ -43,7 +43,12 @@ MODELS: dict[str, Registered] = {
 def model_class(name: str, source: str | None = None):
     """The class of the model called ``name``, or the class or factory a ``module:Name`` spec
     imports (``source``: the file a run recorded for it). ``ModelError`` (a ``ValueError``)
-    naming the valid names otherwise."""
+    naming the valid names otherwise.
+
+    Args:
+        name: a built-in model's name, or ``package.module:Name`` / ``path/to/file.py:Name``.
+        source: the file a run recorded for a ``module:Name`` model (``None``: none).
+    """
     if is_spec(name):
         return load_spec(name, source)
     if name not in MODELS:
@@ -63,7 +68,15 @@ def create(
 ) -> nn.Module:
     """The model called ``name`` (or a ``module:Name`` spec) for ``pixels``-dimensional data,
     its output bias set from ``data_mean`` (the mean training image) where the model takes one,
-    with the keyword arguments ``model_args``."""
+    with the keyword arguments ``model_args``.
+
+    Args:
+        name: a built-in model's name, or ``package.module:Name`` / ``path/to/file.py:Name``.
+        pixels: values per data point ``D``.
+        data_mean (Tensor | None): the mean training image ``[D]`` (``None``: none).
+        model_args: keyword arguments of the model's class or factory.
+        source: the file a run recorded for a ``module:Name`` model.
+    """
     factory = model_class(name, source)
     kwargs = _arguments(name, model_args, pixels, data_mean, source)
     try:

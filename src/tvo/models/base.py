@@ -16,7 +16,7 @@ those leading dims.
 
 Optional: ``decode(z) → E[x | z]``, used by ``tvo plot`` to draw reconstructions.
 
-:class:`Model` implements all four from three ``torch.distributions`` objects, which is the
+``Model`` implements all four from three ``torch.distributions`` objects, which is the
 quickest way to bring your own model.
 """
 
@@ -48,13 +48,37 @@ class GenerativeModel(Protocol):
 
     def sample_guide(
         self, x: Tensor, num_particles: int, reparameterize: bool = False
-    ) -> tuple[Any, Tensor]: ...
+    ) -> tuple[Any, Tensor]:
+        """``(z, log q(z | x))``: ``S`` particles ``[S, B, …]`` and their log-density ``[S, B]``.
 
-    def log_guide(self, x: Tensor, z: Any) -> Tensor: ...
+        Args:
+            x: the data, ``[B, D]``.
+            num_particles: ``S``, the particles per data point.
+            reparameterize: draw with ``rsample`` (a pathwise gradient through ``z``).
+        """
 
-    def log_joint(self, x: Tensor, z: Any) -> Tensor: ...
+    def log_guide(self, x: Tensor, z: Any) -> Tensor:
+        """``log q(z | x)``, ``[S, B]`` (``[N]`` for ``N`` model samples).
 
-    def sample(self, num_samples: int) -> tuple[Any, Tensor]: ...
+        Args:
+            x: the data, ``[B, D]`` (``[N, D]``).
+            z: latents with leading dims ``[S, B]`` (``[N]``).
+        """
+
+    def log_joint(self, x: Tensor, z: Any) -> Tensor:
+        """``log p(x, z)``, ``[S, B]``.
+
+        Args:
+            x: the data, ``[B, D]``.
+            z: latents with leading dims ``[S, B]``.
+        """
+
+    def sample(self, num_samples: int) -> tuple[Any, Tensor]:
+        """``(z, x)``: exact joint samples from the model, ``[N, …]`` and ``[N, D]``.
+
+        Args:
+            num_samples: ``N``.
+        """
 
 
 class Model(nn.Module):
@@ -66,7 +90,7 @@ class Model(nn.Module):
 
     and set ``has_rsample = True`` if ``guide(x).rsample`` exists (continuous latents).
     Optionally ``enumerate_latents()`` returns every value of a discrete latent, ``[N, …]``,
-    for the exact answers of :mod:`tvo.evaluate`.
+    for the exact answers of ``tvo.evaluate``.
     """
 
     has_rsample: bool = False
@@ -75,9 +99,19 @@ class Model(nn.Module):
         raise NotImplementedError
 
     def likelihood(self, z: Tensor) -> Distribution:
+        """``p(x | z)``: batch shape ``z``'s leading dims, event shape one data point.
+
+        Args:
+            z: latents with leading dims ``[S, B]`` (or ``[N]``).
+        """
         raise NotImplementedError
 
     def guide(self, x: Tensor) -> Distribution:
+        """``q(z | x)``: batch shape ``[B]``, event shape one latent.
+
+        Args:
+            x: the data, ``[B, D]``.
+        """
         raise NotImplementedError
 
     def enumerate_latents(self) -> Tensor:
@@ -86,6 +120,13 @@ class Model(nn.Module):
     def sample_guide(
         self, x: Tensor, num_particles: int, reparameterize: bool = False
     ) -> tuple[Tensor, Tensor]:
+        """``(z, log q(z | x))`` from ``guide(x)``, ``[S, B, …]`` and ``[S, B]``.
+
+        Args:
+            x: the data, ``[B, D]``.
+            num_particles: ``S``, the particles per data point.
+            reparameterize: draw with ``rsample`` (needs ``has_rsample``).
+        """
         q = self.guide(x)
         if reparameterize:
             if not self.has_rsample:
@@ -98,17 +139,38 @@ class Model(nn.Module):
         return z, q.log_prob(z)
 
     def log_guide(self, x: Tensor, z: Tensor) -> Tensor:
+        """``log q(z | x)``, ``[S, B]``.
+
+        Args:
+            x: the data, ``[B, D]``.
+            z: latents with leading dims ``[S, B]``.
+        """
         return self.guide(x).log_prob(z)
 
     def log_joint(self, x: Tensor, z: Tensor) -> Tensor:
+        """``log p(z) + log p(x | z)``, ``[S, B]``.
+
+        Args:
+            x: the data, ``[B, D]``.
+            z: latents with leading dims ``[S, B]``.
+        """
         return self.prior().log_prob(z) + self.likelihood(z).log_prob(x)
 
     @torch.no_grad()
     def decode(self, z: Tensor) -> Tensor:
-        """``E[x | z]``."""
+        """``E[x | z]``.
+
+        Args:
+            z: latents with leading dims ``[N]``.
+        """
         return self.likelihood(z).mean
 
     @torch.no_grad()
     def sample(self, num_samples: int) -> tuple[Tensor, Tensor]:
+        """``(z, x)`` from ``prior()`` and ``likelihood(z)``, ``[N, …]`` and ``[N, D]``.
+
+        Args:
+            num_samples: ``N``.
+        """
         z = self.prior().sample((num_samples,))
         return z, self.likelihood(z).sample()

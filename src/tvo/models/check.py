@@ -1,4 +1,4 @@
-"""Checking a model against the protocol before any training: :func:`check_model`.
+"""Checking a model against the protocol before any training: ``check_model``.
 
 It draws a few particles for a small batch and checks every shape and dtype the objectives rely
 on (``[S, B]`` log-densities, particles with leading ``[S, B]``, model samples ``[N, D]``), and
@@ -6,12 +6,15 @@ that ``log_guide`` agrees with ``sample_guide``. For each common mistake the mes
 fix: a ``likelihood`` or ``guide`` that is not wrapped in ``Independent`` (its ``log_prob`` is
 per pixel or per unit, not per data point), a single data point instead of a batch,
 ``has_rsample = True`` with a guide that cannot ``rsample``, log-densities of the wrong shape or
-dtype. ``tvo.fit`` and ``tvo train`` run it first.
+dtype, a method that returns something other than the pair it must (``sample_guide``'s
+``(z, log_q)``, ``sample``'s ``(z, x)``), and a method that fails on the batch (a model built
+for data of another size, most often), named with what it was given. ``has_rsample`` is
+optional (``False`` where it is missing). ``tvo.fit`` and ``tvo train`` run it first.
 
-:func:`observation_support` says what values the data must take for a model: a Bernoulli
+``observation_support`` says what values the data must take for a model: a Bernoulli
 likelihood's (binary observations: data in ``[0, 1]``, binarised afresh where it is grey), or
 any other ``torch.distributions`` constraint. A model declares it as ``observation_support``;
-a :class:`~tvo.models.base.Model` is asked its likelihood's support; otherwise binary is assumed
+a ``Model`` is asked its likelihood's support; otherwise binary is assumed
 (the convention of the paper's datasets).
 """
 
@@ -26,7 +29,11 @@ from tvo.models.user import ModelError
 
 
 def observation_support(model) -> constraints.Constraint:
-    """The support of one observation's values under ``model``'s likelihood."""
+    """The support of one observation's values under ``model``'s likelihood.
+
+    Args:
+        model (GenerativeModel): the model.
+    """
     declared = getattr(model, "observation_support", None)
     if declared is not None:
         return declared
@@ -45,7 +52,49 @@ def is_binary(support: constraints.Constraint) -> bool:
 
 def _leading(z) -> list[tuple[int, ...]]:
     values = z if isinstance(z, tuple | list) else (z,)
-    return [tuple(v.shape[:2]) for v in values]
+    return [tuple(v.shape[:2]) if isinstance(v, Tensor) else type(v).__name__ for v in values]
+
+
+def _describe(value) -> str:
+    """What a method returned, in words: ``a tensor of shape [3, 5]``, ``a tuple of 3``…"""
+    if isinstance(value, Tensor):
+        return f"a tensor of shape {list(value.shape)}"
+    if isinstance(value, tuple | list):
+        return f"a {type(value).__name__} of {len(value)}: ({', '.join(map(_describe, value))})"
+    return f"a {type(value).__name__}"
+
+
+def _call(name: str, call: str, fn, *args, x: Tensor | None = None):
+    """``fn(*args)``, with any error but a ``ModelError`` turned into one that names the
+    model's method, what it was given and the likely fix (the data's size, for a shape error on
+    a batch ``x``: a model built for data of another size fails this way)."""
+    try:
+        return fn(*args)
+    except ModelError:
+        raise
+    except Exception as error:
+        text = f"{type(error).__name__}: {error}"
+        if x is not None:
+            given = f"a batch x of shape {list(x.shape)}"
+            words = ("shape", "size", "dimension")
+            fix = (
+                f"the data have {x.shape[-1]} values per data point: build the model for that "
+                f"many (its pixels or size argument), or fix the shapes inside {call}"
+                if isinstance(error, RuntimeError | ValueError)
+                and any(w in str(error) for w in words)
+                else f"{call} must run on {given}"
+            )
+            raise ModelError(f"{name}.{call} failed on {given} ({text}); {fix}") from error
+        raise ModelError(f"{name}.{call} failed ({text})") from error
+
+
+def _pair(name: str, call: str, value, first: str, second: str):
+    """``value`` as the pair a protocol method returns, else a ``ModelError``."""
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        raise ModelError(
+            f"{name}.{call} returned {_describe(value)}; it must return a pair ({first}, {second})"
+        )
+    return value
 
 
 def _check_density(name: str, value, shape: tuple[int, ...], like: str) -> None:
@@ -68,8 +117,8 @@ def _check_density(name: str, value, shape: tuple[int, ...], like: str) -> None:
 
 def _check_distributions(model: Model, x: Tensor, num_particles: int) -> None:
     """For a model of three distributions: their batch and event shapes."""
-    B = x.shape[0]
-    guide = model.guide(x)
+    B, name = x.shape[0], type(model).__name__
+    guide = _call(name, "guide(x)", model.guide, x, x=x)
     if tuple(guide.batch_shape) != (B,):
         extra = len(guide.batch_shape) - 1
         hint = f"; wrap it in Independent(..., {extra}) so that its event is one latent"
@@ -78,7 +127,7 @@ def _check_distributions(model: Model, x: Tensor, num_particles: int) -> None:
             f"{list(x.shape)}: expected [{B}], one distribution per data point"
             + (hint if extra > 0 else "")
         )
-    prior = model.prior()
+    prior = _call(name, "prior()", model.prior)
     if tuple(prior.batch_shape) != ():
         raise ModelError(
             f"prior() has batch shape {list(prior.batch_shape)}, expected []: wrap it in "
@@ -86,7 +135,7 @@ def _check_distributions(model: Model, x: Tensor, num_particles: int) -> None:
         )
     with torch.no_grad():
         z = guide.sample((num_particles,))
-        likelihood = model.likelihood(z)
+        likelihood = _call(name, "likelihood(z)", model.likelihood, z, x=x)
     if tuple(likelihood.batch_shape) != (num_particles, B):
         extra = len(likelihood.batch_shape) - 2
         hint = (
@@ -107,8 +156,15 @@ def _check_distributions(model: Model, x: Tensor, num_particles: int) -> None:
 
 def check_model(model, x: Tensor, num_particles: int = 3) -> None:
     """Check ``model`` against the protocol on the batch ``x`` ``[B, D]``; raise
-    :class:`~tvo.models.user.ModelError` (a ``ValueError``) naming the first problem and its
-    fix. Draws ``num_particles`` particles (and as many model samples) without gradients."""
+    ``ModelError`` (a ``ValueError``) naming the first problem and its
+    fix. Draws ``num_particles`` particles (and as many model samples) without gradients.
+
+    Args:
+        model (GenerativeModel): a ``tvo.Model`` or an object with the four methods of the
+            protocol (``has_rsample`` optional).
+        x: a batch of data, ``[B, D]``, as training gives it.
+        num_particles: particles (and model samples) drawn for the check.
+    """
     name = type(model).__name__
     if not isinstance(x, Tensor) or x.dim() < 2:
         shape = list(x.shape) if isinstance(x, Tensor) else type(x).__name__
@@ -118,17 +174,19 @@ def check_model(model, x: Tensor, num_particles: int = 3) -> None:
         )
     missing = [m for m in ("sample_guide", "log_guide", "log_joint", "sample")
                if not callable(getattr(model, m, None))]  # fmt: skip
-    if missing or not hasattr(model, "has_rsample"):
-        what = ", ".join(missing + ([] if hasattr(model, "has_rsample") else ["has_rsample"]))
+    if missing:
         raise ModelError(
-            f"{name} lacks {what} of the model protocol (tvo.models.base); subclass tvo.Model "
-            "and give prior(), likelihood(z) and guide(x), or implement the four methods"
+            f"{name} lacks {', '.join(missing)} of the model protocol (tvo.models.base); "
+            "subclass tvo.Model and give prior(), likelihood(z) and guide(x), or implement the "
+            "four methods"
         )
     S, B = num_particles, x.shape[0]
     if isinstance(model, Model):
         _check_distributions(model, x, num_particles)
     with torch.no_grad():
-        z, log_q = model.sample_guide(x, S)
+        drawn = _call(name, f"sample_guide(x, {S})", model.sample_guide, x, S, x=x)
+        z, log_q = _pair(name, f"sample_guide(x, {S})", drawn, f"z: the particles [{S}, {B}, …]",
+                         f"log_q: log q(z | x) [{S}, {B}]")  # fmt: skip
         _check_density("sample_guide's log q", log_q, (S, B), "latent unit")
         leading = _leading(z)
         if any(shape != (S, B) for shape in leading):
@@ -136,9 +194,9 @@ def check_model(model, x: Tensor, num_particles: int = 3) -> None:
                 f"sample_guide(x, {S}) gave particles with leading dimensions {leading}, "
                 f"expected [{S}, {B}] (particles first, then the batch)"
             )
-        log_p = model.log_joint(x, z)
+        log_p = _call(name, "log_joint(x, z)", model.log_joint, x, z, x=x)
         _check_density("log_joint", log_p, (S, B), "pixel or latent unit")
-        again = model.log_guide(x, z)
+        again = _call(name, "log_guide(x, z)", model.log_guide, x, z, x=x)
         _check_density("log_guide", again, (S, B), "latent unit")
         if log_p.dtype != log_q.dtype:
             raise ModelError(
@@ -151,14 +209,15 @@ def check_model(model, x: Tensor, num_particles: int = 3) -> None:
                 f"log_guide(x, z) differs from the log q that sample_guide returned for the "
                 f"same particles (by up to {gap:.3g}): they must be the same density"
             )
-        z_model, x_model = model.sample(S)
-        if tuple(x_model.shape) != (S, *x.shape[1:]):
-            raise ModelError(
-                f"sample({S}) gave data of shape {list(x_model.shape)}, expected "
-                f"{[S, *x.shape[1:]]}"
-            )
-        _check_density("log_guide of model samples", model.log_guide(x_model, z_model), (S,),
-                       "latent unit")  # fmt: skip
+        sampled = _call(name, f"sample({S})", model.sample, S)
+        data = f"x: their data {[S, *x.shape[1:]]}"
+        z_model, x_model = _pair(name, f"sample({S})", sampled, f"z: {S} latents [{S}, …]", data)
+        if not isinstance(x_model, Tensor) or tuple(x_model.shape) != (S, *x.shape[1:]):
+            got = list(x_model.shape) if isinstance(x_model, Tensor) else type(x_model).__name__
+            raise ModelError(f"sample({S}) gave data of shape {got}, expected {[S, *x.shape[1:]]}")
+        again = _call(name, "log_guide(x, z) of its own samples", model.log_guide, x_model,
+                      z_model, x=x_model)  # fmt: skip
+        _check_density("log_guide of model samples", again, (S,), "latent unit")
     particles = z if isinstance(z, tuple | list) else (z,)
     if any(v.requires_grad for v in particles):
         raise ModelError(
@@ -168,7 +227,7 @@ def check_model(model, x: Tensor, num_particles: int = 3) -> None:
     if getattr(model, "has_rsample", False):
         try:
             model.sample_guide(x, S, reparameterize=True)
-        except NotImplementedError as error:
+        except (NotImplementedError, ValueError, RuntimeError) as error:
             raise ModelError(
                 f"{name} sets has_rsample = True, but its guide cannot rsample "
                 f"({type(error).__name__}: {error}); set has_rsample = False (discrete latents) "

@@ -12,8 +12,8 @@ The output bias starts at ``logit(mean pixel)``, the mean clamped to ``[1e-4, 1 
 
 Latents are a tuple ``(z_1, …, z_L)``, each ``[*, B, units]``.
 
-The Bernoulli densities and draws are written out (:func:`bernoulli_log_prob`,
-:func:`bernoulli_sample`) rather than built from ``torch.distributions`` objects at every step:
+The Bernoulli densities and draws are written out (``bernoulli_log_prob``,
+``bernoulli_sample``) rather than built from ``torch.distributions`` objects at every step:
 the objects' argument checks cost as much as the log-densities themselves (benchmarks/).
 """
 
@@ -122,7 +122,7 @@ class SBN(nn.Module):
         encoder_input: what the inference network's first layer sees of the pixels:
             ``"signed"`` (the default), ``2x − 1``; ``"reference"``, ``(x − mean + 1) / 2``, as
             the TVO paper's code does. The two are the same family of models (the first layer's
-            affine map absorbs the difference: :meth:`guide_input`), but Adam is not
+            affine map absorbs the difference: ``guide_input``), but Adam is not
             invariant to that reparameterisation, so they train differently.
     """
 
@@ -168,12 +168,23 @@ class SBN(nn.Module):
         """The pixels as the inference network's first layer sees them: ``2x − 1`` (``signed``)
         or ``(x − mean + 1) / 2`` (``reference``). The second is ``(2x − 1) / 4 + (3/4 − mean/2)``,
         an affine map of the first, so a first encoder layer ``W u + b`` of the reference model
-        equals ``(W / 4) (2x − 1) + b + W (3/4 − mean/2)`` of the signed one."""
+        equals ``(W / 4) (2x − 1) + b + W (3/4 − mean/2)`` of the signed one.
+
+        Args:
+            x: the data, ``[B, pixels]``.
+        """
         if self.encoder_input == "reference":
             return (x - self.input_mean + 1) / 2
         return signed(x)
 
     def sample_guide(self, x: Tensor, num_particles: int, reparameterize: bool = False):
+        """``(z, log q(z | x))``: the layers' units bottom first, ``[S, B, units]``, and ``[S, B]``.
+
+        Args:
+            x: the data, ``[B, pixels]``.
+            num_particles: ``S``, the particles per data point.
+            reparameterize: must be ``False``: binary latents cannot be reparameterised.
+        """
         if reparameterize:
             raise ValueError("SBN has binary latents: they cannot be reparameterised")
         z, log_q = [], 0.0
@@ -188,6 +199,12 @@ class SBN(nn.Module):
         return tuple(z), log_q
 
     def log_guide(self, x: Tensor, z: Sequence[Tensor]) -> Tensor:
+        """``log q(z | x)``, ``[S, B]``.
+
+        Args:
+            x: the data, ``[B, pixels]``.
+            z: the layers' units, bottom first, each with leading dims ``[S, B]``.
+        """
         inputs = (self.guide_input(x), *map(signed, z[:-1]))
         return sum(
             bernoulli_log_prob(encoder(v), target)
@@ -195,6 +212,12 @@ class SBN(nn.Module):
         )
 
     def log_joint(self, x: Tensor, z: Sequence[Tensor]) -> Tensor:
+        """``log p(x, z)``, ``[S, B]``.
+
+        Args:
+            x: the data, ``[B, pixels]``.
+            z: the layers' units, bottom first, each with leading dims ``[S, B]``.
+        """
         log_p = bernoulli_log_prob(self.prior_logits, z[-1]) + self.log_likelihood(x, z[0])
         for decoder, above, target in zip(self.decoders[1:], z[1:], z[:-1]):
             log_p = log_p + bernoulli_log_prob(decoder(signed(above)), target)
@@ -209,6 +232,10 @@ class SBN(nn.Module):
         pixel of every particle. In training its extra backward products cost more than the
         one elementwise pass it saves at small ``S`` (benchmarks/RESULTS.md), so training uses
         the direct form.
+
+        Args:
+            x: the data, ``[B, pixels]``.
+            z1: the bottom layer's units, ``[*, B, latents[0]]``.
         """
         decoder = self.decoders[0]
         if torch.is_grad_enabled():
@@ -222,6 +249,11 @@ class SBN(nn.Module):
 
     @torch.no_grad()
     def sample(self, num_samples: int):
+        """``(z, x)``: ancestral samples, the layers bottom first, ``[N, units]``, ``[N, pixels]``.
+
+        Args:
+            num_samples: ``N``.
+        """
         z = [bernoulli_sample(self.prior_logits, (num_samples,))]
         for decoder in reversed(self.decoders[1:]):
             z.insert(0, bernoulli_sample(decoder(signed(z[0]))))
@@ -230,7 +262,11 @@ class SBN(nn.Module):
 
     @torch.no_grad()
     def decode(self, z) -> Tensor:
-        """``E[x | z] = σ(f_0(±z_1))``, ``[*, pixels]``: for reconstructions."""
+        """``E[x | z] = σ(f_0(±z_1))``, ``[*, pixels]``: for reconstructions.
+
+        Args:
+            z (tuple[Tensor, ...]): the layers' units, bottom first.
+        """
         return torch.sigmoid(self.decoders[0](signed(z[0])))
 
     def enumerate_latents(self) -> tuple[Tensor, ...]:

@@ -1,9 +1,9 @@
 """Small models with exact answers, for tests and examples.
 
-- :class:`DiscreteToy`: a one-layer sigmoid belief network with a few binary latents and binary
+- ``DiscreteToy``: a one-layer sigmoid belief network with a few binary latents and binary
   pixels; ``z`` and ``x`` can both be enumerated, so ``log p(x)``, ``g(β)``, the bounds and every
   gradient are exact sums.
-- :class:`LinearGaussian`: ``z ~ N(0, I)``, ``x | z ~ N(W z + b, σ² I)``, with a Gaussian guide;
+- ``LinearGaussian``: ``z ~ N(0, I)``, ``x | z ~ N(W z + b, σ² I)``, with a Gaussian guide;
   the marginal, the posterior, the ELBO and ``KL(p(z|x) ‖ q)`` are closed forms.
 """
 
@@ -30,7 +30,13 @@ def binary_grid(n: int) -> Tensor:
 
 class DiscreteToy(Model):
     """``z ∈ {0,1}^d ~ Bernoulli(σ(a))``, ``x ∈ {0,1}^D | z ~ Bernoulli(σ(W z + b))``,
-    ``q(z | x) = Bernoulli(σ(A x + c))``, all factorised. Parameters drawn from ``seed``."""
+    ``q(z | x) = Bernoulli(σ(A x + c))``, all factorised. Parameters drawn from ``seed``.
+
+    Args:
+        num_latents: binary latent units ``d`` (``2^d`` values to enumerate).
+        num_observed: binary observed units ``D``.
+        seed: the seed of the parameters' initial values.
+    """
 
     has_rsample = False
 
@@ -49,9 +55,19 @@ class DiscreteToy(Model):
         return Independent(Bernoulli(logits=self.prior_logits), 1)
 
     def likelihood(self, z):
+        """``p(x | z)``, batch shape ``z``'s leading dims.
+
+        Args:
+            z (Tensor): latents with leading dims ``[S, B]`` (or ``[N]``).
+        """
         return Independent(Bernoulli(logits=z @ self.decoder_weight.T + self.decoder_bias), 1)
 
     def guide(self, x):
+        """``q(z | x)``, batch shape ``[B]``.
+
+        Args:
+            x (Tensor): the data, ``[B, D]``.
+        """
         return Independent(Bernoulli(logits=x @ self.encoder_weight.T + self.encoder_bias), 1)
 
     def enumerate_latents(self) -> Tensor:
@@ -65,9 +81,14 @@ class DiscreteToy(Model):
 class LinearGaussian(Model):
     """``z ~ N(0, I_d)``, ``x | z ~ N(W z + b, σ² I_D)``, ``q(z | x) = N(A x + c, diag(s²))``.
 
-    θ = (W, b, log σ), φ = (A, c, log s). Closed forms: :meth:`marginal`, :meth:`posterior`,
-    :meth:`exact_elbo`, :meth:`exact_kl_posterior_guide`, :meth:`exact_integrand`, all
+    θ = (W, b, log σ), φ = (A, c, log s). Closed forms: ``marginal``, ``posterior``,
+    ``exact_elbo``, ``exact_kl_posterior_guide``, ``exact_integrand``, all
     differentiable.
+
+    Args:
+        latent_dim: latent dimensions ``d``.
+        obs_dim: observed dimensions ``D``.
+        seed: the seed of the parameters' initial values.
     """
 
     has_rsample = True
@@ -89,9 +110,19 @@ class LinearGaussian(Model):
         return Independent(Normal(self.zeros, torch.ones_like(self.zeros)), 1)
 
     def likelihood(self, z):
+        """``p(x | z)``, batch shape ``z``'s leading dims.
+
+        Args:
+            z (Tensor): latents with leading dims ``[S, B]`` (or ``[N]``).
+        """
         return Independent(Normal(z @ self.weight.T + self.bias, self.log_sigma.exp()), 1)
 
     def guide(self, x):
+        """``q(z | x)``, batch shape ``[B]``.
+
+        Args:
+            x (Tensor): the data, ``[B, D]``.
+        """
         loc = x @ self.encoder_weight.T + self.encoder_bias
         return Independent(Normal(loc, self.encoder_log_scale.exp().expand_as(loc)), 1)
 
@@ -102,7 +133,11 @@ class LinearGaussian(Model):
         return MultivariateNormal(self.bias, covariance)
 
     def posterior(self, x: Tensor) -> MultivariateNormal:
-        """``p(z | x) = N(Σ Wᵀ (x − b) / σ², Σ)`` with ``Σ = (I + Wᵀ W / σ²)⁻¹``, batch ``[B]``."""
+        """``p(z | x) = N(Σ Wᵀ (x − b) / σ², Σ)`` with ``Σ = (I + Wᵀ W / σ²)⁻¹``, batch ``[B]``.
+
+        Args:
+            x: the data, ``[B, D]``.
+        """
         precision_noise = self.log_sigma.exp() ** -2
         eye = torch.eye(self.latent_dim, dtype=self.weight.dtype, device=self.weight.device)
         covariance = torch.linalg.inv(eye + precision_noise * self.weight.T @ self.weight)
@@ -110,7 +145,11 @@ class LinearGaussian(Model):
         return MultivariateNormal(mean, covariance)
 
     def exact_elbo(self, x: Tensor) -> Tensor:
-        """``E_q[log p(x, z) − log q(z | x)]`` in closed form, ``[B]``."""
+        """``E_q[log p(x, z) − log q(z | x)]`` in closed form, ``[B]``.
+
+        Args:
+            x: the data, ``[B, D]``.
+        """
         q = self.guide(x)
         mean, var = q.mean, q.variance  # [B, d]
         sigma2 = self.log_sigma.exp() ** 2
@@ -128,7 +167,11 @@ class LinearGaussian(Model):
         return expected_log_likelihood + expected_log_prior + q.entropy()
 
     def exact_kl_posterior_guide(self, x: Tensor) -> Tensor:
-        """``KL(p(z | x) ‖ q(z | x))``, ``[B]``: what wake-φ and sleep-φ descend."""
+        """``KL(p(z | x) ‖ q(z | x))``, ``[B]``: what wake-φ and sleep-φ descend.
+
+        Args:
+            x: the data, ``[B, D]``.
+        """
         q = self.guide(x)
         q_full = MultivariateNormal(q.mean, scale_tril=torch.diag_embed(q.stddev))
         return torch.distributions.kl_divergence(self.posterior(x), q_full)
@@ -140,6 +183,10 @@ class LinearGaussian(Model):
         ``Λ_β⁻¹ ((1−β) Λ_q μ_q + β Λ_p μ_p)``. With ``log p(x, z) = log p(x) + log p(z | x)``,
         ``g(β) = log p(x) + E_{π_β}[log p(z | x)] − E_{π_β}[log q(z | x)]``, each expectation of a
         Gaussian log-density under a Gaussian.
+
+        Args:
+            x: the data, ``[B, D]``.
+            beta: the point ``β`` in ``[0, 1]``.
         """
         beta = torch.as_tensor(beta, dtype=x.dtype, device=x.device)
         q, post = self.guide(x), self.posterior(x)

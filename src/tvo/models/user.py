@@ -1,13 +1,14 @@
 """A user's model by name: ``package.module:Name`` or ``path/to/file.py:Name``, a class or a
-factory that returns a model implementing the protocol of :mod:`tvo.models.base`.
+factory that returns a model implementing the protocol of ``tvo.models.base``.
 
 It is imported with the current folder on the import path (as ``python -m`` would), so
 ``tvo train --model mymodels:MixBern`` works from the folder that holds ``mymodels.py``. A run
-records the file its model came from (``model_source``); a later process (``tvo eval``,
-``--resume``, a sweep's worker) that cannot import the module by name looks beside that file
-before it gives up, with an error naming both.
+records the file its model came from (``model_source``, an absolute path); a later process
+(``tvo eval``, ``--resume``, a sweep's worker) that cannot import the module by name looks
+beside that file before it gives up, with an error naming both, and a ``path/to/file.py:Name``
+given relative to the folder it was trained from is that recorded file, from any folder.
 
-:func:`instantiate` calls the class or factory with the user's keyword arguments and, where its
+``instantiate`` calls the class or factory with the user's keyword arguments and, where its
 signature takes them and the user did not give them, the data's ``pixels`` and ``data_mean``.
 """
 
@@ -82,13 +83,27 @@ def _import_file(path: str):
     return module
 
 
+def _model_file(location: str, source: str | None) -> str:
+    """The file of a ``file.py:Name`` model: the one a run recorded (``source``, absolute)
+    where it still exists, so that a relative path works from any folder; else ``location``
+    from here. Neither found: an error naming both."""
+    if source and Path(source).is_file():
+        return source
+    if source and not Path(location).is_file():
+        raise ModelError(
+            f"{location}: no such file here ({os.getcwd()}), nor at {source}, where this run's "
+            "model was imported from; put the file back or run from the folder it is relative to"
+        )
+    return location
+
+
 def load_spec(spec: str, source: str | None = None):
     """The class or factory that ``spec`` names. ``source`` is the file a run recorded."""
     location, _, attribute = str(spec).rpartition(":")
     if not location or not attribute:
         raise ModelError(f"model {spec!r}: expected package.module:Name or path/to/file.py:Name")
     if location.endswith(".py"):
-        module = _import_file(location)
+        module = _import_file(_model_file(location, source))
     else:
         module = _import_module(location, source)
     target = module
@@ -105,6 +120,20 @@ def load_spec(spec: str, source: str | None = None):
     return target
 
 
+def import_class_module(spec: str, source: str | None) -> None:
+    """Import the module of a model object's class (``spec`` is ``module:Name``), so that
+    unpickling the object finds it: from the current folder, else from beside the file a run
+    recorded (``source``). Nothing if it is imported already or cannot be: unpickling then
+    says what it could not import."""
+    module = str(spec).rpartition(":")[0]
+    if not module or module.endswith(".py") or module == "__main__" or module in sys.modules:
+        return
+    try:
+        _import_module(module, source)
+    except ModelError:
+        pass
+
+
 def source_of(spec: str) -> str | None:
     """The file that defines the model ``spec`` names (recorded by a run), if any."""
     target = load_spec(spec)
@@ -116,7 +145,7 @@ def source_of(spec: str) -> str | None:
 def arguments(factory, kwargs: dict | None, pixels: int, data_mean) -> dict:
     """The keyword arguments ``factory`` is called with: ``kwargs``, plus ``pixels`` and
     ``data_mean`` where its signature takes them and ``kwargs`` lacks them. Arguments that do not
-    fit the signature are a :class:`ModelError` naming them."""
+    fit the signature are a ``ModelError`` naming them."""
     kwargs = dict(kwargs or {})
     name = getattr(factory, "__qualname__", repr(factory))
     try:

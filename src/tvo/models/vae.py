@@ -21,7 +21,14 @@ from tvo.models.sbn import bernoulli, bernoulli_log_prob, mlp, output_bias
 
 
 class GaussianVAE(Model):
-    """Gaussian latents (``latents`` of them) over binary pixels, tanh MLPs of ``hidden`` units."""
+    """Gaussian latents (``latents`` of them) over binary pixels, tanh MLPs of ``hidden`` units.
+
+    Args:
+        latents: Gaussian latent units.
+        pixels: binary observed units.
+        hidden: tanh units of each hidden layer of the encoder and the decoder.
+        data_mean: the mean training image ``[pixels]``, to initialise the output bias.
+    """
 
     has_rsample = True
 
@@ -46,9 +53,19 @@ class GaussianVAE(Model):
         return Independent(standard, 1, validate_args=False)
 
     def likelihood(self, z: Tensor):
+        """``p(x | z)``, batch shape ``z``'s leading dims.
+
+        Args:
+            z: latents with leading dims ``[S, B]`` (or ``[N]``).
+        """
         return bernoulli(self.decoder(z))
 
     def guide(self, x: Tensor):
+        """``q(z | x)``, batch shape ``[B]``.
+
+        Args:
+            x: the data, ``[B, D]``.
+        """
         mean, log_scale = self.encoder(x).chunk(2, dim=-1)
         return Independent(Normal(mean, log_scale.exp(), validate_args=False), 1,
                            validate_args=False)  # fmt: skip
@@ -57,7 +74,12 @@ class GaussianVAE(Model):
         """``log p(z) + Σ_d [x_d l_d − softplus(l_d)]`` with ``l = dec(z)``, ``[S, B]``: the
         likelihood's log-density by the SBN's exact Bernoulli function (its own backward, and a
         ``vmap`` rule: ``torch.distributions``' Bernoulli under ``vmap`` made a group of four
-        runs (:mod:`tvo.ensemble`) 1.7 times slower than four single runs)."""
+        runs (``tvo.ensemble``) 1.7 times slower than four single runs).
+
+        Args:
+            x: the data, ``[B, pixels]``.
+            z: latents, ``[S, B, latents]``.
+        """
         return self.prior().log_prob(z) + bernoulli_log_prob(self.decoder(z), x)
 
     def extra_repr(self) -> str:

@@ -1,7 +1,7 @@
 """Objectives, one module per family; each a pure function of ``[S, B]`` tensors and a small
-class that declares its sampling mode and settings (:class:`~tvo.objectives.base.Objective`).
+class that declares its sampling mode and settings (``Objective``).
 
-:data:`OBJECTIVES` is the registry by name; :func:`objective_class` looks one up with a clear
+``OBJECTIVES`` is the registry by name; ``objective_class`` looks one up with a clear
 error.
 """
 

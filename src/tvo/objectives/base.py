@@ -1,11 +1,11 @@
 """What every objective returns, and the model-level wrapper shared by the families.
 
 Functional layer: a pure function of ``log_p = log p(x, z_s)`` and ``log_q = log q(z_s | x)``,
-both ``[S, B]``, returning :class:`Terms`: a ``surrogate`` ``[B]`` whose gradient is the
+both ``[S, B]``, returning ``Terms``: a ``surrogate`` ``[B]`` whose gradient is the
 estimator (for θ and φ at once) and the objective's value ``estimate`` ``[B]`` (detached).
 
-Model level: an :class:`Objective` draws its tensors from a model in its sampling mode
-(:mod:`tvo.objectives.sampling`), calls its function and returns :class:`Output`: the scalar
+Model level: an ``Objective`` draws its tensors from a model in its sampling mode
+(``tvo.objectives.sampling``), calls its function and returns ``Output``: the scalar
 ``loss = −mean_b surrogate_b`` to minimise, the estimate and diagnostics. No objective has
 sampling code of its own.
 """
@@ -105,21 +105,21 @@ class Objective:
     A subclass declares what it is, and holds its settings only:
 
     - ``name``: its name on the command line and in run folders;
-    - ``sampling``: how its tensors are drawn (:mod:`tvo.objectives.sampling`); ``pathwise`` and
+    - ``sampling``: how its tensors are drawn (``tvo.objectives.sampling``); ``pathwise`` and
       ``doubly-reparameterized`` need a model with ``has_rsample``;
-    - ``function``: the pure function of those tensors that returns :class:`Terms`;
+    - ``function``: the pure function of those tensors that returns ``Terms``;
     - ``min_particles``;
     - ``settings``: the run settings it takes beyond the common ones (model, data, particles,
       optimiser…), each with its default here, e.g. the TVO's ``partitions``, ``schedule``,
-      ``beta1``; :meth:`applicable` says which of them apply to given values,
-      :meth:`from_settings` builds it from them;
-    - ``declared`` (optional): a :class:`tvo.settings.Setting` for some of ``settings``, with
+      ``beta1``; ``applicable`` says which of them apply to given values,
+      ``from_settings`` builds it from them;
+    - ``declared`` (optional): a ``tvo.settings.Setting`` for some of ``settings``, with
       its type, help line and check. From these two the setting gets its ``tvo train`` flag,
-      its TOML key, its field of ``TrainConfig``, its keyword of :func:`tvo.fit` and its row in
-      the documentation's table (:mod:`tvo.settings`); one without a declaration gets its type
+      its TOML key, its field of ``TrainConfig``, its keyword of ``tvo.fit`` and its row in
+      the documentation's table (``tvo.settings``); one without a declaration gets its type
       from its default.
 
-    An objective with a partition has a ``schedule`` (:mod:`tvo.partitions`) and is given the
+    An objective with a partition has a ``schedule`` (``tvo.partitions``) and is given the
     partition to use at each call (``partition=``); every other objective has ``schedule =
     None`` and refuses one.
     """
@@ -155,7 +155,7 @@ class Objective:
 
     def run_settings(self) -> dict:
         """This objective's settings, under the names a run's config gives them (the inverse of
-        :meth:`from_settings`)."""
+        ``from_settings``)."""
         return {}
 
     @classmethod
@@ -163,8 +163,8 @@ class Objective:
         """Why ``model`` (an instance or a class) cannot be trained with this objective, or
         ``None``. Asked of the model's ``has_rsample``, never of its name; ``model_name``, the
         model's name in a run's settings, is only for the message. The one place this
-        requirement is checked: the settings (:func:`tvo.config.validate`), the trainer
-        (:func:`tvo.build.build`) and a direct call (:meth:`check`) all ask it."""
+        requirement is checked: the settings (``tvo.config.validate``), the trainer
+        (``tvo.build.build``) and a direct call (``check``) all ask it."""
         if cls.needs_rsample() and not getattr(model, "has_rsample", False):
             if model_name is not None:
                 return (

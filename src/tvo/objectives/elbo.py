@@ -2,9 +2,9 @@
 
 Its place in the TVO family: ``ELBO = g(0) = TVO_L`` with ``K = 1``. Two gradient estimators:
 
-- score function (:func:`elbo`), particles detached, for any latents (Williams, 1992; with the
+- score function (``elbo``), particles detached, for any latents (Williams, 1992; with the
   leave-one-out baseline of Kool et al., 2019);
-- pathwise (:func:`vae`), particles reparameterised, the VAE of Kingma & Welling (2014).
+- pathwise (``vae``), particles reparameterised, the VAE of Kingma & Welling (2014).
 """
 
 from __future__ import annotations
@@ -20,8 +20,12 @@ def elbo(log_p: Tensor, log_q: Tensor) -> Terms:
 
     ``b_s`` is the mean of the other particles' ``ℓ`` (independent of ``z_s``, so the estimator
     stays unbiased); with ``S = 1`` there is no other particle and ``b = 0``. Shapes ``[S, B]``;
-    particles detached. Its gradient equals that of :func:`tvo.objectives.tvo.tvo` with
+    particles detached. Its gradient equals that of ``tvo.objectives.tvo.tvo`` with
     ``K = 1``, left.
+
+    Args:
+        log_p: ``log p(x, z_s)`` of the particles, ``[S, B]`` (differentiable in θ).
+        log_q: ``log q(z_s | x)``, ``[S, B]`` (differentiable in φ).
     """
     log_p, log_q = check_log_weights(log_p, log_q)
     num_particles = log_p.shape[0]
@@ -36,7 +40,13 @@ def elbo(log_p: Tensor, log_q: Tensor) -> Terms:
 
 
 def vae(log_p: Tensor, log_q: Tensor) -> Terms:
-    """Pathwise ELBO: ``surrogate = mean_s ℓ_s``, reparameterised particles, ``[S, B] → [B]``."""
+    """Pathwise ELBO: ``surrogate = mean_s ℓ_s``, reparameterised particles, ``[S, B] → [B]``.
+
+    Args:
+        log_p: ``log p(x, z_s)`` of the particles, ``[S, B]`` (differentiable in θ, and in φ
+            through the reparameterised ``z_s``).
+        log_q: ``log q(z_s | x)``, ``[S, B]`` (differentiable in φ).
+    """
     log_p, log_q = check_log_weights(log_p, log_q)
     log_weight = log_p - log_q
     return Terms(log_weight.mean(0), log_weight.detach().mean(0))

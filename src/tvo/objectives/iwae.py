@@ -2,12 +2,12 @@
 
 ``E[L̂] ≤ log p(x)`` and rises with ``S``. Three gradient estimators:
 
-- :func:`iwae`: pathwise, reparameterised particles;
-- :func:`reinforce`: score function, ``L̂ + sg(L̂) Σ_s log q_s`` (no baseline);
-- :func:`vimco`: score function with per-particle leave-one-out baselines (Mnih & Rezende, 2016),
+- ``iwae``: pathwise, reparameterised particles;
+- ``reinforce``: score function, ``L̂ + sg(L̂) Σ_s log q_s`` (no baseline);
+- ``vimco``: score function with per-particle leave-one-out baselines (Mnih & Rezende, 2016),
   ``L̂ + Σ_s sg(L̂ − L̂_{−s}) log q_s``, where ``L̂_{−s}`` is ``L̂`` with ``ℓ_s`` replaced by the
   mean of the other ``ℓ``;
-- :func:`dreg`: doubly reparameterised (Tucker et al., 2019), on the tensors of the
+- ``dreg``: doubly reparameterised (Tucker et al., 2019), on the tensors of the
   ``doubly-reparameterized`` sampling mode.
 """
 
@@ -23,14 +23,25 @@ from tvo.ops import leave_one_out_logsumexp, leave_one_out_mean, logmeanexp, nor
 
 
 def iwae(log_p: Tensor, log_q: Tensor) -> Terms:
-    """Pathwise IWAE: ``surrogate = L̂``, reparameterised particles, ``[S, B] → [B]``."""
+    """Pathwise IWAE: ``surrogate = L̂``, reparameterised particles, ``[S, B] → [B]``.
+
+    Args:
+        log_p: ``log p(x, z_s)`` of the particles, ``[S, B]`` (differentiable in θ, and in φ
+            through the reparameterised ``z_s``).
+        log_q: ``log q(z_s | x)``, ``[S, B]`` (differentiable in φ).
+    """
     log_p, log_q = check_log_weights(log_p, log_q)
     bound = logmeanexp(log_p - log_q)
     return Terms(bound, bound.detach())
 
 
 def reinforce(log_p: Tensor, log_q: Tensor) -> Terms:
-    """REINFORCE on ``L̂``: ``surrogate = L̂ + sg(L̂) Σ_s log q_s``, particles detached."""
+    """REINFORCE on ``L̂``: ``surrogate = L̂ + sg(L̂) Σ_s log q_s``, particles detached.
+
+    Args:
+        log_p: ``log p(x, z_s)`` of the particles, ``[S, B]`` (differentiable in θ).
+        log_q: ``log q(z_s | x)``, ``[S, B]`` (differentiable in φ).
+    """
     log_p, log_q = check_log_weights(log_p, log_q)
     bound = logmeanexp(log_p - log_q)
     return Terms(bound + bound.detach() * log_q.sum(0), bound.detach())
@@ -40,7 +51,7 @@ def vimco_baselines(log_weight: Tensor) -> Tensor:
     """``L̂_{−s}``, ``[S, B]``: ``L̂`` with ``ℓ_s`` replaced by the mean of the others.
 
     ``L̂_{−s} = log((Σ_{t≠s} e^{ℓ_t} + e^{mean_{t≠s} ℓ_t}) / S)``, in ``O(S·B)`` memory (no
-    ``[S, S, B]`` tensor) through :func:`tvo.ops.leave_one_out_logsumexp`. Needs ``S ≥ 2``.
+    ``[S, S, B]`` tensor) through ``tvo.ops.leave_one_out_logsumexp``. Needs ``S ≥ 2``.
     """
     num_particles = log_weight.shape[0]
     mean_others = leave_one_out_mean(log_weight)
@@ -49,7 +60,12 @@ def vimco_baselines(log_weight: Tensor) -> Tensor:
 
 
 def vimco(log_p: Tensor, log_q: Tensor) -> Terms:
-    """VIMCO: ``surrogate = L̂ + Σ_s sg(L̂ − L̂_{−s}) log q_s``, particles detached, ``S ≥ 2``."""
+    """VIMCO: ``surrogate = L̂ + Σ_s sg(L̂ − L̂_{−s}) log q_s``, particles detached, ``S ≥ 2``.
+
+    Args:
+        log_p: ``log p(x, z_s)`` of the particles, ``[S, B]`` (differentiable in θ).
+        log_q: ``log q(z_s | x)``, ``[S, B]`` (differentiable in φ).
+    """
     log_p, log_q = check_log_weights(log_p, log_q, min_particles=2)
     log_weight = log_p - log_q
     bound = logmeanexp(log_weight)
@@ -71,6 +87,11 @@ def dreg(log_p_theta: Tensor, log_weight: Tensor) -> Terms:
     ``Σ_s w̄_s² (∂ℓ_s / ∂z_s)(∂z_s / ∂φ)``: the score term ``∇_φ log q`` (zero in expectation,
     but noisy) is gone. Unbiased for ``∇ E[L̂_S]``. At ``S = 1`` the φ-part is the "sticking the
     landing" ELBO gradient of Roeder et al. (2017). ``estimate`` is ``L̂``.
+
+    Args:
+        log_p_theta: ``log p(x, sg(z_s))``, θ live and the particles fixed, ``[S, B]``.
+        log_weight: ``ℓ_s`` with every parameter stopped, φ reaching it only through the
+            reparameterised particles ``z_s(φ)``, ``[S, B]``.
     """
     log_p_theta, log_weight = check_log_weights(log_p_theta, log_weight)
     weights = normalized_weights(log_weight.detach())
@@ -102,7 +123,7 @@ class VIMCO(Objective):
 
 
 class DReG(Objective):
-    """The IWAE bound with the doubly reparameterised gradient (:func:`dreg`); needs
+    """The IWAE bound with the doubly reparameterised gradient (``dreg``); needs
     reparameterisable latents. The model is evaluated twice per particle (θ live on detached
     particles; parameters stopped on live particles)."""
 

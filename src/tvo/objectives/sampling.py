@@ -1,7 +1,7 @@
 """The sampling modes: how an objective's ``[S, B]`` tensors are drawn from a model.
 
 Every objective is a pure function of the tensors one of these returns; the model is touched
-here only, through the protocol of :mod:`tvo.models.base`.
+here only, through the protocol of ``tvo.models.base``.
 
 - ``score``: ``S`` particles of ``q(z | x)``, detached: ``(log p(x, z_s), log q(z_s | x))``,
   differentiable in θ and φ respectively (score-function and covariance estimators).
@@ -13,7 +13,7 @@ here only, through the protocol of :mod:`tvo.models.base`.
   ``S·B`` exact joint samples ``(z', x') ~ p_θ`` (detached), shaped ``[S, B]`` (wake-sleep and
   inference compilation).
 
-:data:`SAMPLING` maps each name to ``(draw, log_weight)``: ``draw(model, x, S)`` gives the
+``SAMPLING`` maps each name to ``(draw, log_weight)``: ``draw(model, x, S)`` gives the
 tensors, ``log_weight(tensors)`` the ``[S, B]`` log-weights the diagnostics are computed from.
 """
 

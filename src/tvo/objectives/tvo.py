@@ -16,9 +16,9 @@ with ``log π̃_β = β log p + (1 − β) log q`` and ``c = S / (S − 1)``; th
 ``Σ_k m_k s(β_k)`` with the integration weights ``m``.
 
 Special case: ``K = 1``, left, is the ELBO with the score-function gradient and the
-leave-one-out baseline (:func:`tvo.objectives.elbo.elbo`).
+leave-one-out baseline (``tvo.objectives.elbo.elbo``).
 
-:class:`TVOReparam` is the same bound with a doubly reparameterised gradient for φ, for models
+``TVOReparam`` is the same bound with a doubly reparameterised gradient for φ, for models
 with reparameterisable latents (Brekelmans et al., ICML 2020).
 """
 
@@ -52,7 +52,7 @@ from tvo.settings import ConfigError, Setting, points
 
 
 def check_partition(points) -> None:
-    """A :class:`~tvo.settings.ConfigError` for a partition of one's own that is not one."""
+    """A ``ConfigError`` for a partition of one's own that is not one."""
     try:
         validate(points)
     except ValueError as error:
@@ -60,7 +60,7 @@ def check_partition(points) -> None:
 
 
 class TVOTerms(NamedTuple):
-    """:class:`~tvo.objectives.base.Terms` plus the integrand ``ĝ(β_k)`` at every point,
+    """``Terms`` plus the integrand ``ĝ(β_k)`` at every point,
     ``[K + 1, B]`` (detached)."""
 
     surrogate: Tensor
@@ -70,10 +70,10 @@ class TVOTerms(NamedTuple):
 
 class TVOWeights(NamedTuple):
     """What the TVO's arithmetic needs from a partition ``β`` ``[K + 1]``, the integration and
-    ``c = S / (S − 1)``; computed once per partition (:meth:`TVO.terms` keeps them).
+    ``c = S / (S − 1)``; computed once per partition (``TVO.terms`` keeps them).
 
     ``m`` ``[K + 1]``: the integration weights. ``constant``, ``per_g`` ``[4, K + 1]``: the
-    coefficient matrix is ``(constant + ĝ̃_k · per_g) / Z_k`` (see :func:`tvo`), with rows
+    coefficient matrix is ``(constant + ĝ̃_k · per_g) / Z_k`` (see ``tvo``), with rows
     ``[m − cmβĝ̃, cmβ, −m − cm(1−β)ĝ̃, cm(1−β)]`` (kept with ``K + 1`` last, so that the
     per-data-point products broadcast along contiguous memory). ``zero_start``: whether
     ``β_0 = 0``; ``uses_zero``: whether the sum weighs ``ĝ(0)`` (left and trapz rules).
@@ -88,7 +88,7 @@ class TVOWeights(NamedTuple):
 
 
 def tvo_weights(partition, integration: str, num_particles: int, like: Tensor) -> TVOWeights:
-    """:class:`TVOWeights` of ``partition`` in ``like``'s dtype and device."""
+    """``TVOWeights`` of ``partition`` in ``like``'s dtype and device."""
     if isinstance(partition, Tensor):
         beta = partition.to(dtype=like.dtype, device=like.device)
     else:
@@ -142,12 +142,12 @@ def tvo(
         log_p: ``log p(x, z_s)``, ``[S, B]``, differentiable in θ; particles ``z_s`` detached.
         log_q: ``log q(z_s | x)``, ``[S, B]``, differentiable in φ.
         partition: the ``K + 1`` points ``0 = β_0 < … < β_K = 1`` (a tensor from
-            :func:`tvo.partition`, or any increasing sequence from 0 to 1).
+            ``tvo.partition``, or any increasing sequence from 0 to 1).
         integration: ``"left"`` (``TVO_L``, the lower bound), ``"right"`` (``TVO_U``) or
             ``"trapz"``.
 
     Returns:
-        :class:`TVOTerms`; ``estimate`` is ``Σ_k m_k ĝ(β_k)``, ``[B]``.
+        ``TVOTerms``; ``estimate`` is ``Σ_k m_k ĝ(β_k)``, ``[B]``.
 
     Needs ``S ≥ 2``: with one particle the covariance term vanishes and the gradient is biased.
 
@@ -160,7 +160,7 @@ def tvo(
     no max pass (``β ≥ 0``) and their normaliser ``Z_k = Σ_s e_sk`` is ≥ 1. Both coefficients
     are linear in ``e`` once ``ℓ̃_s`` is factored out:
     ``(a + u, v − a)_s = (e C)_s[0, 2] + ℓ̃_s (e C)_s[1, 3]``, with ``C`` ``[K + 1, 4]`` the
-    transpose of :class:`TVOWeights`' ``[4, K + 1]`` matrix, divided by ``Z``. So the
+    transpose of ``TVOWeights``' ``[4, K + 1]`` matrix, divided by ``Z``. So the
     estimator is two batched matrix products with ``e`` (``[B, S, K + 1]``) and a handful of
     small operations. Memory is ``O(K·S·B)``; the version written out term by term is in
     tests/test_functional.py, which checks this one against it.
@@ -170,7 +170,7 @@ def tvo(
 
 
 def tvo_from_weights(log_p: Tensor, log_q: Tensor, weights: TVOWeights) -> TVOTerms:
-    """:func:`tvo` with the partition's :class:`TVOWeights` given (no checks).
+    """``tvo`` with the partition's ``TVOWeights`` given (no checks).
 
     A particle with ``ℓ = −∞`` (``log p = −∞``) has weight ``e^{βℓ̃} = 0`` at every ``β > 0``, so
     it adds nothing there (``0 · (−∞)`` is taken as 0, its limit), and ``ĝ(0) = mean ℓ = −∞``:
@@ -257,7 +257,7 @@ class TVO(Objective):
     models with discrete and continuous latents alike. Needs ``num_particles ≥ 2``.
 
     The objective holds settings only; where the points are is the business of its
-    ``schedule`` (:mod:`tvo.partitions`). A fixed schedule's partition is used when a call is
+    ``schedule`` (``tvo.partitions``). A fixed schedule's partition is used when a call is
     given none. An adaptive one (``schedule="moments"``, or ``"gp-bandit"``: ``K ≥ 2``, needs
     scikit-learn, seeded by ``seed``) moves the points every ``adapt_every`` updates, so each
     call must be given the partition in use, and its state advanced after each step::
@@ -362,7 +362,7 @@ class TVO(Objective):
         return self.schedule.partition
 
     def weights(self, partition, like: Tensor) -> TVOWeights:
-        """The partition's :class:`TVOWeights` for ``[S, B]`` tensors like ``like``: computed
+        """The partition's ``TVOWeights`` for ``[S, B]`` tensors like ``like``: computed
         when the partition (or dtype, device, S) differs from the last call's, else reused."""
         if torch._C._are_functorch_transforms_active():  # per member of an ensemble: no memo
             return tvo_weights(partition, self.integration, len(like), like)
@@ -390,9 +390,9 @@ class TVO(Objective):
 
 
 class TVOReparam(TVO):
-    """The TVO with the reparameterised gradient (:func:`tvo_reparam`, Brekelmans et al., ICML
+    """The TVO with the reparameterised gradient (``tvo_reparam``, Brekelmans et al., ICML
     2020): continuous latents only. The model is evaluated twice per particle, as in
-    :class:`~tvo.objectives.iwae.DReG`. Settings and schedules as :class:`TVO`."""
+    ``DReG``. Settings and schedules as ``TVO``."""
 
     name = "tvo-reparam"
     sampling = "doubly-reparameterized"

@@ -33,6 +33,10 @@ def rws(log_p: Tensor, log_q: Tensor) -> Terms:
     """Reweighted wake-sleep: ``surrogate = wake-θ + Σ_s sg(w̄_s) log q_s``, particles detached.
 
     ``estimate`` is the importance-weighted bound ``L̂``.
+
+    Args:
+        log_p: ``log p(x, z_s)`` of the particles, ``[S, B]`` (differentiable in θ).
+        log_q: ``log q(z_s | x)``, ``[S, B]`` (differentiable in φ).
     """
     log_p, log_q = check_log_weights(log_p, log_q)
     ell = (log_p - log_q).detach()
@@ -42,7 +46,14 @@ def rws(log_p: Tensor, log_q: Tensor) -> Terms:
 
 def wake_sleep(log_p: Tensor, log_q: Tensor, log_q_sleep: Tensor) -> Terms:
     """Wake-sleep: ``surrogate = wake-θ + mean_j log q(z'_j | x'_j)`` (the sleep-φ term, the
-    same for every data point), ``[B]``; ``estimate`` is ``L̂``."""
+    same for every data point), ``[B]``; ``estimate`` is ``L̂``.
+
+    Args:
+        log_p: ``log p(x, z_s)`` of the particles, ``[S, B]`` (differentiable in θ).
+        log_q: ``log q(z_s | x)``, ``[S, B]`` (differentiable in φ).
+        log_q_sleep: ``log q(z'_j | x'_j)`` of samples ``(z', x')`` from the model, ``[S·B]``
+            (differentiable in φ).
+    """
     log_p, log_q = check_log_weights(log_p, log_q)
     surrogate = wake_theta(log_p, log_q) + log_q_sleep.mean()
     return Terms(surrogate, logmeanexp((log_p - log_q).detach()))
@@ -50,7 +61,14 @@ def wake_sleep(log_p: Tensor, log_q: Tensor, log_q_sleep: Tensor) -> Terms:
 
 def inference_compilation(log_p: Tensor, log_q: Tensor, log_q_sleep: Tensor) -> Terms:
     """Inference compilation: sleep-φ alone, ``surrogate = mean_j log q(z'_j | x'_j)`` for every
-    data point; θ gets no gradient. The data enter only ``estimate``, the bound ``L̂``."""
+    data point; θ gets no gradient. The data enter only ``estimate``, the bound ``L̂``.
+
+    Args:
+        log_p: ``log p(x, z_s)`` of the particles, ``[S, B]`` (differentiable in θ).
+        log_q: ``log q(z_s | x)``, ``[S, B]`` (differentiable in φ).
+        log_q_sleep: ``log q(z'_j | x'_j)`` of samples ``(z', x')`` from the model, ``[S·B]``
+            (differentiable in φ).
+    """
     log_p, log_q = check_log_weights(log_p, log_q)
     ell = (log_p - log_q).detach()
     return Terms(log_q_sleep.mean().expand(ell.shape[1]), logmeanexp(ell))

@@ -1,6 +1,6 @@
-"""Sweeps: a grid of runs from one TOML file (:mod:`tvo.sweep.plan`), its units of work (a run,
+"""Sweeps: a grid of runs from one TOML file (``tvo.sweep.plan``), its units of work (a run,
 or a group of runs trained together) run by an executor: local processes
-(:mod:`tvo.sweep.local`, the default) or Ray tasks on a cluster (:mod:`tvo.sweep.ray`, needs
+(``tvo.sweep.local``, the default) or Ray tasks on a cluster (``tvo.sweep.ray``, needs
 ``pip install 'tvo[ray]'``); finished runs are skipped and unfinished ones resumed."""
 
 from tvo.sweep.local import run

@@ -1,5 +1,5 @@
 """``python -m tvo.sweep --worker RUN_DIR… --evaluation JSON``: one unit of work of a sweep, as
-the local executor starts it (:mod:`tvo.sweep.local`)."""
+the local executor starts it (``tvo.sweep.local``)."""
 
 import json
 import sys

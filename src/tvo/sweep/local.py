@@ -2,7 +2,7 @@
 of this machine, ``jobs`` at a time, each with ``threads`` torch threads.
 
 A unit is one run, or with ``group > 1`` up to ``group`` runs trained together
-(:func:`tvo.sweep.plan.units`); each is a worker process (:mod:`tvo.sweep.worker`) whose output
+(``tvo.sweep.plan.units``); each is a worker process (``tvo.sweep.worker``) whose output
 goes to the ``sweep.log`` of each of its runs. A worker whose parent goes away (a sweep killed
 with SIGKILL) stops at a checkpoint on its own; one still running when the sweep is started
 again holds its runs' folders, so the new worker for them is refused and the run reported.
@@ -28,7 +28,16 @@ from tvo.sweep.worker import command
 def run(sweep: Sweep, out: str | Path, jobs: int | None = None, threads: int | None = None,
         quiet: bool = False, group: int = 1) -> int:  # fmt: skip
     """Run every unfinished run of ``sweep`` under ``out``, at most ``group`` runs to a worker;
-    returns the number of runs that did not finish."""
+    returns the number of runs that did not finish.
+
+    Args:
+        sweep: the sweep.
+        out: the runs' folder.
+        jobs: units of work at a time (``None``: the CPU cores).
+        threads: torch threads per unit (``None``: cores / jobs).
+        quiet: no progress bar.
+        group: the most runs trained together in one process.
+    """
     from tqdm import tqdm
 
     out = Path(out)

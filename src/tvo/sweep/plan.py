@@ -51,7 +51,16 @@ DEFAULT_GROUP = 1
 @dataclass
 class Sweep:
     """A parsed sweep file: ``runs`` maps a run name to its config, ``experiments`` an
-    experiment name to its run names (in file order)."""
+    experiment name to its run names (in file order).
+
+    Attributes:
+        path: the sweep file.
+        evaluation: its ``[evaluation]`` table, defaults filled in.
+        runs: each run's name and settings.
+        experiments: each experiment's name and run names.
+        report: the file's ``[report]`` table.
+        out: the runs' folder the file names, if any.
+    """
 
     path: Path
     evaluation: dict
@@ -64,7 +73,11 @@ class Sweep:
 def run_name(config: TrainConfig) -> str:
     """``MODEL-OBJECTIVE-S10[-K5-log-b0.05][-right][-every50]-seed0``: the settings a sweep
     varies; the objective's own settings where they apply (``integration`` and ``adapt_every``
-    where they differ from their defaults)."""
+    where they differ from their defaults).
+
+    Args:
+        config: the run's settings.
+    """
     name = f"{_model_label(config.model)}-{config.objective}-S{config.particles}"
     if config.partitions is not None:
         name += f"-K{config.partitions}-{config.schedule}"
@@ -97,7 +110,11 @@ def _crossed(grid: dict) -> list[dict]:
 
 
 def load(path: str | Path) -> Sweep:
-    """Parse and validate a sweep file; every run's settings are checked before any work."""
+    """Parse and validate a sweep file; every run's settings are checked before any work.
+
+    Args:
+        path: the sweep file (TOML).
+    """
     path = Path(path)
     settings = config_module.read_toml(path, allowed=TOP_KEYS)
     evaluation = {**EVALUATION_DEFAULTS, **settings.get("evaluation", {})}
@@ -160,7 +177,12 @@ def status(folder: Path) -> str:
 
 def prepare(sweep: Sweep, out: Path) -> dict[str, str]:
     """Create the run folders that do not exist yet; refuse a folder whose settings differ
-    from the sweep's (nothing is overwritten). Returns each run's status."""
+    from the sweep's (nothing is overwritten). Returns each run's status.
+
+    Args:
+        sweep: the sweep.
+        out: the runs' folder.
+    """
     states = {}
     for name, config in sweep.runs.items():
         folder = out / name
@@ -184,9 +206,16 @@ def _cost(config: TrainConfig) -> float:
 
 def units(sweep: Sweep, out: Path, names: list[str], group: int = 1) -> list[list[str]]:
     """The unfinished runs ``names`` as units of work, longest first: each a run alone, or with
-    ``group > 1`` up to ``group`` runs that can train together (:func:`tvo.ensemble.group_key`:
+    ``group > 1`` up to ``group`` runs that can train together (``tvo.ensemble.group_key``:
     every setting equal but seed, learning rate, β1 and partition) and are at the same step.
-    A run that only waits for its final evaluation is a unit of its own."""
+    A run that only waits for its final evaluation is a unit of its own.
+
+    Args:
+        sweep: the sweep.
+        out: the runs' folder.
+        names: the unfinished runs.
+        group: the most runs to a unit.
+    """
     from tvo.ensemble import group_key
 
     order = sorted(names, key=lambda n: -_cost(sweep.runs[n]))

@@ -1,21 +1,21 @@
 """The Ray executor of a sweep (``tvo sweep FILE --executor ray``): each unit of work (a run, or
-a group of runs: :func:`tvo.sweep.plan.units`) is a Ray task that calls
-:func:`tvo.sweep.worker.work`, so a sweep runs on every machine of a Ray cluster.
+a group of runs: ``tvo.sweep.plan.units``) is a Ray task that calls
+``tvo.sweep.worker.work``, so a sweep runs on every machine of a Ray cluster.
 
 Resources: a task asks for ``threads`` CPUs (its torch threads) and ``gpus_per_task`` GPUs (a
 fraction shares one GPU), so Ray packs tasks onto the nodes by what they have. At most ``jobs``
 units are handed to Ray at a time (default: as many as the cluster's CPUs and GPUs hold when the
 sweep starts), so the progress bar's ``running`` is what runs.
 
-The guarantees of the local executor (:mod:`tvo.sweep.local`) hold: finished runs are skipped,
+The guarantees of the local executor (``tvo.sweep.local``) hold: finished runs are skipped,
 unfinished ones resume from their checkpoints, and every file goes to the run folders under
 ``out``, which must be one storage path that every node sees (a network file system mounted at
 the same path everywhere); each unit's output goes to its runs' ``sweep.log``. A task whose
-worker process or node dies is run again by Ray (:data:`MAX_RETRIES` times), and the run
+worker process or node dies is run again by Ray (``MAX_RETRIES`` times), and the run
 resumes from its last checkpoint to the result of an uninterrupted run (the run folder's lock
 is an OS lock, released when its process dies). Ctrl-C (or SIGTERM) of the driver cancels the
 tasks: one that waits never starts, one that trains gets the interrupt Ray sends a cancelled
-task (a SIGINT in Python's main thread), so :class:`tvo.train.StopRequest` stops it after its
+task (a SIGINT in Python's main thread), so ``tvo.train.StopRequest`` stops it after its
 step with a checkpoint, and the driver waits for that before it returns.
 """
 
@@ -41,7 +41,7 @@ EXTRA = "pip install 'tvo[ray]'"
 
 
 def require_ray():
-    """The ``ray`` module, or a :class:`~tvo.config.ConfigError` naming the extra to install."""
+    """The ``ray`` module, or a ``ConfigError`` naming the extra to install."""
     try:
         import ray
     except ImportError as error:
@@ -62,6 +62,16 @@ def run(sweep: Sweep, out: str | Path, jobs: int | None = None, threads: int | N
     initialised Ray, else starts one on this machine). ``threads``: CPUs and torch threads per
     task (default 1); ``gpus_per_task``: GPUs per task (0: CPU only; needed for runs whose
     ``device`` is ``cuda``); ``jobs``: units in flight at once (default: what the cluster holds).
+
+    Args:
+        sweep: the sweep.
+        out: the runs' folder, one every node sees.
+        jobs: units in flight at once (``None``: what the cluster holds).
+        threads: CPUs and torch threads per task (``None``: 1).
+        quiet: no progress bar.
+        group: the most runs trained together in one task.
+        address: the cluster (``auto``, ``HOST:PORT``, or ``None``).
+        gpus_per_task: GPUs per task.
     """
     ray = require_ray()
     from tqdm import tqdm
@@ -144,7 +154,13 @@ def run(sweep: Sweep, out: str | Path, jobs: int | None = None, threads: int | N
 
 def capacity(resources: dict, threads: int, gpus_per_task: float) -> int:
     """How many tasks of ``threads`` CPUs and ``gpus_per_task`` GPUs the cluster's
-    ``resources`` (``ray.cluster_resources()``) hold at once; an error when not one fits."""
+    ``resources`` (``ray.cluster_resources()``) hold at once; an error when not one fits.
+
+    Args:
+        resources: ``ray.cluster_resources()``.
+        threads: CPUs per task.
+        gpus_per_task: GPUs per task.
+    """
     slots = int(resources.get("CPU", 0) // threads)
     if gpus_per_task:
         slots = min(slots, int(resources.get("GPU", 0) // gpus_per_task))
@@ -158,10 +174,16 @@ def capacity(resources: dict, threads: int, gpus_per_task: float) -> int:
 
 
 def unit(folders: list[str], evaluation: dict, threads: int) -> dict:
-    """One unit of work in a Ray worker: :func:`tvo.sweep.worker.work` on ``folders`` with
+    """One unit of work in a Ray worker: ``tvo.sweep.worker.work`` on ``folders`` with
     ``threads`` torch threads, its output appended to each run's ``sweep.log``. Returns
     ``{"code", "host", "lines"}``: the exit code of a worker (0: every run done), the node, and
-    the last lines of the output."""
+    the last lines of the output.
+
+    Args:
+        folders: the run folders of the unit.
+        evaluation: the sweep's ``[evaluation]`` table.
+        threads: torch threads.
+    """
     import torch
 
     from tvo.sweep.worker import work
@@ -195,7 +217,7 @@ def unit(folders: list[str], evaluation: dict, threads: int) -> dict:
 
 class Tee:
     """A text stream that writes to each of ``files`` (flushed at each line) and keeps the last
-    :data:`TAIL` lines."""
+    ``TAIL`` lines."""
 
     def __init__(self, files):
         self.files = files
@@ -221,7 +243,7 @@ class Tee:
 
 def _result(ray, ref, folders: list[Path]) -> dict:
     """A task's result; for a task that failed in Ray (its worker died more than
-    :data:`MAX_RETRIES` times, or it was cancelled), Ray's message and the runs' last log
+    ``MAX_RETRIES`` times, or it was cancelled), Ray's message and the runs' last log
     lines."""
     try:
         return ray.get(ref)

@@ -1,7 +1,7 @@
 """A sweep's unit of work, in one process: its runs trained (or resumed) to the end, one alone
-or several as a group (:mod:`tvo.ensemble`), then each run's final evaluation.
+or several as a group (``tvo.ensemble``), then each run's final evaluation.
 
-Every executor calls :func:`work`: the local one in a child process (``python -m tvo.sweep
+Every executor calls ``work``: the local one in a child process (``python -m tvo.sweep
 --worker RUN_DIR… --evaluation JSON``), Ray in a task. A run interrupted (a signal) keeps its
 checkpoint and is resumed by the next invocation of the sweep.
 """
@@ -19,9 +19,15 @@ from tvo.runs import Run
 
 
 def work(folders: list[Path], evaluation: dict, quiet: bool = True) -> int:
-    """Train the runs in ``folders`` (one: :func:`tvo.train.train`; several:
-    :func:`tvo.ensemble.train_group`) and write each one's ``final.json``. Returns 0 when every
-    run is done, 1 when one is not (interrupted, or it left its group: its message is printed)."""
+    """Train the runs in ``folders`` (one: ``tvo.train.train``; several:
+    ``tvo.ensemble.train_group``) and write each one's ``final.json``. Returns 0 when every
+    run is done, 1 when one is not (interrupted, or it left its group: its message is printed).
+
+    Args:
+        folders: the run folders of the unit.
+        evaluation: the sweep's ``[evaluation]`` table.
+        quiet: no progress bars.
+    """
     from tvo.evaluate.run import evaluate_run
 
     runs = [Run.open(folder) for folder in folders]
