@@ -152,31 +152,35 @@ def fit(
         out: the run folder (default ``runs/OBJECTIVE-TIME``); an existing run needs
             ``resume`` (continue it, to a larger ``steps`` or ``epochs`` if given; every other
             setting must be the run's own) or ``overwrite``.
-        **settings: the training settings of ``tvo train``, each under its keyword in the
-            table of settings (``tvo.settings``, ``docs/settings.md``): ``num_particles``
-            (the run's ``particles``), ``batch_size``, ``lr``, ``steps``, ``epochs``, ``seed``,
-            ``device``, ``eval_every``, ``eval_particles``, ``eval_images``, ``eval_split``,
-            ``log_every``, ``checkpoint_every``, ``nonfinite``, ``compile``, ``threads``,
-            ``data_root``; and, for an objective given by name, its own settings
-            (``partitions``, ``schedule``, ``beta1``… of ``"tvo"``). ``steps`` defaults to
-            10,000 unless ``epochs`` is given.
-
         model_args: keyword arguments of the model's class or factory, for a model given
             by name (not for a model object).
         resume: continue the run in ``out`` from its last checkpoint.
         overwrite: replace the run already in ``out``.
         quiet: no progress bar and nothing printed (a run stopped by a signal says so in the
             returned summary's ``signal``).
+        **settings: the training settings of ``tvo train``, each under its keyword (types and
+            defaults in the table of ``docs/settings.md``, made from ``tvo.settings``):
 
-    The settings, each with its meaning (defaults in ``docs/settings.md``): ``num_particles``:
-    particles ``S`` per data point at each step; ``batch_size``: data points per step;
-    ``lr``: Adam's learning rate over every parameter; ``steps``/``epochs``: the length
-    (with ``resume``, a larger one extends the run); ``seed``: the model's initialisation
-    and every random generator; ``device``: ``auto``, ``cpu`` or ``cuda``;
-    ``eval_every``/``eval_particles``/``eval_images``/``eval_split``: the evaluations during
-    training; ``log_every``: steps between metrics rows; ``checkpoint_every``: steps between
-    checkpoints (the last two kept); ``nonfinite``: ``skip`` or ``stop``; ``compile``:
-    ``torch.compile`` the step; ``threads``: torch threads, recorded in the run.
+            - ``data_root``: local files of a named dataset;
+            - ``num_particles``: particles ``S`` per data point at each step (the run's
+              ``particles``);
+            - ``partitions``, ``schedule``, ``beta1``, ``integration``, ``adapt_every``,
+              ``partition``: the TVO's partition, for an objective given by name (an
+              objective object carries its own);
+            - ``batch_size``: data points per step, drawn with replacement;
+            - ``lr``: Adam's learning rate, over every parameter (θ and φ);
+            - ``steps``, ``epochs``: the length (``steps`` 10,000 unless ``epochs`` is given;
+              with ``resume``, a larger length extends the run);
+            - ``seed``: the model's initialisation and every random generator of the run;
+            - ``device``: ``"auto"``, ``"cpu"`` or ``"cuda"``;
+            - ``eval_every``, ``eval_particles``, ``eval_images``, ``eval_split``: the
+              evaluations during training (default split ``valid``);
+            - ``log_every``: steps between rows of ``metrics.csv``;
+            - ``checkpoint_every``: steps between checkpoints (the last two are kept);
+            - ``nonfinite``: a step that is not finite is skipped and counted (``"skip"``) or
+              stops training (``"stop"``);
+            - ``compile``: trace the step with ``torch.compile`` (fixed partitions);
+            - ``threads``: torch threads, recorded in the run (default: torch's count now).
 
     Returns a ``Fit``. Bad settings raise ``ValueError`` (``ConfigError``, ``DataError``,
     ``ModelError``) naming them before anything is written; an unknown keyword raises
