@@ -230,7 +230,7 @@ def cmd_eval(args) -> int:
 
     report = evaluate_run(run, args.split, args.particles, args.limit, args.chunk_size, args.seed,
                           progress=True)  # fmt: skip
-    report = {**report, "method": "is", "limit": args.limit, "seed": args.seed}
+    report = {**report, "method": "is", "seed": args.seed}  # its limit: the images evaluated
     saved = run.write_evaluation(report)
     if args.json:
         print(json.dumps(report))
@@ -254,7 +254,7 @@ def _eval_ais(run: Run, args) -> int:
     report = evaluate_run_ais(run, args.method, args.split, args.ais_steps, args.chains,
                               args.limit, args.schedule, args.kernel, args.seed,
                               leapfrog_steps=args.leapfrog, progress=True)  # fmt: skip
-    report = {**report, "limit": args.limit, "seed": args.seed}
+    report = {**report, "seed": args.seed}  # its limit: the images (points) evaluated
     saved = run.write_evaluation(report)
     if args.json:
         print(json.dumps(report))

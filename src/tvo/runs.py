@@ -33,6 +33,7 @@ one back.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -60,6 +61,9 @@ RUN_FILES = ("config.json", "metrics.csv", "summary.json", "final.json", "sweep.
 RUN_DATA = "@run/data.npz"  # config.data of a run that keeps its own data
 LOCK, HOLDER, REPLACED = ".lock", ".lock.pid", ".replaced"
 CHECKPOINT_KEYS = ("step", "model", "optimiser", "torch_rng", "data_rng")
+FINAL_KEYS = ("log_px", "kl", "elbo", "split")  # what every final evaluation holds
+# What tvo itself leaves in a run folder: none of it makes a folder "not empty".
+LEFTOVERS = (LOCK, HOLDER, REPLACED)
 
 
 class RunError(ValueError):
@@ -91,16 +95,25 @@ class Run:
         then moved aside until the new run's first checkpoint); a non-empty folder that is not a
         run is refused, before anything is written."""
         path = Path(path)
+        if path.is_symlink() and not path.exists():
+            raise RunError(f"{path} is a link to {os.readlink(path)}, which does not exist; "
+                           "remove the link or choose another folder")  # fmt: skip
         if path.exists() and not path.is_dir():
-            raise RunError(f"--out {path} is a file, not a folder")
-        if path.is_dir() and any(path.iterdir()) and not cls.is_run(path):
-            raise RunError(f"{path} is a folder that is not empty and is not a run; choose another")
+            raise RunError(f"{path} is a file, not a folder; choose another folder for the run")
+        if path.is_dir() and not cls.is_run(path) and _foreign(path):
+            raise RunError(
+                f"{path} is a folder that is not empty and is not a run (it holds "
+                f"{', '.join(sorted(_foreign(path))[:3])}); choose another"
+            )
         if cls.is_run(path) and not overwrite:  # checked again under the lock, below
             raise RunError(
                 f"{path} already holds a run; pass --resume {path} to continue it or "
                 "--overwrite to replace it"
             )
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # a full disk or a read-only parent: name the folder
+            raise OSError(error.errno, error.strerror, str(path)) from error
         run = cls(path)
         with run.writer():
             if cls.is_run(path) and not overwrite:
@@ -152,6 +165,8 @@ class Run:
         lock = FileLock(str(self.path / LOCK), timeout=0)
         try:
             lock.acquire()
+        except OSError as error:  # a full disk or a read-only folder: name the lock file
+            raise OSError(error.errno, error.strerror, str(self.path / LOCK)) from error
         except Timeout:
             holder = (self.path / HOLDER).read_text().strip() if (self.path / HOLDER).is_file() \
                 else "unknown"  # fmt: skip
@@ -184,6 +199,8 @@ class Run:
     @classmethod
     def open(cls, path: str | Path) -> Run:
         path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise RunError(f"{path} is a file, not a run folder; give the run's folder")
         if not path.is_dir():
             raise RunError(f"{path}: no such run folder")
         if not cls.is_run(path):
@@ -359,8 +376,18 @@ class Run:
             write_text(self.path / "final.json", json.dumps(report, indent=2) + "\n")
 
     def final(self) -> dict | None:
-        """``final.json``, or ``None`` before the final evaluation."""
-        return self._read_json("final.json")
+        """``final.json``, or ``None`` before the final evaluation; one without the result's
+        keys (:data:`FINAL_KEYS`) is a :class:`RunError` saying how to redo it."""
+        final = self._read_json("final.json")
+        if final is not None:
+            lacks = [key for key in FINAL_KEYS if key not in final] if isinstance(final, dict) \
+                else list(FINAL_KEYS)  # fmt: skip
+            if lacks:
+                raise RunError(
+                    f"{self.path / 'final.json'} is not a final evaluation (it lacks "
+                    f"{', '.join(lacks)}); delete it and run the sweep again to evaluate the run"
+                )
+        return final
 
     def _read_json(self, name: str) -> dict | None:
         file = self.path / name
@@ -419,7 +446,12 @@ class Run:
     # --- evaluations ------------------------------------------------------------------------------
 
     def write_evaluation(self, report: dict) -> Path:
-        """Keep what ``tvo eval`` measured, in ``evaluations/``, named by its settings."""
+        """Keep what ``tvo eval`` measured, in ``evaluations/``, named by its settings:
+        ``SPLIT-METHOD-S…|T…-C…[-firstN]-seedN-ID.json``, where ``ID`` is a digest of every key of
+        ``report`` that is not a result (:data:`EVALUATION_RESULTS`): the kernel, schedule,
+        leapfrog steps and whatever settings a method records, so two evaluations that can
+        differ never share a file, and the same evaluation of a newer checkpoint replaces the
+        older."""
         method = report.get("method", "is")
         if method == "is":
             name = f"{report['split']}-is-S{report['particles']}"
@@ -427,7 +459,8 @@ class Run:
             name = f"{report['split']}-{method}-T{report['steps']}-C{report['chains']}"
         if report.get("limit") is not None:
             name += f"-first{report['limit']}"
-        path = self.path / "evaluations" / f"{name}-seed{report.get('seed', 0)}.json"
+        name += f"-seed{report.get('seed', 0)}-{evaluation_id(report)}"
+        path = self.path / "evaluations" / f"{name}.json"
         write_text(path, json.dumps(report, indent=2) + "\n")
         return path
 
@@ -441,6 +474,31 @@ class Run:
         config = self.config
         k = f" K={config.partitions}" if config.partitions is not None else ""
         return f"{config.objective} S={config.particles}{k}"
+
+
+# The keys of an evaluation's report that are what it measured (or the model it measured: its
+# step and partition), not how: every other key is a setting and names its file.
+EVALUATION_RESULTS = ("log_px", "kl", "elbo", "tvo_lower", "tvo_upper", "stderr", "acceptance",
+                      "evaluations", "gradients", "upper", "upper_stderr", "gap", "gap_stderr",
+                      "seconds", "num_images", "step", "partition")  # fmt: skip
+
+
+def evaluation_id(report: dict) -> str:
+    """Eight hex digits of the SHA-256 of ``report``'s settings (its keys but
+    :data:`EVALUATION_RESULTS`, as sorted JSON)."""
+    settings = {k: v for k, v in report.items() if k not in EVALUATION_RESULTS}
+    text = json.dumps(settings, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _foreign(path: Path) -> list[str]:
+    """The names in the folder ``path`` that tvo did not leave there (its lock, the lock's
+    holder, an overwrite's ``.replaced/``, the temporary files of interrupted writes)."""
+    return [
+        p.name
+        for p in path.iterdir()
+        if p.name not in LEFTOVERS and not (p.name.startswith(".") and p.name.endswith(".tmp"))
+    ]
 
 
 def _cell(value):

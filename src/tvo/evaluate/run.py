@@ -119,8 +119,15 @@ def evaluate_run(
             "model gives log-weights of −∞ or NaN to these images; see the skipped column of "
             f"{run.metrics_file} for steps that were not finite"
         )
-    return {**report, "step": trained.step,
+    return {**report, "step": trained.step, "limit": evaluated_limit(trained, split, report),
             "partition": None if beta is None else beta.tolist()}  # fmt: skip
+
+
+def evaluated_limit(trained, split: str, report: dict) -> int | None:
+    """The ``limit`` an evaluation records: the number of images it evaluated when fewer than
+    the split holds, else ``None`` (``--limit 100000`` of 100 images is all of them)."""
+    evaluated = report["num_images"]
+    return evaluated if evaluated < len(trained.dataset.split(split)) else None
 
 
 # --- annealed importance sampling and BDMC (tvo eval --method ais / bdmc) ---------------------
@@ -272,6 +279,7 @@ def evaluate_run_ais(
         else:
             report = evaluate_model_bdmc(model, num_data, num_steps, num_chains, *settings)
     beta = trained.partition
+    limit = evaluated_limit(trained, split, report) if method == "ais" else num_data
     return {**report, "schedule": schedule if isinstance(schedule, str) else "run",
-            "kernel": repr(kernel), "step": trained.step,
+            "kernel": repr(kernel), "step": trained.step, "limit": limit,
             "partition": None if beta is None else beta.tolist()}  # fmt: skip
