@@ -154,7 +154,10 @@ def load_trained(run: Run, model: torch.nn.Module | None = None) -> Trained:
     prepared = build_run(run, model=model)
     state = run.load_checkpoint(map_location=prepared.device)
     if state is None:
-        raise RunError(f"{run.path} has no checkpoint yet: nothing to evaluate")
+        raise RunError(f"{run.path} has no checkpoint yet: nothing to evaluate{_replaced(run)}")
+    from tvo import inputs
+
+    inputs.check(run, state, run.config, prepared.dataset, prepared.model)
     prepared.model.load_state_dict(state["model"])
     prepared.model.eval()
     beta = state.get("partition")
@@ -162,3 +165,16 @@ def load_trained(run: Run, model: torch.nn.Module | None = None) -> Trained:
         beta = prepared.schedule.init().partition  # a checkpoint from before partitions were kept
     beta = None if beta is None else partition(beta.cpu())
     return Trained(prepared, beta, state["step"], run.config)
+
+
+def _replaced(run: Run) -> str:
+    """Where the run that an interrupted ``--overwrite`` moved aside is, and how to get it back."""
+    from tvo.runs import REPLACED
+
+    if not (run.path / REPLACED).is_dir():
+        return ""
+    return (
+        f"; the run it replaces is in {run.path / REPLACED}, and comes back by itself when "
+        f"the run is next opened for writing (tvo train --resume {run.path}), or move its "
+        "files back by hand"
+    )

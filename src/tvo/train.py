@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
+from tvo import inputs
 from tvo.build import Setup, build_run
 from tvo.config import TrainConfig
 from tvo.data import Dataset
@@ -102,6 +103,7 @@ def start(run: Run, s: Setup) -> tuple[TrainState, Progress]:
                 "settings"
             )
         return state, Progress()
+    inputs.check(run, saved, run.config, s.dataset, s.model)  # what it was trained with
     progress = Progress(**{k: saved[k] for k in Progress.__dataclass_fields__})
     return load_state_dict(state, saved, s.schedule), progress
 
@@ -183,7 +185,8 @@ def _train(run: Run, quiet: bool, stop_after: int | None, prepared) -> dict:
                     run.append_metrics(rows)
                     rows = []
                     progress.seconds = time.perf_counter() - clock
-                    run.save_checkpoint(checkpoint(state, progress, s))
+                    run.save_checkpoint({**checkpoint(state, progress, s),
+                                         **inputs.record(config, s.dataset)})  # fmt: skip
                 if interrupted:
                     break
         finally:
