@@ -12,6 +12,7 @@ values where the likelihood takes them.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 import torch
@@ -175,6 +176,7 @@ def _replaced(run: Run) -> str:
         return ""
     return (
         f"; the run it replaces is in {run.path / REPLACED}, and comes back by itself when "
-        f"the run is next opened for writing (tvo train --resume {run.path}), or move its "
+        f"the run is next opened for writing (tvo train --resume {shlex.quote(str(run.path))}), "
+        "or move its "
         "files back by hand"
     )

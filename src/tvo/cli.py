@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -184,7 +185,8 @@ def cmd_train(args) -> int:
         )
         print(f"done: {summary['steps']} steps in {summary['seconds']:.0f} s; "
               f"{summary.get('split', 'eval')} {values}")  # fmt: skip
-        print(f"run folder {run.path}: tvo eval {run.path} ; tvo plot {run.path}")
+        where = shlex.quote(str(run.path))
+        print(f"run folder {run.path}: tvo eval {where} ; tvo plot {where}")
     return 0
 
 
@@ -410,6 +412,11 @@ def add_sweep(sub) -> None:
     p.add_argument("--dry-run", action="store_true", help="list the runs and their state only")
 
 
+def given_command(args) -> str:
+    """The command line this invocation was given (quoted for a shell): what continues it."""
+    return shlex.join(["tvo", *map(str, args.argv if args.argv is not None else sys.argv[1:])])
+
+
 def cmd_sweep(args) -> int:
     from tvo import sweep as sweep_module
 
@@ -437,15 +444,13 @@ def cmd_sweep(args) -> int:
         else:
             failed = sweep_module.run(sweep, out, args.jobs, args.threads, group=args.group)
     except KeyboardInterrupt:
-        again = f" --executor ray{f' --address {args.address}' if args.address else ''}" \
-            if args.executor == "ray" else ""  # fmt: skip
-        print(f"tvo sweep: stopped; continue with: tvo sweep {args.config}{again}",
-              file=sys.stderr)  # fmt: skip
+        print(f"tvo sweep: stopped; continue with: {given_command(args)}", file=sys.stderr)
         return 130
     if failed:
         print(f"tvo sweep: {failed} run(s) failed; their sweep.log says why", file=sys.stderr)
         return 1
-    print(f"sweep done: {out}; write the report with: tvo report {args.config}")
+    print(f"sweep done: {out}; write the report with: tvo report {shlex.quote(str(args.config))}"
+          + (f" --runs {shlex.quote(str(out))}" if args.out else ""))  # fmt: skip
     return 0
 
 
@@ -470,7 +475,8 @@ def cmd_report(args) -> int:
     sweep = sweep_module.load(args.config)
     runs = args.runs or sweep.out or Path("results") / args.config.stem
     if not runs.is_dir():
-        raise ConfigError(f"no runs at {runs}: run tvo sweep {args.config} first, or pass --runs")
+        raise ConfigError(f"no runs at {runs}: run tvo sweep {shlex.quote(str(args.config))} "
+                          "first, or pass --runs")  # fmt: skip
     if args.out is not None and args.out.exists() and not args.overwrite:
         raise ConfigError(f"{args.out} exists; pass --overwrite to replace it")
     text = report.document(sweep, runs)
@@ -518,6 +524,7 @@ def main(argv=None) -> int:
     from tvo.train import NonFiniteError
 
     args = parser().parse_args(argv)
+    args.argv = None if argv is None else list(argv)  # for hints that repeat the command
     try:
         runtime.configure_from_environment()
         runtime.set_threads(getattr(args, "threads", None))

@@ -19,6 +19,7 @@ from pathlib import Path
 from tvo.config import TrainConfig
 from tvo.runs import Run, RunError
 from tvo.sweep import Sweep
+from tvo.sweep.plan import stale_evaluation
 
 
 @dataclass
@@ -69,8 +70,8 @@ def groups(sweep: Sweep, runs_dir: Path, experiment: str) -> dict[str, Group]:
     for name in sweep.experiments.get(experiment, []):
         run = Run(runs_dir / name)
         final = run.final()
-        if final is None:
-            continue
+        if final is None or stale_evaluation(final, sweep.evaluation):
+            continue  # unfinished, or evaluated with another [evaluation]: tvo sweep redoes it
         key = label(sweep.runs[name])
         group = found.setdefault(key, Group(key, sweep.runs[name], [], [], [], []))
         group.names.append(name)

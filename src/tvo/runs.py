@@ -38,6 +38,7 @@ import io
 import json
 import math
 import os
+import shlex
 import shutil
 import warnings
 from collections.abc import Iterator
@@ -107,8 +108,8 @@ class Run:
             )
         if cls.is_run(path) and not overwrite:  # checked again under the lock, below
             raise RunError(
-                f"{path} already holds a run; pass --resume {path} to continue it or "
-                "--overwrite to replace it"
+                f"{path} already holds a run; pass --resume {shlex.quote(str(path))} to continue "
+                "it or --overwrite to replace it"
             )
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -119,7 +120,7 @@ class Run:
             if cls.is_run(path) and not overwrite:
                 raise RunError(
                     f"{path} already holds a run (created just now by another process); pass "
-                    f"--resume {path} to continue it or --overwrite to replace it"
+                    f"--resume {shlex.quote(str(path))} to continue it or --overwrite to replace it"
                 )
             if cls.is_run(path):
                 run._move_aside()

@@ -55,6 +55,7 @@ def work(folders: list[Path], evaluation: dict, quiet: bool = True) -> int:
             continue  # the checkpoint is saved: the next invocation of the sweep resumes it
         report = evaluate_run(run, evaluation["split"], evaluation["particles"],
                               evaluation["images"], evaluation["chunk_size"])  # fmt: skip
+        report["evaluation"] = evaluation  # the sweep's [evaluation]: a changed one redoes it
         run.write_final(report)
         print(f"final {run.path.name}: {json.dumps(report)}", flush=True)
     return 1 if unfinished else 0
