@@ -102,6 +102,7 @@ def build(
                      device)  # fmt: skip
     except MemoryError as error:
         raise ConfigError(f"{error}; use fewer particles, intervals or a smaller batch") from error
+    check_evaluation_memory(config, raw, device)
     torch.manual_seed(config.seed)
     if model is None:
         try:
@@ -119,6 +120,23 @@ def build(
     model = model.to(device)
     optimiser = make_optimiser(model.parameters(), config.lr)
     return Setup(dataset.to(device), model, objective, optimiser, device)
+
+
+def check_evaluation_memory(config: TrainConfig, raw: Dataset, device: torch.device) -> None:
+    """The evaluations during training (``eval_particles`` on ``eval_images`` images of
+    ``eval_split``), estimated from the settings before any training
+    (:func:`tvo.evaluate.estimate.evaluation_rows`): a :class:`ConfigError` when they cannot
+    fit."""
+    from tvo.evaluate.estimate import EVALUATION_BYTES, evaluation_rows
+
+    images = min(config.eval_images, len(raw.split(config.eval_split)))
+    rows = evaluation_rows(config.eval_particles, images, device)
+    try:
+        check_memory(EVALUATION_BYTES * rows * raw.pixels,
+                     f"the evaluations during training ({rows} particles of {raw.pixels} values "
+                     "at a time)", device)  # fmt: skip
+    except MemoryError as error:
+        raise ConfigError(f"{error}; use fewer eval_particles or eval_images") from error
 
 
 def build_run(run: Run, device: torch.device | None = None, model=None) -> Setup:

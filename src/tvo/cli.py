@@ -161,7 +161,8 @@ def cmd_train(args) -> int:
         given = [f"--{k.replace('_', '-')}" for k, v in flags.items()
                  if v is not None and k not in LENGTH]  # fmt: skip
         given += [f"--{k}" for k in ("config", "preset", "out") if getattr(args, k) is not None]
-        if given or args.overwrite:
+        given += ["--overwrite"] if args.overwrite else []
+        if given:
             raise ConfigError(f"--resume continues a run with its own settings (only --steps or "
                               f"--epochs may grow); drop {' '.join(given)}")  # fmt: skip
         run = Run.open(args.resume)
@@ -477,6 +478,8 @@ def cmd_report(args) -> int:
     if not runs.is_dir():
         raise ConfigError(f"no runs at {runs}: run tvo sweep {shlex.quote(str(args.config))} "
                           "first, or pass --runs")  # fmt: skip
+    if args.out is not None and args.out.is_dir():
+        raise ConfigError(f"--out {args.out} is a folder; give the path of the Markdown file")
     if args.out is not None and args.out.exists() and not args.overwrite:
         raise ConfigError(f"{args.out} exists; pass --overwrite to replace it")
     text = report.document(sweep, runs)

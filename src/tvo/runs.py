@@ -100,7 +100,8 @@ class Run:
             raise RunError(f"{path} is a link to {os.readlink(path)}, which does not exist; "
                            "remove the link or choose another folder")  # fmt: skip
         if path.exists() and not path.is_dir():
-            raise RunError(f"{path} is a file, not a folder; choose another folder for the run")
+            raise RunError(f"{path} is a file, not a run folder; move it away or choose another "
+                           "folder for the run")  # fmt: skip
         if path.is_dir() and not cls.is_run(path) and _foreign(path):
             raise RunError(
                 f"{path} is a folder that is not empty and is not a run (it holds "
@@ -166,8 +167,6 @@ class Run:
         lock = FileLock(str(self.path / LOCK), timeout=0)
         try:
             lock.acquire()
-        except OSError as error:  # a full disk or a read-only folder: name the lock file
-            raise OSError(error.errno, error.strerror, str(self.path / LOCK)) from error
         except Timeout:
             holder = (self.path / HOLDER).read_text().strip() if (self.path / HOLDER).is_file() \
                 else "unknown"  # fmt: skip
@@ -175,6 +174,8 @@ class Run:
                 f"{self.path} is being written by another process (PID {holder}); wait for it "
                 "to end or stop it, then try again"
             ) from None
+        except OSError as error:  # a full disk or a read-only folder: name the lock file
+            raise OSError(error.errno, error.strerror, str(self.path / LOCK)) from error
         aside = self.path / REPLACED
         try:
             (self.path / HOLDER).write_text(f"{os.getpid()}\n")

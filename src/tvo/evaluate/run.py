@@ -23,7 +23,7 @@ from tvo.build import load_trained
 from tvo.config import ConfigError
 from tvo.data import Dataset
 from tvo.evaluate.ais import ais, bdmc
-from tvo.evaluate.estimate import default_chunk_size, estimate
+from tvo.evaluate.estimate import EVALUATION_BYTES, estimate, evaluation_rows
 from tvo.evaluate.kernels import kernel_for
 from tvo.runs import Run
 from tvo.runtime import check_memory
@@ -67,9 +67,10 @@ def evaluate_model(
     ``progress``: a progress bar over the passes, on a terminal."""
     start = time.perf_counter()
     device = model_device(model)
-    rows = (chunk_size or default_chunk_size(images_per_pass, device)) * images_per_pass
-    what = f"evaluating {rows} particles at a time ({images_per_pass} images per pass)"
-    check_memory(16.0 * rows * dataset.pixels, what, device)  # [rows, D] and a few copies
+    count = len(dataset.split(split)[:limit])
+    rows = evaluation_rows(particles, count, device, chunk_size, images_per_pass)
+    what = f"evaluating {rows} particles at a time ({min(images_per_pass, count)} images per pass)"
+    check_memory(EVALUATION_BYTES * rows * dataset.pixels, what, device)
     with seeded(seed, device):
         images = dataset.evaluation_images(split, limit)
         starts = range(0, len(images), images_per_pass)
