@@ -62,7 +62,7 @@ RUN_FILES = ("config.json", "metrics.csv", "summary.json", "final.json", "sweep.
 RUN_DATA = "@run/data.npz"  # config.data of a run that keeps its own data
 LOCK, HOLDER, REPLACED = ".lock", ".lock.pid", ".replaced"
 CHECKPOINT_KEYS = ("step", "model", "optimiser", "torch_rng", "data_rng")
-FINAL_KEYS = ("log_px", "kl", "elbo", "split")  # what every final evaluation holds
+FINAL_KEYS = ("log_px", "kl", "elbo")  # what every final evaluation holds (tvo report reads)
 # What tvo itself leaves in a run folder: none of it makes a folder "not empty".
 LEFTOVERS = (LOCK, HOLDER, REPLACED)
 
@@ -83,6 +83,7 @@ class Run:
         self._config: TrainConfig | None = None
         self._replacing = False  # this object moved an old run aside and has not checkpointed
         self._extended = False  # extend() gave a new length that is not written yet
+        self._restored = False  # writer() gave back a run an interrupted overwrite moved aside
 
     # --- creating and opening ---------------------------------------------------------------
 
@@ -119,8 +120,11 @@ class Run:
         run = cls(path)
         with run.writer():
             if cls.is_run(path) and not overwrite:
+                how = "created just now by another process"
+                if run._restored:
+                    how = "given back from .replaced/, where an interrupted --overwrite moved it"
                 raise RunError(
-                    f"{path} already holds a run (created just now by another process); pass "
+                    f"{path} already holds a run ({how}); pass "
                     f"--resume {shlex.quote(str(path))} to continue it or --overwrite to replace it"
                 )
             if cls.is_run(path):
@@ -141,6 +145,9 @@ class Run:
     def _restore_replaced(self) -> None:
         """Give back the run moved aside by an overwrite whose new run never checkpointed."""
         aside = self.path / REPLACED
+        if not any(aside.iterdir()):  # nothing was moved into it yet: nothing to give back
+            aside.rmdir()
+            return
         for name in RUN_FILES:
             target = self.path / name
             if target.is_dir():
@@ -150,7 +157,7 @@ class Run:
         for moved in aside.iterdir():
             os.replace(moved, self.path / moved.name)
         aside.rmdir()
-        self._config, self._replacing = None, False
+        self._config, self._replacing, self._restored = None, False, True
         warnings.warn(
             f"{self.path}: the run that replaced it stopped before its first checkpoint; the "
             "run it replaced is back",
@@ -381,7 +388,7 @@ class Run:
         """``final.json``, or ``None`` before the final evaluation; one without the result's
         keys (:data:`FINAL_KEYS`) is a :class:`RunError` saying how to redo it."""
         final = self._read_json("final.json")
-        if final is not None:
+        if final is not None or (self.path / "final.json").is_file():
             lacks = [key for key in FINAL_KEYS if key not in final] if isinstance(final, dict) \
                 else list(FINAL_KEYS)  # fmt: skip
             if lacks:
