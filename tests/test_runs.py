@@ -37,8 +37,12 @@ def test_a_run_records_its_status_summary_and_final_evaluation(tmp_path, tiny_da
     assert run.status() == "resume"
     run.write_summary({"steps": 3})
     assert run.status() == "evaluate" and run.summary() == {"steps": 3}
-    run.write_final({"log_px": -1.5})
-    assert run.status() == "done" and run.final() == {"log_px": -1.5}
+    final = {"log_px": -1.5, "kl": 0.5, "elbo": -2.0}
+    run.write_final(final)
+    assert run.status() == "done" and run.final() == final
+    (run.path / "final.json").write_text('{"log_px": -1.5}')
+    with pytest.raises(RunError, match=r"final.json is not a final evaluation \(it lacks kl, elbo"):
+        run.final()
     (run.path / "final.json").write_text("{cut")
     with pytest.raises(RunError, match=r"final.json is corrupt .*it was not changed"):
         run.final()

@@ -12,6 +12,7 @@ values where the likelihood takes them.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 import torch
@@ -104,6 +105,7 @@ def build(
                      device)  # fmt: skip
     except MemoryError as error:
         raise ConfigError(f"{error}; use fewer particles, intervals or a smaller batch") from error
+    check_evaluation_memory(config, raw, device)
     with torch.random.fork_rng(devices=[]):  # the process's generator is left as it was
         torch.default_generator.manual_seed(config.seed)
         if model is None:
@@ -125,6 +127,23 @@ def build(
     model = model.to(device)
     optimiser = make_optimiser(model.parameters(), config.lr)
     return Setup(dataset.to(device), model, objective, optimiser, device, particles_state)
+
+
+def check_evaluation_memory(config: TrainConfig, raw: Dataset, device: torch.device) -> None:
+    """The evaluations during training (``eval_particles`` on ``eval_images`` images of
+    ``eval_split``), estimated from the settings before any training
+    (``tvo.evaluate.estimate.evaluation_rows``): a ``ConfigError`` when they cannot
+    fit."""
+    from tvo.evaluate.estimate import EVALUATION_BYTES, evaluation_rows
+
+    images = min(config.eval_images, len(raw.split(config.eval_split)))
+    rows = evaluation_rows(config.eval_particles, images, device)
+    try:
+        check_memory(EVALUATION_BYTES * rows * raw.pixels,
+                     f"the evaluations during training ({rows} particles of {raw.pixels} values "
+                     "at a time)", device)  # fmt: skip
+    except MemoryError as error:
+        raise ConfigError(f"{error}; use fewer eval_particles or eval_images") from error
 
 
 def build_run(run: Run, device: torch.device | None = None, model=None) -> Setup:
@@ -163,9 +182,26 @@ def load_trained(run: Run, model: torch.nn.Module | None = None) -> Trained:
     prepared = build_run(run, model=model)
     state = run.load_checkpoint(map_location=prepared.device)
     if state is None:
-        raise RunError(f"{run.path} has no checkpoint yet: nothing to evaluate")
+        raise RunError(f"{run.path} has no checkpoint yet: nothing to evaluate{_replaced(run)}")
+    from tvo import inputs
+
+    inputs.check(run, state, run.config, prepared.dataset, prepared.model)
     prepared.model.load_state_dict(state["model"])
     prepared.model.eval()
     beta = state.get("partition")
     beta = None if beta is None else partition(beta.cpu())
     return Trained(prepared, beta, state["step"], run.config)
+
+
+def _replaced(run: Run) -> str:
+    """Where the run that an interrupted ``--overwrite`` moved aside is, and how to get it back."""
+    from tvo.runs import REPLACED
+
+    if not (run.path / REPLACED).is_dir():
+        return ""
+    return (
+        f"; the run it replaces is in {run.path / REPLACED}, and comes back by itself when "
+        f"the run is next opened for writing (tvo train --resume {shlex.quote(str(run.path))}), "
+        "or move its "
+        "files back by hand"
+    )

@@ -91,7 +91,8 @@ def cmd_train(args) -> int:
         given = [f"--{k.replace('_', '-')}" for k, v in flags.items()
                  if v is not None and k not in RESUMABLE]  # fmt: skip
         given += [f"--{k}" for k in ("config", "preset", "out") if getattr(args, k) is not None]
-        if given or args.overwrite:
+        given += ["--overwrite"] if args.overwrite else []
+        if given:
             raise ConfigError(f"--resume continues a run with its own settings (only --steps or "
                               f"--epochs may grow); drop {' '.join(given)}")  # fmt: skip
         run = Run.open(args.resume)
@@ -120,7 +121,8 @@ def cmd_train(args) -> int:
         )
         print(f"done: {summary['steps']} steps in {summary['seconds']:.0f} s; "
               f"{summary.get('split', 'eval')} {values}")  # fmt: skip
-        print(f"run folder {run.path}: tvo eval {run.path} ; tvo plot {run.path}")
+        where = shlex.quote(str(run.path))
+        print(f"run folder {run.path}: tvo eval {where} ; tvo plot {where}")
     return 0
 
 
@@ -176,7 +178,7 @@ def cmd_eval(args) -> int:
 
     report = evaluate_run(run, args.split, args.particles, args.limit, args.chunk_size, args.seed,
                           progress=True)  # fmt: skip
-    report = {**report, "method": "is", "limit": args.limit, "seed": args.seed}
+    report = {**report, "method": "is", "seed": args.seed}  # its limit: the images evaluated
     saved = run.write_evaluation(report)
     if args.json:
         print(json.dumps(report))
@@ -200,7 +202,7 @@ def _eval_ais(run: Run, args) -> int:
     report = evaluate_run_ais(run, args.method, args.split, args.ais_steps, args.chains,
                               args.limit, args.schedule, args.kernel, args.seed,
                               leapfrog_steps=args.leapfrog, progress=True)  # fmt: skip
-    report = {**report, "limit": args.limit, "seed": args.seed}
+    report = {**report, "seed": args.seed}  # its limit: the images (points) evaluated
     saved = run.write_evaluation(report)
     if args.json:
         print(json.dumps(report))
@@ -374,6 +376,11 @@ def add_sweep(sub) -> None:
     p.add_argument("--dry-run", action="store_true", help="list the runs and their state only")
 
 
+def given_command(args) -> str:
+    """The command line this invocation was given (quoted for a shell): what continues it."""
+    return shlex.join(["tvo", *map(str, args.argv if args.argv is not None else sys.argv[1:])])
+
+
 def cmd_sweep(args) -> int:
     from tvo import sweep as sweep_module
 
@@ -401,10 +408,7 @@ def cmd_sweep(args) -> int:
         else:
             failed = sweep_module.run(sweep, out, args.jobs, args.threads, group=args.group)
     except KeyboardInterrupt:
-        again = f" --executor ray{f' --address {args.address}' if args.address else ''}" \
-            if args.executor == "ray" else ""  # fmt: skip
-        print(f"tvo sweep: stopped; continue with: tvo sweep {_quote(args.config)} --runs "
-              f"{_quote(out)}{again}", file=sys.stderr)  # fmt: skip
+        print(f"tvo sweep: stopped; continue with: {given_command(args)}", file=sys.stderr)
         return 130
     if failed:
         print(f"tvo sweep: {failed} run(s) failed; their sweep.log says why", file=sys.stderr)
@@ -444,7 +448,10 @@ def cmd_report(args) -> int:
     sweep = sweep_module.load(args.config)
     runs = args.runs or sweep.out or Path("results") / args.config.stem
     if not runs.is_dir():
-        raise ConfigError(f"no runs at {runs}: run tvo sweep {args.config} first, or pass --runs")
+        raise ConfigError(f"no runs at {runs}: run tvo sweep {shlex.quote(str(args.config))} "
+                          "first, or pass --runs")  # fmt: skip
+    if args.out is not None and args.out.is_dir():
+        raise ConfigError(f"--out {args.out} is a folder; give the path of the Markdown file")
     if args.out is not None and args.out.exists() and not args.overwrite:
         raise ConfigError(f"{args.out} exists; pass --overwrite to replace it")
     text = report.document(sweep, runs, against=args.against)
@@ -492,6 +499,7 @@ def main(argv=None) -> int:
     from tvo.train import NonFiniteError
 
     args = parser().parse_args(argv)
+    args.argv = None if argv is None else list(argv)  # for hints that repeat the command
     try:
         runtime.configure_from_environment()
         if args.command in ("train", "eval", "plot"):  # a run's recorded count, or the flag's

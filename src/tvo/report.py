@@ -27,6 +27,7 @@ from tvo import comparison
 from tvo.config import ConfigError, TrainConfig, absolute_paths
 from tvo.runs import Run, RunError
 from tvo.sweep import Sweep
+from tvo.sweep.plan import stale_evaluation
 
 
 @dataclass
@@ -119,8 +120,8 @@ def groups(sweep: Sweep, runs_dir: Path, experiment: str) -> dict[str, Group]:
         for name in members:
             run = Run(runs_dir / name)
             final = run.final()
-            if final is None:
-                continue
+            if final is None or stale_evaluation(final, sweep.evaluation):
+                continue  # unfinished, or evaluated with another [evaluation]: tvo sweep redoes it
             group = found.setdefault(title, Group(title, sweep.runs[name], [], [], [], []))
             group.names.append(name)
             group.seeds.append(sweep.runs[name].seed)

@@ -33,10 +33,12 @@ one back.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
 import os
+import shlex
 import shutil
 import warnings
 from collections.abc import Iterator
@@ -60,6 +62,9 @@ RUN_FILES = ("config.json", "metrics.csv", "summary.json", "final.json", "sweep.
 RUN_DATA = "@run/data.npz"  # config.data of a run that keeps its own data
 LOCK, HOLDER, REPLACED = ".lock", ".lock.pid", ".replaced"
 CHECKPOINT_KEYS = ("step", "model", "optimiser", "torch_rng", "data_rng")
+FINAL_KEYS = ("log_px", "kl", "elbo")  # what every final evaluation holds (tvo report reads)
+# What tvo itself leaves in a run folder: none of it makes a folder "not empty".
+LEFTOVERS = (LOCK, HOLDER, REPLACED)
 
 
 class RunError(ValueError):
@@ -78,6 +83,7 @@ class Run:
         self._config: TrainConfig | None = None
         self._replacing = False  # this object moved an old run aside and has not checkpointed
         self._extended = False  # extend() gave a new length that is not written yet
+        self._restored = False  # writer() gave back a run an interrupted overwrite moved aside
 
     # --- creating and opening ---------------------------------------------------------------
 
@@ -91,22 +97,35 @@ class Run:
         then moved aside until the new run's first checkpoint); a non-empty folder that is not a
         run is refused, before anything is written."""
         path = Path(path)
+        if path.is_symlink() and not path.exists():
+            raise RunError(f"{path} is a link to {os.readlink(path)}, which does not exist; "
+                           "remove the link or choose another folder")  # fmt: skip
         if path.exists() and not path.is_dir():
-            raise RunError(f"--out {path} is a file, not a folder")
-        if path.is_dir() and any(path.iterdir()) and not cls.is_run(path):
-            raise RunError(f"{path} is a folder that is not empty and is not a run; choose another")
+            raise RunError(f"{path} is a file, not a run folder; move it away or choose another "
+                           "folder for the run")  # fmt: skip
+        if path.is_dir() and not cls.is_run(path) and _foreign(path):
+            raise RunError(
+                f"{path} is a folder that is not empty and is not a run (it holds "
+                f"{', '.join(sorted(_foreign(path))[:3])}); choose another"
+            )
         if cls.is_run(path) and not overwrite:  # checked again under the lock, below
             raise RunError(
-                f"{path} already holds a run; pass --resume {path} to continue it or "
-                "--overwrite to replace it"
+                f"{path} already holds a run; pass --resume {shlex.quote(str(path))} to continue "
+                "it or --overwrite to replace it"
             )
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # a full disk or a read-only parent: name the folder
+            raise OSError(error.errno, error.strerror, str(path)) from error
         run = cls(path)
         with run.writer():
             if cls.is_run(path) and not overwrite:
+                how = "created just now by another process"
+                if run._restored:
+                    how = "given back from .replaced/, where an interrupted --overwrite moved it"
                 raise RunError(
-                    f"{path} already holds a run (created just now by another process); pass "
-                    f"--resume {path} to continue it or --overwrite to replace it"
+                    f"{path} already holds a run ({how}); pass "
+                    f"--resume {shlex.quote(str(path))} to continue it or --overwrite to replace it"
                 )
             if cls.is_run(path):
                 run._move_aside()
@@ -126,6 +145,9 @@ class Run:
     def _restore_replaced(self) -> None:
         """Give back the run moved aside by an overwrite whose new run never checkpointed."""
         aside = self.path / REPLACED
+        if not any(aside.iterdir()):  # nothing was moved into it yet: nothing to give back
+            aside.rmdir()
+            return
         for name in RUN_FILES:
             target = self.path / name
             if target.is_dir():
@@ -135,7 +157,7 @@ class Run:
         for moved in aside.iterdir():
             os.replace(moved, self.path / moved.name)
         aside.rmdir()
-        self._config, self._replacing = None, False
+        self._config, self._replacing, self._restored = None, False, True
         warnings.warn(
             f"{self.path}: the run that replaced it stopped before its first checkpoint; the "
             "run it replaced is back",
@@ -159,6 +181,8 @@ class Run:
                 f"{self.path} is being written by another process (PID {holder}); wait for it "
                 "to end or stop it, then try again"
             ) from None
+        except OSError as error:  # a full disk or a read-only folder: name the lock file
+            raise OSError(error.errno, error.strerror, str(self.path / LOCK)) from error
         aside = self.path / REPLACED
         try:
             (self.path / HOLDER).write_text(f"{os.getpid()}\n")
@@ -184,6 +208,8 @@ class Run:
     @classmethod
     def open(cls, path: str | Path) -> Run:
         path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise RunError(f"{path} is a file, not a run folder; give the run's folder")
         if not path.is_dir():
             raise RunError(f"{path}: no such run folder")
         if not cls.is_run(path):
@@ -377,8 +403,18 @@ class Run:
             write_text(self.path / "final.json", json.dumps(report, indent=2) + "\n")
 
     def final(self) -> dict | None:
-        """``final.json``, or ``None`` before the final evaluation."""
-        return self._read_json("final.json")
+        """``final.json``, or ``None`` before the final evaluation; one without the result's
+        keys (``FINAL_KEYS``) is a ``RunError`` saying how to redo it."""
+        final = self._read_json("final.json")
+        if final is not None or (self.path / "final.json").is_file():
+            lacks = [key for key in FINAL_KEYS if key not in final] if isinstance(final, dict) \
+                else list(FINAL_KEYS)  # fmt: skip
+            if lacks:
+                raise RunError(
+                    f"{self.path / 'final.json'} is not a final evaluation (it lacks "
+                    f"{', '.join(lacks)}); delete it and run the sweep again to evaluate the run"
+                )
+        return final
 
     def _read_json(self, name: str) -> dict | None:
         file = self.path / name
@@ -437,7 +473,12 @@ class Run:
     # --- evaluations ------------------------------------------------------------------------------
 
     def write_evaluation(self, report: dict) -> Path:
-        """Keep what ``tvo eval`` measured, in ``evaluations/``, named by its settings."""
+        """Keep what ``tvo eval`` measured, in ``evaluations/``, named by its settings:
+        ``SPLIT-METHOD-S…|T…-C…[-firstN]-seedN-ID.json``, where ``ID`` is a digest of every key of
+        ``report`` that is not a result (``EVALUATION_RESULTS``): the kernel, schedule,
+        leapfrog steps and whatever settings a method records, so two evaluations that can
+        differ never share a file, and the same evaluation of a newer checkpoint replaces the
+        older."""
         method = report.get("method", "is")
         if method == "is":
             name = f"{report['split']}-is-S{report['particles']}"
@@ -445,7 +486,8 @@ class Run:
             name = f"{report['split']}-{method}-T{report['steps']}-C{report['chains']}"
         if report.get("limit") is not None:
             name += f"-first{report['limit']}"
-        path = self.path / "evaluations" / f"{name}-seed{report.get('seed', 0)}.json"
+        name += f"-seed{report.get('seed', 0)}-{evaluation_id(report)}"
+        path = self.path / "evaluations" / f"{name}.json"
         write_text(path, json.dumps(report, indent=2) + "\n")
         return path
 
@@ -521,6 +563,31 @@ def _read_config(file: Path) -> TrainConfig:
 def _step_of(path: Path) -> int:
     """The step of a checkpoint file, from its name ``step-NNNNNNNNN.pt``."""
     return int(path.stem.split("-")[1])
+
+
+# The keys of an evaluation's report that are what it measured (or the model it measured: its
+# step and partition), not how: every other key is a setting and names its file.
+EVALUATION_RESULTS = ("log_px", "kl", "elbo", "tvo_lower", "tvo_upper", "stderr", "acceptance",
+                      "evaluations", "gradients", "upper", "upper_stderr", "gap", "gap_stderr",
+                      "seconds", "num_images", "step", "partition")  # fmt: skip
+
+
+def evaluation_id(report: dict) -> str:
+    """Eight hex digits of the SHA-256 of ``report``'s settings (its keys but
+    ``EVALUATION_RESULTS``, as sorted JSON)."""
+    settings = {k: v for k, v in report.items() if k not in EVALUATION_RESULTS}
+    text = json.dumps(settings, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _foreign(path: Path) -> list[str]:
+    """The names in the folder ``path`` that tvo did not leave there (its lock, the lock's
+    holder, an overwrite's ``.replaced/``, the temporary files of interrupted writes)."""
+    return [
+        p.name
+        for p in path.iterdir()
+        if p.name not in LEFTOVERS and not (p.name.startswith(".") and p.name.endswith(".tmp"))
+    ]
 
 
 def _cell(value):

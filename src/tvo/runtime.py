@@ -147,6 +147,11 @@ def check_memory(needed: float, what: str, device: torch.device) -> None:
     available = available_memory(device)
     if available is not None and needed > available:
         raise MemoryError(
-            f"{what} would need about {needed / 2**30:,.0f} GiB, more than the "
-            f"{available / 2**30:,.1f} GiB available on {torch.device(device)}"
+            f"{what} would need about {_size(needed)}, more than the {_size(available)} "
+            f"available on {torch.device(device)}"
         )
+
+
+def _size(count: float) -> str:
+    """A number of bytes for a message: ``37 GiB``, ``64 MiB``."""
+    return f"{count / 2**30:,.0f} GiB" if count >= 2**30 else f"{count / 2**20:,.0f} MiB"

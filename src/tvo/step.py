@@ -150,7 +150,7 @@ def training_loss(objective: Objective, num_particles: int, compile: bool = Fals
     """
 
     def loss(model, x, partition):
-        output = objective(model, x, num_particles, partition=partition)
+        output = objective(model, x, num_particles, partition=partition, validate=False)
         return output.loss, output.estimate, output.diagnostics["log_weight"]
 
     if not compile:

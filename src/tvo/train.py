@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from tvo import inputs
 from tvo.build import Setup, build_run
 from tvo.config import ConfigError, TrainConfig
 from tvo.data import Dataset
@@ -122,6 +123,7 @@ def start(run: Run, s: Setup, at_most: int | None = None) -> tuple[TrainState, P
                 "settings"
             )
         return state, Progress()
+    inputs.check(run, saved, run.config, s.dataset, s.model)  # what it was trained with
     progress = Progress(**{k: saved[k] for k in Progress.__dataclass_fields__})
     return load_state_dict(state, saved, s.schedule), progress
 
@@ -137,10 +139,6 @@ def start_together(runs: list[Run], setups: list[Setup]) -> list[tuple[TrainStat
         starts = [start(run, s, at_most=common) for run, s in zip(runs, setups)]
         common = min(state.step for state, _ in starts)
     return starts
-
-
-def checkpoint(state: TrainState, progress: Progress, s: Setup) -> dict:
-    return {**state_dict(state, s.schedule), **progress.__dict__}
 
 
 def train(run: Run, quiet: bool = False, stop_after: int | None = None, prepared=None,
@@ -539,7 +537,8 @@ def write_rows(members, engine, state, tally: Tally, config, steps, clock, step)
 
 
 def save_checkpoints(members, engine, state, clock) -> None:
-    """Each active member's metrics so far, then its checkpoint (a view of the state)."""
+    """Each active member's metrics so far, then its checkpoint (a view of the state, with what
+    it was trained with: ``tvo.inputs.record``)."""
     seconds = time.perf_counter() - clock
     for i, m in enumerate(members):
         if m.stopped is not None:
@@ -547,7 +546,8 @@ def save_checkpoints(members, engine, state, clock) -> None:
         m.run.append_metrics(m.rows)
         m.rows = []
         m.progress.seconds = seconds
-        m.run.save_checkpoint({**engine.checkpoint(state, i), **m.progress.__dict__})
+        m.run.save_checkpoint({**engine.checkpoint(state, i), **m.progress.__dict__,
+                               **inputs.record(m.run.config, m.setup.dataset)})  # fmt: skip
 
 
 def row_due(config: TrainConfig, step: int, steps: int) -> bool:

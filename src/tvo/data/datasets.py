@@ -226,6 +226,8 @@ def check_images(
     images = np.asarray(images)
     if images.ndim == 3:
         images = images.reshape(len(images), -1)
+    if images.ndim in (2, 3) and images.shape[0] == 0:
+        raise DataError(f"{where} is empty (0 data points, shape {images.shape}); give it data")
     if images.ndim != 2 or images.shape[0] == 0:
         expected = "expected images of shape [N, D] or [N, H, W]"
         raise DataError(f"{where}: {expected}, got {images.shape}")

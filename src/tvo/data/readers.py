@@ -87,6 +87,8 @@ def read_amat(path: str | Path, width: int = 784) -> np.ndarray:
 def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
     """A ``.npz`` (its named arrays) or ``.npy`` file (one array, named ``data``)."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a .npz/.npy file; give the file's path")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     with open(path, "rb") as handle:

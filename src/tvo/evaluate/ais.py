@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from tvo.evaluate.kernels import Kernel, Point, Target, default_kernel
+from tvo.models.check import check_data
 from tvo.ops import logmeanexp
 from tvo.partitions import partition, validate
 
@@ -185,6 +186,7 @@ def ais(
     *,
     beta1: float = 1e-3,
     callback: Callable[[int], None] | None = None,
+    validate: bool = True,
 ) -> AISEstimate:
     """AIS from ``q(z | x)`` to ``p(z | x)`` for each of ``x``'s ``B`` data points, with
     ``num_chains`` chains each and ``num_steps`` = ``T`` intermediate distributions
@@ -192,6 +194,8 @@ def ais(
     ``default_kernel`` (HMC for continuous latents, single-site flips
     for binary ones). Uses the model protocol only. Returns an ``AISEstimate``."""
     _check(num_steps=num_steps, num_chains=num_chains)
+    if validate:  # x in the model's observation support (tvo.models.check.check_data)
+        check_data(model, x)
     beta = annealing_schedule(num_steps, schedule, beta1)
     kernel = default_kernel(model) if kernel is None else kernel
     target = Target(model, x, grad=kernel.needs_grad)
@@ -236,7 +240,7 @@ def bdmc(
     kernel = default_kernel(model) if kernel is None else kernel
     z, x = model.sample(num_data)
     forward = ais(model, x, num_steps, num_chains, schedule, kernel, beta1=beta1,
-                  callback=callback)  # fmt: skip
+                  callback=callback, validate=False)  # fmt: skip
     target = Target(model, x, grad=kernel.needs_grad)
     point = target.evaluate(_chains(z, num_chains))
     count = None if callback is None else lambda t: callback(num_steps + t)

@@ -21,11 +21,13 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from tvo.models.check import check_data
 from tvo.ops import WeightedMean, integrand_terms, merge
 from tvo.partitions import partition as make_partition
 from tvo.partitions import riemann_sum
 
 CPU_CHUNK_ROWS = 2500
+EVALUATION_BYTES = 16.0  # per particle row and value: [rows, D] and a few copies
 
 
 def default_chunk_size(batch: int, device: torch.device) -> int:
@@ -34,6 +36,16 @@ def default_chunk_size(batch: int, device: torch.device) -> int:
     if torch.device(device).type == "cpu":
         return max(1, CPU_CHUNK_ROWS // max(1, batch))
     return 1000
+
+
+def evaluation_rows(num_particles: int, num_images: int, device: torch.device,
+                    chunk_size: int | None = None, images_per_pass: int = 100) -> int:  # fmt: skip
+    """The most particle rows (``[rows, D]``) an evaluation of ``num_particles`` per image on
+    ``num_images`` images holds at once, ``images_per_pass`` at a time, ``chunk_size`` particles
+    per image at a time (default ``default_chunk_size`` of the pass): what its memory
+    scales with."""
+    batch = max(1, min(images_per_pass, num_images))
+    return min(chunk_size or default_chunk_size(batch, device), num_particles) * batch
 
 
 class Evaluation(NamedTuple):
@@ -59,6 +71,7 @@ def estimate(
     num_particles: int = 5000,
     partition=None,
     chunk_size: int | None = None,
+    validate: bool = True,
 ) -> Evaluation:
     """``log p̂(x)``, ``KL̂(q ‖ p)``, ``ELBÔ`` and the TVO bounds at ``partition`` (default
     ``[0, 1]``: the ELBO and the EUBO estimate) with ``num_particles`` per data point.
@@ -71,10 +84,14 @@ def estimate(
             ``[K + 1]`` (``None``: ``[0, 1]``).
         chunk_size: particles drawn at a time, which bounds the memory (``None``:
             ``default_chunk_size``); the estimate does not depend on it.
+        validate: refuse ``x`` outside the model's observation support
+            (``tvo.models.check.check_data``).
 
     Returns:
         An ``Evaluation`` of float64 tensors ``[B]``.
     """
+    if validate:
+        check_data(model, x)
     beta = make_partition(1 if partition is None else partition).to(x.device)
     # ĝ at β = 0 is the ELBO and the normaliser at β = 1 gives log p̂(x): always evaluate both.
     points = torch.unique(torch.cat([beta, beta.new_tensor([0.0, 1.0])]))

@@ -23,7 +23,7 @@ from tvo.build import load_trained
 from tvo.config import ConfigError
 from tvo.data import Dataset
 from tvo.evaluate.ais import ais, bdmc
-from tvo.evaluate.estimate import default_chunk_size, estimate
+from tvo.evaluate.estimate import EVALUATION_BYTES, estimate, evaluation_rows
 from tvo.evaluate.kernels import kernel_for
 from tvo.runs import Run
 from tvo.runtime import check_memory
@@ -80,9 +80,10 @@ def evaluate_model(
     """
     start = time.perf_counter()
     device = model_device(model)
-    rows = (chunk_size or default_chunk_size(images_per_pass, device)) * images_per_pass
-    what = f"evaluating {rows} particles at a time ({images_per_pass} images per pass)"
-    check_memory(16.0 * rows * dataset.pixels, what, device)  # [rows, D] and a few copies
+    count = len(dataset.split(split)[:limit])
+    rows = evaluation_rows(particles, count, device, chunk_size, images_per_pass)
+    what = f"evaluating {rows} particles at a time ({min(images_per_pass, count)} images per pass)"
+    check_memory(EVALUATION_BYTES * rows * dataset.pixels, what, device)
     dataset.check_evaluable(split)
     with seeded(seed, device):
         images = dataset.evaluation_images(split, limit)
@@ -144,8 +145,15 @@ def evaluate_run(
             "model gives log-weights of −∞ or NaN to these images; see the skipped column of "
             f"{run.metrics_file} for steps that were not finite"
         )
-    return {**report, "step": trained.step,
+    return {**report, "step": trained.step, "limit": evaluated_limit(trained, split, report),
             "partition": None if beta is None else beta.tolist()}  # fmt: skip
+
+
+def evaluated_limit(trained, split: str, report: dict) -> int | None:
+    """The ``limit`` an evaluation records: the number of images it evaluated when fewer than
+    the split holds, else ``None`` (``--limit 100000`` of 100 images is all of them)."""
+    evaluated = report["num_images"]
+    return evaluated if evaluated < len(trained.dataset.split(split)) else None
 
 
 # --- annealed importance sampling and BDMC (tvo eval --method ais / bdmc) ---------------------
@@ -330,6 +338,7 @@ def evaluate_run_ais(
         else:
             report = evaluate_model_bdmc(model, num_data, num_steps, num_chains, *settings)
     beta = trained.partition
+    limit = evaluated_limit(trained, split, report) if method == "ais" else num_data
     return {**report, "schedule": schedule if isinstance(schedule, str) else "run",
-            "kernel": repr(kernel), "step": trained.step,
+            "kernel": repr(kernel), "step": trained.step, "limit": limit,
             "partition": None if beta is None else beta.tolist()}  # fmt: skip

@@ -20,6 +20,8 @@ a ``Model`` is asked its likelihood's support; otherwise binary is assumed
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 from torch import Tensor
 from torch.distributions import constraints
@@ -233,3 +235,58 @@ def check_model(model, x: Tensor, num_particles: int = 3) -> None:
                 f"({type(error).__name__}: {error}); set has_rsample = False (discrete latents) "
                 "or use a reparameterisable guide"
             ) from error
+
+
+def check_data(model, x: Tensor, where: str = "x") -> None:
+    """Raise ``ValueError`` when ``x`` holds values outside ``model``'s observation support
+    (``observation_support``): for a Bernoulli likelihood anything outside ``[0, 1]`` (grey
+    levels are what dynamic binarisation draws from), else what the support's ``check``
+    refuses; NaN is outside every support. The library's entry points (``tvo.estimate``,
+    ``tvo.ais``, an objective's call) run it unless given ``validate=False``; one pass over
+    ``x``, and for a ``Model`` one draw of ``z`` to ask its
+    likelihood."""
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        kind = x.dtype if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"{where} must be a floating-point tensor [B, D], got {kind}")
+    support = _support_of(model, x.device)
+    with torch.no_grad():
+        if is_binary(support):
+            outside = ~((x >= 0) & (x <= 1))
+        else:
+            outside = ~support.check(x)
+        if not bool(outside.any()):
+            return
+        finite = x[torch.isfinite(x)]
+        span = (f"[{finite.min().item():g}, {finite.max().item():g}]" if finite.numel()
+                else "no finite value")  # fmt: skip
+        bad = x[outside].flatten()[0].item()
+    need = ("values in [0, 1] (a Bernoulli likelihood: 0/1, or grey levels to binarise)"
+            if is_binary(support) else f"values in its support {support}")  # fmt: skip
+    raise ValueError(
+        f"{where} holds values outside what {type(model).__name__} observes: it needs {need}, "
+        f"but {where} has {bad:g} (its finite values span {span}); give data the model can "
+        "observe, or declare the model's observation_support (validate=False skips this check)"
+    )
+
+
+_SUPPORTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _support_of(model, device: torch.device) -> constraints.Constraint:
+    """``observation_support``, asked once per model and without moving the random
+    generators (asking a ``Model`` draws a ``z``): the check leaves every draw after it
+    as it was."""
+    declared = getattr(model, "observation_support", None)
+    if declared is not None:
+        return declared
+    try:
+        return _SUPPORTS[model]
+    except (KeyError, TypeError):
+        pass
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        support = observation_support(model)
+    try:
+        _SUPPORTS[model] = support
+    except TypeError:  # a model that cannot be weakly referenced: asked each time
+        pass
+    return support

@@ -18,6 +18,7 @@ from typing import ClassVar, NamedTuple
 import torch
 from torch import Tensor
 
+from tvo.models.check import check_data
 from tvo.objectives.sampling import REPARAMETERIZED, SAMPLING
 from tvo.ops import effective_sample_size, logmeanexp
 
@@ -205,8 +206,14 @@ class Objective:
         """The pure function on the sampled tensors."""
         return type(self).function(*tensors)
 
-    def __call__(self, model, x: Tensor, num_particles: int, partition=None) -> Output:
+    def __call__(self, model, x: Tensor, num_particles: int, partition=None,
+                 validate: bool = True) -> Output:  # fmt: skip
+        """The objective on the batch ``x`` ``[B, D]``; ``validate``: refuse ``x`` outside the
+        model's observation support (``tvo.models.check.check_data``; the training step
+        passes ``False``: its data were checked once)."""
         self.check(model, num_particles)
+        if validate:
+            check_data(model, x)
         partition = self.resolve_partition(partition)
         sampling = SAMPLING[self.sampling]
         tensors = sampling.draw(model, x, num_particles)

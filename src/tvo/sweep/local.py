@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from tvo.files import write_atomic
-from tvo.runs import Run
+from tvo.runs import Run, RunError
 from tvo.sweep.plan import Sweep, prepare, units
 from tvo.sweep.worker import command
 
@@ -44,6 +44,7 @@ def run(sweep: Sweep, out: str | Path, jobs: int | None = None, threads: int | N
     cores = os.cpu_count() or 1
     jobs = jobs or cores
     threads = threads or max(1, cores // jobs)
+    read_record(out)  # a corrupt record stops the sweep here, not after its runs
     states = prepare(sweep, out)
     todo = units(sweep, out, [n for n, s in states.items() if s != "done"], group)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
@@ -77,6 +78,9 @@ def run(sweep: Sweep, out: str | Path, jobs: int | None = None, threads: int | N
                     log.flush()
             code = process.wait()
             live.discard(process)
+            if code < 0:  # a signal: the worker could not say so itself
+                for log in logs:
+                    log.write(f"--- {killed(code)} ---\n")
             return names, code
         finally:
             for log in logs:
@@ -92,7 +96,8 @@ def run(sweep: Sweep, out: str | Path, jobs: int | None = None, threads: int | N
                 bar.update()
                 if Run(out / name).status() != "done":
                     failed.append(name)
-                    bar.write(f"failed ({code}): {name}, see {Run(out / name).log_file}")
+                    why = killed(code) if code < 0 else f"failed ({code})"
+                    bar.write(f"{why}: {name}, see {Run(out / name).log_file}")
     except KeyboardInterrupt:
         stopping.set()
         for process in list(live):  # training stops at a checkpoint; an evaluation is redone
@@ -108,15 +113,43 @@ def run(sweep: Sweep, out: str | Path, jobs: int | None = None, threads: int | N
     return len(failed)
 
 
+def killed(code: int) -> str:
+    """What a worker's negative exit code means, and what to do."""
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return (
+        f"killed by {name} (signal {-code}); its checkpoint is kept: run the same sweep "
+        "again to resume it"
+    )
+
+
 def interrupt(signum, frame):
     """A signal handler: SIGTERM stops a sweep as Ctrl-C does."""
     raise KeyboardInterrupt
 
 
+def read_record(out: Path) -> dict:
+    """``OUT/sweep.json`` (``{"invocations": [...]}``; empty before the first); a corrupt one is
+    a ``RunError`` saying how to go on (it only records timings)."""
+    path = Path(out) / "sweep.json"
+    if not path.is_file():
+        return {"invocations": []}
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict) or not isinstance(record.get("invocations"), list):
+            raise ValueError('expected {"invocations": [...]}')
+    except (ValueError, UnicodeDecodeError) as error:
+        raise RunError(f"{path} is corrupt ({error}); it only records the sweep's timings: "
+                       "delete it or move it away, and run the sweep again") from None  # fmt: skip
+    return record
+
+
 def record_time(out: Path, seconds: float, jobs: int, threads: int, executor: str) -> None:
     """Append this invocation's wall-clock time to ``OUT/sweep.json``."""
     path = out / "sweep.json"
-    record = json.loads(path.read_text()) if path.is_file() else {"invocations": []}
+    record = read_record(out)
     ended = time.strftime("%Y-%m-%d %H:%M:%S")
     record["invocations"].append({"seconds": round(seconds, 1), "jobs": jobs, "threads": threads,
                                   "cores": os.cpu_count(), "executor": executor,

@@ -92,6 +92,47 @@ def run_name(config: TrainConfig) -> str:
     return f"{name}-seed{config.seed}"
 
 
+def distinct_names(planned: list[tuple[str, TrainConfig]], defaults: dict) -> list[str]:
+    """The folder name of each config of ``planned``: ``run_name``, and where configs that
+    differ share it, ``-SETTINGvalue`` for each setting in which they differ that a config sets
+    to other than the sweep's default (``[defaults]``, else ``TrainConfig``'s): a grid
+    over ``lr`` gives ``…-lr0.001-seed0``. A run that shares no name keeps the plain one, and so
+    does a run at the defaults (adding a grid to a sweep does not rename its runs)."""
+    base = [run_name(config) for _, config in planned]
+    by_name: dict[str, list[TrainConfig]] = {}
+    for key, (_, config) in zip(base, planned):
+        if config not in by_name.setdefault(key, []):
+            by_name[key].append(config)
+    names = []
+    for key, (_, config) in zip(base, planned):
+        suffix = ""
+        for setting in _differing(by_name[key]):
+            value = getattr(config, setting)
+            default = defaults.get(setting, config_module.FIELDS[setting].default)
+            if value is not None and value != default:
+                suffix += f"-{setting}{_value_label(value)}"
+        seed = f"-seed{config.seed}"  # run_name ends with it
+        names.append(key[: -len(seed)] + suffix + seed if suffix else key)
+    return names
+
+
+def _differing(configs: list[TrainConfig]) -> list[str]:
+    """The settings in which ``configs`` differ, in field order."""
+    values = [config.to_dict() for config in configs]
+    return [k for k in config_module.FIELDS if any(v[k] != values[0][k] for v in values)]
+
+
+def _value_label(value) -> str:
+    """A setting's value in a folder name: ``0.001``, ``100``, ``latents=16``, ``0_0.5_1``."""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dict):
+        return ",".join(f"{k}={_value_label(v)}" for k, v in sorted(value.items()))
+    if isinstance(value, list | tuple):
+        return "_".join(map(_value_label, value))
+    return str(value).replace("/", "_").replace("\\", "_").replace(" ", "_")
+
+
 def _model_label(model: str) -> str:
     """A model's name as a folder name: a registered name as it is, a ``module:Name`` or
     ``path/file.py:Name`` spec as ``module.Name`` or ``file.Name`` (two models with one label
@@ -126,12 +167,13 @@ def load(path: str | Path) -> Sweep:
         raise ConfigError(f"{path}: no [[experiment]] tables: nothing to run")
     out = Path(settings["out"]) if "out" in settings else None
     sweep = Sweep(path, evaluation, report=settings.get("report", {}), out=out)
+    planned: list[tuple[str, TrainConfig]] = []  # (experiment, config) in file order
     for experiment in experiments:
         name = experiment.get("name")
         if not name or name in sweep.experiments:
             raise ConfigError(f"{path}: every [[experiment]] needs a unique name, got {name!r}")
         config_module.check_keys(experiment, ("name", "seeds", "grid"), f"{path} [[experiment]]")
-        names = sweep.experiments[name] = []
+        sweep.experiments[name] = []
         for grid in experiment.get("grid", [{}]):
             config_module.check_keys(grid, config_module.FIELDS, f"{path} experiment {name!r}")
             for seed in experiment.get("seeds", [0]):
@@ -144,13 +186,14 @@ def load(path: str | Path) -> Sweep:
                     except (ConfigError, TypeError) as error:
                         raise ConfigError(f"{path}, experiment {name!r}: {error}") from error
                     # A preset only fills in values: the same values make the same run.
-                    config = dataclasses.replace(config, preset=None)
-                    key = run_name(config)
-                    if key in sweep.runs and sweep.runs[key] != config:
-                        raise ConfigError(f"{path}: two runs named {key} differ in settings")
-                    sweep.runs[key] = config
-                    if key not in names:
-                        names.append(key)
+                    planned.append((name, dataclasses.replace(config, preset=None)))
+    for (experiment, config), key in zip(planned, distinct_names(planned, defaults)):
+        if key in sweep.runs and sweep.runs[key] != config:
+            raise ConfigError(f"{path}: two runs named {key} differ in settings "
+                              f"({', '.join(_differing([sweep.runs[key], config]))})")  # fmt: skip
+        sweep.runs[key] = config
+        if key not in sweep.experiments[experiment]:
+            sweep.experiments[experiment].append(key)
     for setting in defaults:
         if all(getattr(config, setting) is None for config in sweep.runs.values()):
             raise ConfigError(
@@ -177,13 +220,17 @@ def status(folder: Path) -> str:
 
 def prepare(sweep: Sweep, out: Path) -> dict[str, str]:
     """Create the run folders that do not exist yet; refuse a folder whose settings differ
-    from the sweep's (nothing is overwritten). Returns each run's status.
+    from the sweep's (nothing is overwritten). A finished run whose final evaluation was made
+    with another ``[evaluation]`` than the file's now (``stale_evaluation``) is evaluated
+    again: its ``final.json`` is removed, and the run waits for its evaluation. Returns each
+    run's status.
 
     Args:
         sweep: the sweep.
         out: the runs' folder.
     """
     states = {}
+    changed_runs = []
     for name, config in sweep.runs.items():
         folder = out / name
         if Run.is_run(folder):
@@ -194,10 +241,36 @@ def prepare(sweep: Sweep, out: Path) -> dict[str, str]:
                     f"({', '.join(changed)}); move it away or give the sweep another --out"
                 )
             run = Run(folder)
+            final = run.final()
+            if final is not None and stale_evaluation(final, sweep.evaluation):
+                changed_runs.append((run, stale_evaluation(final, sweep.evaluation)))
         else:
             run = Run.create(folder, config)
         states[name] = run.status()
+    for run, _ in changed_runs:
+        with run.writer():
+            (run.path / "final.json").unlink(missing_ok=True)
+        states[run.path.name] = run.status()
+    if changed_runs:
+        print(f"{len(changed_runs)} finished run(s) are evaluated again: the sweep's "
+              f"[evaluation] changed ({changed_runs[0][1]})", flush=True)  # fmt: skip
     return states
+
+
+def stale_evaluation(final: dict, evaluation: dict) -> str | None:
+    """How the ``[evaluation]`` that made ``final`` (a run's ``final.json``) differs from
+    ``evaluation`` (``key old → new``), or ``None`` when it does not. A ``final.json`` from
+    before the evaluation was recorded is compared by what it holds: split, particles, and
+    images where the file gives a number."""
+    made = final.get("evaluation")
+    if made is None:  # recorded before #25: what the result says of its settings
+        made = {**evaluation, "split": final.get("split"), "particles": final.get("particles")}
+        if evaluation.get("images") is not None:
+            made["images"] = final.get("num_images")
+    keys = sorted(set(made) | set(evaluation))
+    changed = [f"{k} {made.get(k)!r} → {evaluation.get(k)!r}" for k in keys
+               if made.get(k) != evaluation.get(k)]  # fmt: skip
+    return ", ".join(changed) or None
 
 
 def _cost(config: TrainConfig) -> float:

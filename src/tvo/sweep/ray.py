@@ -24,6 +24,8 @@ from __future__ import annotations
 import contextlib
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -31,9 +33,11 @@ from pathlib import Path
 
 from tvo.config import ConfigError
 from tvo.runs import Run
-from tvo.sweep.local import interrupt, record_time
+from tvo.sweep.local import interrupt, read_record, record_time
 from tvo.sweep.plan import Sweep, prepare, units
 
+CONNECT_TIMEOUT = 10.0  # seconds to open a connection to the head's port
+PROBE_TIMEOUT = 60.0  # seconds a Ray driver may take to connect to it
 MAX_RETRIES = 3  # a task whose worker process or node dies is run again this many times
 TAIL = 10  # lines of a failed unit's output printed on the driver
 STOP_WAIT = 600.0  # seconds Ctrl-C waits for running units to reach their checkpoint
@@ -86,18 +90,17 @@ def run(sweep: Sweep, out: str | Path, jobs: int | None = None, threads: int | N
             f"{on_cuda[0]} has device = 'cuda', but the tasks ask for no GPU: give "
             "--gpus-per-task (e.g. 0.25 for four runs on a GPU) or device = 'auto'"
         )
-    states = prepare(sweep, out)
-    todo = deque(units(sweep, out, [n for n, s in states.items() if s != "done"], group))
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address, log_to_driver=False, logging_level="warning",
-                 **({} if address else {"include_dashboard": False}))  # fmt: skip
+    read_record(out)  # a corrupt record stops the sweep here, not after its runs
+    started_here = connect(ray, address)  # before any folder is created
     try:
-        jobs = jobs or capacity(ray.cluster_resources(), threads, gpus_per_task)
-    except ConfigError:
+        slots = capacity(ray.cluster_resources(), threads, gpus_per_task)  # one task fits
+        jobs = jobs or slots
+        states = prepare(sweep, out)
+    except BaseException:
         if started_here:
             ray.shutdown()
         raise
+    todo = deque(units(sweep, out, [n for n, s in states.items() if s != "done"], group))
     start = time.time()
     failed: list[str] = []
     flight: dict = {}  # an ObjectRef -> the names of its unit
@@ -107,6 +110,9 @@ def run(sweep: Sweep, out: str | Path, jobs: int | None = None, threads: int | N
     try:
         counts = {s: list(states.values()).count(s) for s in ("done", "evaluate", "resume", "new")}
         where = f"Ray at {address}" if address else "Ray"
+        if started_here and not address:
+            where += (" (started here; should this process be killed with SIGKILL, stop what "
+                      "it leaves behind with: ray stop)")  # fmt: skip
         print(f"sweep {sweep.path.name}: {len(states)} runs in {out} ({counts['done']} done, "
               f"{counts['resume'] + counts['evaluate']} to finish, {counts['new']} new), "
               f"{len(todo)} tasks on {where}; {jobs} at a time, {threads} CPU(s) and thread(s)"
@@ -152,6 +158,61 @@ def run(sweep: Sweep, out: str | Path, jobs: int | None = None, threads: int | N
     return len(failed)
 
 
+def connect(ray, address: str | None) -> bool:
+    """Connect to the cluster at ``address`` (``None``: start Ray on this machine), unless Ray
+    is initialised already; whether it was started here. An address that cannot be a Ray head
+    (``check_address``) is a ``ConfigError`` within about ``PROBE_TIMEOUT``
+    seconds, never a hang."""
+    if ray.is_initialized():
+        return False
+    if address is not None:
+        check_address(address)
+    try:
+        ray.init(address=address, log_to_driver=False, logging_level="warning",
+                 **({} if address else {"include_dashboard": False}))  # fmt: skip
+    except (ConnectionError, ValueError, RuntimeError) as error:
+        raise ConfigError(f"--address {address}: could not connect to Ray ({error})") from None
+    return True
+
+
+def check_address(address: str) -> None:
+    """A ``ConfigError`` for an ``--address`` that is not ``auto`` nor ``[ray://]HOST:PORT``,
+    a host that does not resolve, a port where nothing answers (``CONNECT_TIMEOUT``), and a
+    port where Ray does not answer: a Ray driver is started in a child process, which is
+    stopped after ``PROBE_TIMEOUT`` seconds (Ray itself retries for minutes)."""
+    if address != "auto":
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(
+                f"--address {address!r}: expected auto or HOST:PORT of the Ray cluster's head "
+                "(e.g. 10.0.0.1:6379, ray://10.0.0.1:10001 for Ray Client)"
+            )
+        try:
+            socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
+        except socket.gaierror as error:
+            raise ConfigError(f"--address {address}: unknown host {host!r} ({error.strerror})"
+                              ) from None  # fmt: skip
+        except OSError as error:
+            raise ConfigError(
+                f"--address {address}: nothing answers there ({error.strerror or error}); start "
+                "the cluster's head (ray start --head) or give its address"
+            ) from None
+    probe = ("import json, sys, ray; ray.init(address=sys.argv[1], log_to_driver=False, "
+             "logging_level='error'); print(json.dumps(ray.cluster_resources()))")  # fmt: skip
+    try:
+        done = subprocess.run([sys.executable, "-c", probe, address], capture_output=True,
+                              text=True, timeout=PROBE_TIMEOUT)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise ConfigError(
+            f"--address {address}: Ray did not connect within {PROBE_TIMEOUT:g} s; is it the "
+            "address of a running Ray head (its GCS port, 6379 by default)?"
+        ) from None
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        raise ConfigError(f"--address {address}: could not connect to Ray "
+                          f"({lines[-1] if lines else done.returncode})")  # fmt: skip
+
+
 def capacity(resources: dict, threads: int, gpus_per_task: float) -> int:
     """How many tasks of ``threads`` CPUs and ``gpus_per_task`` GPUs the cluster's
     ``resources`` (``ray.cluster_resources()``) hold at once; an error when not one fits.
@@ -186,7 +247,7 @@ def unit(folders: list[str], evaluation: dict, threads: int) -> dict:
     """
     import torch
 
-    from tvo.sweep.worker import work
+    from tvo.sweep.worker import work_or_report
 
     host = socket.gethostname()
     paths = [Path(folder) for folder in folders]
@@ -203,7 +264,7 @@ def unit(folders: list[str], evaluation: dict, threads: int) -> dict:
         output.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} on {host} (ray){together} ---\n")
         with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
             try:
-                code = work(paths, evaluation)
+                code = work_or_report(paths, evaluation)
             except Exception:  # reported as a worker process reports it: its traceback
                 import traceback
 

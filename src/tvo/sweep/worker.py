@@ -61,9 +61,26 @@ def work(folders: list[Path], evaluation: dict, quiet: bool = True) -> int:
             continue  # the checkpoint is saved: the next invocation of the sweep resumes it
         report = evaluate_run(run, evaluation["split"], evaluation["particles"],
                               evaluation["images"], evaluation["chunk_size"])  # fmt: skip
+        report["evaluation"] = evaluation  # the sweep's [evaluation]: a changed one redoes it
         run.write_final(report)
         print(f"final {run.path.name}: {json.dumps(report)}", flush=True)
     return 1 if unfinished else 0
+
+
+def work_or_report(folders: list[Path], evaluation: dict, quiet: bool = True) -> int:
+    """``work``, with what the user can act on (a run held by another process: a second
+    sweep at once; settings, data or a model that cannot work) printed as one line, not a
+    traceback (exit code 1, as for a run that did not finish)."""
+    from tvo.config import ConfigError
+    from tvo.data import DataError
+    from tvo.models import ModelError
+    from tvo.runs import RunError
+
+    try:
+        return work(folders, evaluation, quiet)
+    except (RunError, ConfigError, DataError, ModelError) as error:
+        print(f"{type(error).__name__}: {error}", flush=True)
+        return 1
 
 
 def _train_alone(run: Run, quiet: bool) -> dict:
