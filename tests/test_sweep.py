@@ -184,3 +184,39 @@ def test_the_hint_after_a_sweep_is_a_command_that_works(tmp_path, tiny_data, cap
     assert f"Runs in `{runs.as_posix()}`" in capsys.readouterr().out
     assert main(["sweep", str(path), "--out", str(runs), "--dry-run"]) == 0
     assert "new  discrete_toy-tvo" in capsys.readouterr().out
+
+
+def test_a_diverged_run_is_reported_as_diverged_not_as_a_result(tiny_data, tmp_path, capsys):
+    """Issue #25: a run that diverged (its first update overflows at lr = 1e308, alone or in a
+    group: one rule) gets a final.json that says so instead of an evaluation of its last
+    checkpoint; tvo report counts it beside the seeds it averages, tvo compare shows it."""
+    from tvo import sweep
+    from tvo.cli import main
+    from tvo.runs import Run
+
+    from tests.helpers import write_sweep
+
+    body = """
+    [[experiment]]
+    name = "lr"
+    seeds = [0, 1]
+    grid = [{objective = "vimco", lr = [3e-3, 1e308]}]
+    """
+    for group in (1, 2):
+        folder = tmp_path / f"g{group}"
+        folder.mkdir()
+        loaded = sweep.load(write_sweep(folder, tiny_data, body))
+        out = folder / "runs"
+        assert sweep.run(loaded, out, jobs=1, threads=1, quiet=True, group=group) == 0
+        finals = {name: Run(out / name).final() for name in loaded.runs}
+        wild = {n: f for n, f in finals.items() if loaded.runs[n].lr == 1e308}
+        assert len(wild) == 2 and all(
+            f["diverged"].startswith("step 1: its parameters were no longer finite")
+            for f in wild.values()
+        )
+        assert all("log_px" in f for n, f in finals.items() if n not in wild)
+        assert main(["report", str(loaded.path), "--runs", str(out)]) == 0
+        report = capsys.readouterr().out
+        assert "| 0 (2 diverged) | diverged |" in report
+        assert main(["compare", str(out)]) == 0
+        assert capsys.readouterr().out.count("diverged") >= 2

@@ -261,6 +261,8 @@ def cmd_compare(args) -> int:
         test = report.test_result(run) or {}
         tested = [_num(test.get("log_px")), _num(test.get("kl")),
                   str(test.get("particles", "-"))]  # fmt: skip
+        if test.get("diverged") or run.diverged():
+            tested = ["diverged", "-", "-"]
         settings = [c.model, c.objective, str(c.particles), k, beta1, str(c.seed),
                     f"{done}/{total}", _num(last.get("log_px"))]  # fmt: skip
         table.append((str(run.path), *settings, *tested))
@@ -276,14 +278,15 @@ def cmd_compare(args) -> int:
         print()
         rows = [("setting", "seeds", "test log_px", "test kl")]
         for label, members in groups.items():
-            tests = [t for t in map(report.test_result, members) if t is not None]
+            tests = [t for t in map(report.test_result, members)
+                     if t is not None and not t.get("diverged")]  # fmt: skip
             cells = [report.mean_sd([t["log_px"] for t in tests]),
                      report.mean_sd([t["kl"] for t in tests])]  # fmt: skip
             rows.append((label, f"{len(tests)}/{len(members)}", *cells))
         _print_table(rows)
     if against is not None:
         values = {label: {r.config.seed: t["log_px"] for r in members
-                          if (t := report.test_result(r)) is not None}
+                          if (t := report.test_result(r)) is not None and not t.get("diverged")}
                   for label, members in settings.items()}  # fmt: skip
         print()
         print(report.DIFFERENCE_NOTE.format(against=against))

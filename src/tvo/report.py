@@ -41,6 +41,7 @@ class Group:
     summaries: list[dict]
     metrics: list[list[dict]]
     seeds: list[int] = field(default_factory=list)
+    diverged: list[str] = field(default_factory=list)  # runs that diverged: no result
 
     def by_seed(self, key: str) -> dict[int, float]:
         """``key``'s final value per seed."""
@@ -123,6 +124,9 @@ def groups(sweep: Sweep, runs_dir: Path, experiment: str) -> dict[str, Group]:
             if final is None or stale_evaluation(final, sweep.evaluation):
                 continue  # unfinished, or evaluated with another [evaluation]: tvo sweep redoes it
             group = found.setdefault(title, Group(title, sweep.runs[name], [], [], [], []))
+            if final.get("diverged"):
+                group.diverged.append(name)  # counted, never averaged as a result
+                continue
             group.names.append(name)
             group.seeds.append(sweep.runs[name].seed)
             group.finals.append(final)
@@ -188,16 +192,21 @@ def difference_table(found: dict[str, Group], against: str) -> list[str]:
 def table(found: dict[str, Group], standard_errors: bool = False) -> list[str]:
     """A Markdown table: one row per group, mean ± sd over its seeds (and, with
     ``standard_errors``, a column of the standard error of the mean log p̂(x))."""
-    split = next((g.finals[0].get("split", "test") for g in found.values()), "test")
+    split = next((g.finals[0].get("split", "test") for g in found.values() if g.finals), "test")
     se = " SE of log p̂(x) |" if standard_errors else ""
     rule = "|---|---|---|" + ("---|" if se else "") + "---|---|---|---|"
     lines = [f"| setting | seeds | {split} log p̂(x) |{se} {split} KL̂(q‖p) | ELBO | train time "
              "(s) | steps |", rule]  # fmt: skip
     for g in found.values():
+        seeds = f"{len(g.finals)}" + (f" ({len(g.diverged)} diverged)" if g.diverged else "")
+        if not g.finals:
+            lines.append(f"| {g.label} | {seeds} | diverged |" + (" - |" if se else "")
+                         + " - | - | - | - |")  # fmt: skip
+            continue
         seconds = statistics.fmean(s.get("seconds", float("nan")) for s in g.summaries)
         steps = g.summaries[0].get("steps", "-")
         error = f" {g.se('log_px'):.2f} |" if standard_errors else ""
-        lines.append(f"| {g.label} | {len(g.finals)} | {g.cell('log_px')} |{error} "
+        lines.append(f"| {g.label} | {seeds} | {g.cell('log_px')} |{error} "
                      f"{g.cell('kl')} | {g.cell('elbo')} | {seconds:.0f} | {steps} |")  # fmt: skip
     return lines
 

@@ -404,11 +404,14 @@ class Run:
 
     def final(self) -> dict | None:
         """``final.json``, or ``None`` before the final evaluation; one without the result's
-        keys (``FINAL_KEYS``) is a ``RunError`` saying how to redo it."""
+        keys (``FINAL_KEYS``) is a ``RunError`` saying how to redo it, unless it says why the
+        run has none (``diverged``: the message that stopped it)."""
         final = self._read_json("final.json")
         if final is not None or (self.path / "final.json").is_file():
             lacks = [key for key in FINAL_KEYS if key not in final] if isinstance(final, dict) \
                 else list(FINAL_KEYS)  # fmt: skip
+            if isinstance(final, dict) and isinstance(final.get("diverged"), str):
+                lacks = []  # a run that diverged has no result, only why (tvo.train's rule)
             if lacks:
                 raise RunError(
                     f"{self.path / 'final.json'} is not a final evaluation (it lacks "
@@ -424,6 +427,12 @@ class Run:
             return json.loads(file.read_text())
         except ValueError as error:
             raise RunError(f"{file} is corrupt ({error}); it was not changed") from error
+
+    def diverged(self) -> str | None:
+        """Why the run stopped as diverged (its summary's ``diverged``: a step or update that
+        was not finite, by the rule of ``tvo.train``), or ``None``."""
+        summary = self.summary()
+        return summary.get("diverged") if isinstance(summary, dict) else None
 
     def status(self) -> str:
         """``done`` (evaluated), ``evaluate`` (trained), ``resume`` (a checkpoint) or ``new``."""

@@ -400,7 +400,7 @@ def _train(runs: list[Run], setups: list[Setup], quiet: bool, stop_after: int | 
     bar = tqdm(total=steps, initial=step, disable=quiet, mininterval=0.5, dynamic_ncols=True,
                desc=runs[0].label() if alone else f"group of {len(runs)}")  # fmt: skip
     held.callback(bar.close)
-    policy = Policy(members, config, alone)
+    policy = Policy(members, config, alone, steps)
     with StopRequest() as stop:
         try:
             while step < steps:
@@ -467,8 +467,8 @@ class Policy:
     raises ``NonFiniteError``, a member of a group leaves it (``stopped``) with the same
     message."""
 
-    def __init__(self, members: list[Member], config: TrainConfig, alone: bool):
-        self.members, self.config, self.alone = members, config, alone
+    def __init__(self, members: list[Member], config: TrainConfig, alone: bool, steps: int):
+        self.members, self.config, self.alone, self.steps = members, config, alone, steps
         self.in_a_row = [0] * len(members)
         self.stopped_at: dict[int, int] = {}
 
@@ -518,6 +518,11 @@ class Policy:
                 f"{last_checkpoint_text(run)})")  # fmt: skip
 
     def leave(self, i: int, active: Tensor, step: int, message: str) -> None:
+        """Member ``i`` diverged at ``step``: its summary says so (a result, not a number:
+        ``tvo report`` and ``tvo compare`` show it as diverged, a sweep does not evaluate it),
+        then a run alone raises, a member of a group leaves it."""
+        run = self.members[i].run
+        run.write_summary({"steps": step, "total_steps": self.steps, "diverged": message})
         if self.alone:
             raise NonFiniteError(message)
         self.members[i].stopped = message

@@ -35,7 +35,7 @@ def work(folders: list[Path], evaluation: dict, quiet: bool = True) -> int:
     unfinished: set[Path] = set()
     if len(training) == 1:
         summary = _train_alone(training[0], quiet)
-        if summary["steps"] < summary["total_steps"]:
+        if summary["steps"] < summary["total_steps"] and training[0].diverged() is None:
             unfinished.add(training[0].path)
     elif training:
         from tvo.ensemble import GroupError, train_group
@@ -54,9 +54,16 @@ def work(folders: list[Path], evaluation: dict, quiet: bool = True) -> int:
         for run, summary in zip(training, summaries):
             if summary["stopped"]:
                 print(f"{run.path}: {summary['stopped']}", flush=True)
-            if summary["steps"] < summary["total_steps"] or summary["stopped"]:
+            if (summary["steps"] < summary["total_steps"] or summary["stopped"]) and (
+                    run.diverged() is None):  # fmt: skip
                 unfinished.add(run.path)
     for run in runs:
+        diverged = run.diverged()
+        if diverged is not None:  # a result in itself: reported as diverged, never evaluated
+            run.write_final({"diverged": diverged, "step": run.summary()["steps"],
+                             "evaluation": evaluation})  # fmt: skip
+            print(f"final {run.path.name}: diverged ({diverged})", flush=True)
+            continue
         if run.path in unfinished:
             continue  # the checkpoint is saved: the next invocation of the sweep resumes it
         report = evaluate_run(run, evaluation["split"], evaluation["particles"],
@@ -84,9 +91,13 @@ def work_or_report(folders: list[Path], evaluation: dict, quiet: bool = True) ->
 
 
 def _train_alone(run: Run, quiet: bool) -> dict:
-    from tvo.train import train
+    from tvo.train import NonFiniteError, train
 
-    return train(run, quiet=quiet)
+    try:
+        return train(run, quiet=quiet)
+    except NonFiniteError as error:  # its summary says it diverged
+        print(f"{run.path}: {error}", flush=True)
+        return {**run.summary(), "signal": None, "stopped": str(error)}
 
 
 def command(folders: list[Path], evaluation: dict) -> list[str]:
