@@ -239,6 +239,8 @@ def test_a_model_of_your_own_trains_resumes_evaluates_plots_and_sweeps(
     project.mkdir()
     (project / "mymodels.py").write_text(MIXBERN)
     monkeypatch.chdir(project)
+    # another test's mymodels.py may be imported already: this one is the user's module now
+    monkeypatch.delitem(sys.modules, "mymodels", raising=False)
     spec = ["--model", "mymodels:MixBern", "--model-args", '{"components": 4}']
     assert main(["train", *spec, "--data", tiny_data, "--out", "run", *FAST]) == 0
     config = json.loads((project / "run" / "config.json").read_text())
