@@ -144,6 +144,21 @@ def resolve(
     no β1 given, β1 follows the paper's choice for the chosen S. A model given as
     ``module:Name`` is imported here (``check_model=False`` skips that, for a model instance
     given to ``tvo.fit``) and the file it came from recorded as ``model_source``.
+
+    Args:
+        preset: a preset's name, ``"sbn"`` or ``"continuous"`` (default ``None``: none); any
+            other is a ``ConfigError``.
+        file: a TOML file of settings, flat keys named as ``TrainConfig``'s fields or a
+            ``[model]`` table (default ``None``: none).
+        defaults: settings that override the preset's and that the file and the flags
+            override (a sweep's ``[defaults]``; default ``None``: none).
+        check_model: import the model given as ``module:Name`` and check the model's name and
+            arguments (default ``True``; ``False`` for a model instance given to ``tvo.fit``).
+        **flags (object): settings under the names of ``TrainConfig``'s fields (the flags of
+            ``tvo train``); one that is ``None`` counts as not given.
+
+    Returns:
+        The settings, checked by ``validate``.
     """
     settings: dict = {}
     if preset is not None:
@@ -257,6 +272,14 @@ def validate(config: TrainConfig, check_model: bool = True, check_environment: b
 
     Each setting is checked by its declaration (``tvo.settings.Setting.validate``: type,
     range, choices); what involves several settings or the model is checked here, each once.
+
+    Args:
+        config: the settings to check.
+        check_model: import the model's class and check its name and arguments, and what the
+            objective needs of it (default ``True``).
+        check_environment: check that this machine has what a setting needs: scikit-learn for
+            the ``gp-bandit`` schedule, a C++ compiler for ``compile`` on the CPU (default
+            ``True``).
     """
     values = config.to_dict()
     objective_names = [name for name in SETTINGS if name in OBJECTIVE_SETTINGS]

@@ -45,7 +45,12 @@ MEMBER_SETTINGS = ("seed", "lr", "beta1", "partition", "model_source")
 
 
 def group_key(config: TrainConfig) -> tuple:
-    """Runs with the same key can be trained as one group."""
+    """Runs with the same key can be trained as one group.
+
+    Args:
+        config: a run's settings; the key is every one of them but ``MEMBER_SETTINGS``, as
+            sorted ``(name, repr(value))`` pairs.
+    """
     values = dataclasses.asdict(config)
     return tuple(sorted((k, repr(v)) for k, v in values.items() if k not in MEMBER_SETTINGS))
 
@@ -72,12 +77,24 @@ class StackedAdam:
     fresh ``[M, …]`` tensor per operation of the formula cost ten times more on the CPU (36 ms
     against 3 ms for 16 ``linear_1`` members; the stacked tensors outgrow the caches). A member
     whose step is not ``applied`` is skipped by the kernel itself (its ``found_inf``), so that
-    nothing waits for the device; its step count does not advance."""
+    nothing waits for the device; its step count does not advance.
+
+    Args:
+        lr: each member's learning rate, in the order of the members (``M`` values).
+        betas (tuple[float, float]): Adam's ``(β₁, β₂)``, the same for every member (default
+            ``(0.9, 0.999)``, ``torch.optim.Adam``'s; not the TVO's ``beta1``).
+        eps (float): the ``ε`` added to the denominator (default ``1e-8``).
+    """
 
     def __init__(self, lr: list[float], betas=(0.9, 0.999), eps=1e-8):
         self.lr, self.betas, self.eps = [float(v) for v in lr], betas, eps
 
     def init(self, params: dict[str, Tensor]) -> AdamMoments:
+        """Zero moments, the shapes of ``params``, and zero step counts ``[M]``.
+
+        Args:
+            params: the stacked parameters by name, ``[M, …]`` each.
+        """
         device = next(iter(params.values())).device
         count = torch.zeros(len(self.lr), dtype=torch.float32, device=device)
         return AdamMoments({k: torch.zeros_like(p) for k, p in params.items()},
@@ -88,7 +105,15 @@ class StackedAdam:
              applied: Tensor) -> None:  # fmt: skip
         """One update of the members where ``applied`` ``[M]`` is true (``params`` and
         ``moments`` in place; an entry of either may be replaced by the same values in the
-        gradient's memory layout, ``_in_layout``)."""
+        gradient's memory layout, ``_in_layout``).
+
+        Args:
+            params: the stacked parameters by name, ``[M, …]`` each, updated in place.
+            moments: the moments from ``init``, updated in place.
+            grads: the gradients, under the names of ``params``, ``[M, …]`` each.
+            applied: which members are updated, booleans ``[M]``; the others' parameters,
+                moments and step counts stay as they are.
+        """
         moments.step_count += applied
         skip = (~applied).float()  # the kernel's found_inf: 1.0 skips the member
         names = list(params)
@@ -133,7 +158,14 @@ class StackedAdam:
     @staticmethod
     def member_state(moments: AdamMoments, m: int, optimiser: torch.optim.Optimizer) -> dict:
         """Member ``m``'s moments in ``optimiser``'s (a ``torch.optim.Adam`` over the member's
-        parameters, in the same order) state-dict format."""
+        parameters, in the same order) state-dict format.
+
+        Args:
+            moments: the group's moments.
+            m: the member's index in the group.
+            optimiser: a ``torch.optim.Adam`` over the member's parameters, whose
+                ``state_dict`` gives the format (its parameter groups are kept as they are).
+        """
         state = optimiser.state_dict()
         step = moments.step_count[m].cpu()
         state["state"] = {
@@ -145,7 +177,14 @@ class StackedAdam:
 
     @staticmethod
     def load_member(moments: AdamMoments, m: int, state: dict) -> None:
-        """Member ``m``'s moments from a ``torch.optim.Adam`` state dict (of a checkpoint)."""
+        """Member ``m``'s moments from a ``torch.optim.Adam`` state dict (of a checkpoint).
+
+        Args:
+            moments: the group's moments, member ``m``'s slices set in place.
+            m: the member's index in the group.
+            state: the state dict (``torch.optim.Adam.state_dict()``); a parameter it holds no
+                state for (no step taken yet) keeps its moments.
+        """
         saved = state["state"]
         for i, k in enumerate(moments.exp_avg):
             if i in saved:
@@ -261,7 +300,17 @@ class GroupStep:
     for one: one batched call of the objective for every member's batch ``x[m]`` ``[M, B, D]``
     and partition, one backward pass, one ``StackedAdam`` step, then the adaptive
     schedules' updates. ``template`` is one member's model (its structure; its own parameters
-    are not used); ``lr`` the members' learning rates."""
+    are not used); ``lr`` the members' learning rates.
+
+    Args:
+        template: one member's model: its structure, and the function ``vmap`` calls with each
+            member's stacked parameters (its own parameters are not used).
+        objective: the objective every member's step minimises.
+        num_particles: the number of particles ``S`` per data point.
+        lr: each member's learning rate, in the order of the members (``M`` values).
+        schedule: the partition's schedule, each member with its own state (default ``None``:
+            ``objective.schedule``, itself ``None`` for an objective without a partition).
+    """
 
     def __init__(self, template: nn.Module, objective: Objective, num_particles: int,
                  lr: list[float], schedule: Schedule | None = None):  # fmt: skip
@@ -282,7 +331,15 @@ class GroupStep:
         """The group's state from its members' models and, when given, their single-run
         states (as ``tvo.train.start`` makes them: fresh or loaded from checkpoints; the
         moments of their optimisers are stacked). ``particles``: the group's generator (default:
-        the first member's particle generator)."""
+        the first member's particle generator).
+
+        Args:
+            models: the members' models (one architecture), whose parameters and buffers are
+                stacked ``[M, …]``.
+            states: each member's single-run state (default ``None``: fresh states at step 0,
+                member ``i``'s generators seeded with ``i``).
+            particles: the group's particle generator (default ``None``: the first member's).
+        """
         params, buffers = stack_module_state(models)
         params = {f"model.{k}": v for k, v in params.items()}
         buffers = {f"model.{k}": v for k, v in buffers.items()}
@@ -309,7 +366,18 @@ class GroupStep:
         The distributions' argument checks (``validate_args``) are off during the call: a member
         whose parameters are no longer finite would make them raise for the whole group (a
         single run's step is not finite then, and is skipped), and each check waits for the
-        device."""
+        device.
+
+        Args:
+            params: the stacked parameters by name (``model.``-prefixed), ``[M, …]`` each.
+            buffers: the stacked buffers by name, likewise.
+            x: the members' batches, ``[M, B, D]``.
+            partitions: the members' partitions, ``[M, K + 1]`` (``None`` for objectives
+                without one).
+
+        The result's shapes: ``loss`` ``[M]``, ``estimate`` ``[M, B]``, ``log_weight``
+        ``[M, S, B]``.
+        """
         fn = self._members if partitions is not None else self._members_fixed
         with _no_validation():
             if self._checked:
@@ -377,7 +445,13 @@ class GroupStep:
 
     @torch.no_grad()
     def to_model(self, state: GroupState, m: int, model: nn.Module) -> nn.Module:
-        """Member ``m``'s parameters and buffers put into ``model`` (returned)."""
+        """Member ``m``'s parameters and buffers put into ``model`` (returned).
+
+        Args:
+            state: the group's state.
+            m: the member's index in the group.
+            model: a model of the members' architecture, loaded in place.
+        """
         model.load_state_dict({k[len("model."):]: v[m] for k, v in
                                {**state.params, **state.buffers}.items()})  # fmt: skip
         return model
@@ -387,7 +461,15 @@ class GroupStep:
         """Member ``m``'s view of the group's state, in a single run's checkpoint format
         (``tvo.step.state_dict``; ``model`` and ``optimiser`` are the member's objects, which
         give the formats): its parameters, Adam moments, schedule state, data generator and the
-        group's particle generator."""
+        group's particle generator.
+
+        Args:
+            state: the group's state.
+            m: the member's index in the group.
+            model: the member's model, given member ``m``'s parameters and buffers in place.
+            optimiser: the member's ``torch.optim.Adam`` over ``model``'s parameters, whose
+                state dict gives the format of the moments.
+        """
         from tvo.step import state_dict
 
         self.to_model(state, m, model)
@@ -401,7 +483,11 @@ class GroupStep:
 
 def check_group(runs) -> None:
     """Runs can share a group when every setting but those of ``MEMBER_SETTINGS`` is
-    equal; otherwise a ``ConfigError`` names the settings that differ."""
+    equal; otherwise a ``ConfigError`` names the settings that differ.
+
+    Args:
+        runs (list[tvo.runs.Run]): the runs, each compared with the first.
+    """
     first = runs[0].config
     for run in runs[1:]:
         differ = differences(first, run.config, keep=MEMBER_SETTINGS)
@@ -414,7 +500,18 @@ def check_group(runs) -> None:
 
 def train_group(runs, quiet: bool = False, stop_after: int | None = None) -> list[dict]:
     """``tvo.train.train`` of ``runs`` as one group (kept for the name the README and
-    earlier versions used)."""
+    earlier versions used).
+
+    Args:
+        runs (list[tvo.runs.Run]): the runs to train together (their settings may differ only in
+            ``MEMBER_SETTINGS``).
+        quiet: no progress bar; a printed line per evaluation instead (default ``False``).
+        stop_after: end after this step, as an interruption would, checkpoint included (default
+            ``None``: train to the runs' length).
+
+    Returns:
+        Each run's summary, as ``tvo.train.train_runs`` gives it.
+    """
     from tvo.train import train_runs
 
     return train_runs(runs, quiet=quiet, stop_after=stop_after)

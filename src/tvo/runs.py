@@ -76,7 +76,12 @@ def write_text(path: Path, text: str) -> None:
 
 
 class Run:
-    """A run folder. Create one with ``create``, open an existing one with ``open``."""
+    """A run folder. Create one with ``create``, open an existing one with ``open``.
+
+    Args:
+        path: the run folder. Nothing is read or checked here: ``open`` checks that it holds a
+            run, ``create`` makes one.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -89,13 +94,25 @@ class Run:
 
     @staticmethod
     def is_run(path: str | Path) -> bool:
+        """Whether ``path`` holds a run (its ``config.json``); nothing is read.
+
+        Args:
+            path: the folder to look in.
+        """
         return (Path(path) / "config.json").is_file()
 
     @classmethod
     def create(cls, path: str | Path, config: TrainConfig, overwrite: bool = False) -> Run:
         """A new run at ``path``. An existing run there needs ``overwrite`` (its run files are
         then moved aside until the new run's first checkpoint); a non-empty folder that is not a
-        run is refused, before anything is written."""
+        run is refused, before anything is written.
+
+        Args:
+            path: the run folder, made with its parents where missing.
+            config: the run's resolved settings, written as its ``config.json``.
+            overwrite: replace a run already at ``path`` (default ``False``: such a run is a
+                ``RunError`` naming ``--resume`` and ``--overwrite``).
+        """
         path = Path(path)
         if path.is_symlink() and not path.exists():
             raise RunError(f"{path} is a link to {os.readlink(path)}, which does not exist; "
@@ -207,6 +224,12 @@ class Run:
 
     @classmethod
     def open(cls, path: str | Path) -> Run:
+        """The run at ``path``, its ``config.json`` read and checked now: a path that is not a
+        run folder, or a corrupt ``config.json``, is a ``RunError``.
+
+        Args:
+            path: the run folder.
+        """
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise RunError(f"{path} is a file, not a run folder; give the run's folder")
@@ -222,7 +245,13 @@ class Run:
         """Give the run a new length (``steps`` or ``epochs``; neither: unchanged) and return its
         config. Nothing is written here: training writes it (``save_extension``) once the
         checkpoint has loaded and the length covers the steps done, so a resume refused for
-        either leaves the run as it was."""
+        either leaves the run as it was.
+
+        Args:
+            steps: the run's new total number of steps (default ``None``).
+            epochs: the run's new length in passes over the training data (default ``None``);
+                give ``steps`` or ``epochs``, not both (a ``RunError``).
+        """
         config = self.config
         if steps is None and epochs is None:
             return config
@@ -287,12 +316,21 @@ class Run:
 
     def append_metrics(self, rows: list[dict]) -> None:
         """Add rows: the whole file is rewritten atomically, so a kill never leaves half a row.
-        (Rows come in batches at checkpoints, so the rewrite costs little.)"""
+        (Rows come in batches at checkpoints, so the rewrite costs little.)
+
+        Args:
+            rows: the new rows, each a dict keyed by the columns of ``METRICS`` (a missing key
+                or ``None`` is an empty cell); none: nothing is written.
+        """
         if rows:
             self._write_metrics(self.read_metrics() + rows)
 
     def truncate_metrics(self, step: int) -> None:
-        """Keep only the rows up to ``step`` (rows a killed run wrote after its checkpoint)."""
+        """Keep only the rows up to ``step`` (rows a killed run wrote after its checkpoint).
+
+        Args:
+            step: the last step kept (that of the checkpoint a resume starts from).
+        """
         self._write_metrics([row for row in self.read_metrics() if row["step"] <= step])
 
     def _write_metrics(self, rows: list[dict]) -> None:
@@ -311,7 +349,11 @@ class Run:
     def copy_to(self, to: str | Path) -> Path:
         """A copy of the run at ``to`` (replaced if it exists) with only its newest checkpoint:
         a run folder that ``open``, ``tvo.load``, ``tvo eval`` and ``--resume`` read (Ray
-        Tune's checkpoint of a trial, ``tvo.tune``)."""
+        Tune's checkpoint of a trial, ``tvo.tune``).
+
+        Args:
+            to: the folder of the copy (returned as a ``Path``).
+        """
         to = Path(to)
         if to.exists():
             shutil.rmtree(to)
@@ -338,7 +380,12 @@ class Run:
     def record_threads(self, threads: int) -> None:
         """Record the thread count the run trains with in ``config.json`` (a run made without
         one, at its first step; the caller holds ``writer``). The file's other settings are
-        written as they are on disk (a new length waits for ``save_extension``)."""
+        written as they are on disk (a new length waits for ``save_extension``).
+
+        Args:
+            threads: the number of CPU threads (``torch.get_num_threads()``) the run trains
+                with.
+        """
         from dataclasses import replace
 
         on_disk = replace(_read_config(self.path / "config.json"), threads=threads)
@@ -354,7 +401,12 @@ class Run:
     def save_checkpoint(self, state: dict) -> Path:
         """Write ``state`` (with its ``step``) atomically; keep the last two checkpoints. Those
         of later steps are removed: they belong to a run that was resumed from an earlier
-        checkpoint (one unreadable, or a group's common step), and training redoes them."""
+        checkpoint (one unreadable, or a group's common step), and training redoes them.
+
+        Args:
+            state: the checkpoint, as ``tvo.step.state_dict`` makes it (with the loop's own
+                entries); its ``step`` names the file ``checkpoints/step-NNNNNNNNN.pt``.
+        """
         path = self.checkpoint_dir / f"step-{state['step']:09d}.pt"
         write_atomic(path, lambda tmp: torch.save(state, tmp))
         for old in self.checkpoints():
@@ -368,7 +420,14 @@ class Run:
         """The newest checkpoint (of a step ``≤ at_most``, where given) that loads and holds
         what a checkpoint holds, read as this version writes it (``migrate_checkpoint``); a
         corrupt one is reported and skipped. ``None`` when there is none (see
-        ``checkpoints`` for whether there were files that did not load)."""
+        ``checkpoints`` for whether there were files that did not load).
+
+        Args:
+            map_location (str | torch.device | None): where the tensors are loaded, as
+                ``torch.load`` takes it (default ``None``: the device each was saved from).
+            at_most: the latest step a checkpoint may have (default ``None``: any step); later
+                ones are passed over.
+        """
         for path in reversed(self.checkpoints()):
             if at_most is not None and _step_of(path) > at_most:
                 continue
@@ -391,6 +450,13 @@ class Run:
     # --- summary, final evaluation, status -----------------------------------------------------
 
     def write_summary(self, summary: dict) -> None:
+        """Write ``summary.json`` (the caller holds ``writer``): the run's final metrics.
+
+        Args:
+            summary: what training reports when its last step is done (``steps``,
+                ``total_steps``, ``seconds``, ``skipped`` and the last evaluation's values),
+                written as JSON.
+        """
         write_text(self.path / "summary.json", json.dumps(summary, indent=2) + "\n")
 
     def summary(self) -> dict | None:
@@ -398,7 +464,12 @@ class Run:
         return self._read_json("summary.json")
 
     def write_final(self, report: dict) -> None:
-        """The final evaluation of the trained model (``final.json``): a sweep's result."""
+        """The final evaluation of the trained model (``final.json``): a sweep's result.
+
+        Args:
+            report: the evaluation's results, written as JSON; it must hold ``FINAL_KEYS``
+                (``log_px``, ``kl``, ``elbo``) for ``final`` to read it back.
+        """
         with self.writer():
             write_text(self.path / "final.json", json.dumps(report, indent=2) + "\n")
 
@@ -446,7 +517,12 @@ class Run:
 
     def save_model(self, model) -> None:
         """Keep the model object (its class is pickled by reference: it must be importable
-        wherever the run is loaded again)."""
+        wherever the run is loaded again).
+
+        Args:
+            model (torch.nn.Module): the model object given to ``tvo.fit``, written with
+                ``torch.save`` as ``model.pt``.
+        """
         write_atomic(self.path / "model.pt", lambda tmp: torch.save(model, tmp))
 
     def saved_model(self):
@@ -465,7 +541,13 @@ class Run:
             ) from error
 
     def save_data(self, arrays: dict) -> None:
-        """Keep data given as tensors: ``arrays`` maps split names to ``[N, D]`` arrays."""
+        """Keep data given as tensors: ``arrays`` maps split names to ``[N, D]`` arrays.
+
+        Args:
+            arrays: NumPy arrays by name, written as ``data.npz``: the splits (``train``,
+                ``valid``, ``test``) and, for data without a test split, the flag
+                ``held_out_test`` (``tvo.fit`` gives them).
+        """
         import numpy as np
 
         def write(tmp: Path) -> None:
@@ -487,7 +569,16 @@ class Run:
         ``report`` that is not a result (``EVALUATION_RESULTS``): the kernel, schedule,
         leapfrog steps and whatever settings a method records, so two evaluations that can
         differ never share a file, and the same evaluation of a newer checkpoint replaces the
-        older."""
+        older.
+
+        Args:
+            report: what ``tvo eval`` measured and how: ``split``, ``method`` (default
+                ``"is"``), ``particles`` (importance sampling) or ``steps`` and ``chains``
+                (AIS, BDMC), ``limit``, ``seed`` and the results.
+
+        Returns:
+            The path of the file written.
+        """
         method = report.get("method", "is")
         if method == "is":
             name = f"{report['split']}-is-S{report['particles']}"

@@ -55,7 +55,15 @@ class Generators(NamedTuple):
     ) -> Generators:
         """A run's generators on ``device``: ``data`` seeded with ``seed``; ``particles`` seeded
         with ``seed``, or set to ``particles_state`` (``tvo.build.build`` gives the state
-        that follows the model's initialisation from the same seed)."""
+        that follows the model's initialisation from the same seed).
+
+        Args:
+            seed: the run's seed.
+            device: the device both generators draw on (a ``torch.device`` or its name,
+                ``"cpu"``, ``"cuda:0"``).
+            particles_state: a state (``torch.Generator.get_state()``) to start the particles'
+                generator from (default ``None``: seeded with ``seed``).
+        """
         device = torch.device(device)
         particles = torch.Generator(device=device)
         if particles_state is None:
@@ -71,6 +79,12 @@ class Generators(NamedTuple):
         return {"torch_rng": self.particles.get_state(), "data_rng": self.data.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
+        """Set both generators, in place, to the states ``state_dict`` saved.
+
+        Args:
+            state: a checkpoint or ``state_dict``'s dict, holding ``torch_rng`` (the
+                particles' generator) and ``data_rng`` (on any device).
+        """
         self.particles.set_state(state["torch_rng"].cpu())
         self.data.set_state(state["data_rng"].cpu())
 
@@ -102,7 +116,18 @@ def drawing_from(generator: torch.Generator) -> Iterator[None]:
 @dataclass(frozen=True)
 class TrainState:
     """Everything a training step changes. ``schedule`` is the schedule's state (``None`` for an
-    objective without a partition); ``skipped`` counts steps that were not finite."""
+    objective without a partition); ``skipped`` counts steps that were not finite.
+
+    Attributes:
+        step: the number of steps done (0 before the first).
+        model: the model trained, whose parameters the optimiser updates in place.
+        optimiser: the optimiser over the model's parameters (its moments updated in place).
+        schedule: the schedule's state: the ``partition`` in use and whatever an adaptive
+            schedule carries (``None`` for an objective without a partition).
+        generators: the run's random generators.
+        skipped: the steps not applied because their loss or gradient was not finite
+            (default 0).
+    """
 
     step: int
     model: nn.Module
@@ -135,7 +160,15 @@ def init_state(
     schedule: Schedule | None,
     generators: Generators,
 ) -> TrainState:
-    """The state before the first step."""
+    """The state before the first step.
+
+    Args:
+        model: the model to train.
+        optimiser: the optimiser over ``model``'s parameters.
+        schedule: the objective's schedule, whose ``init()`` gives the first state (``None`` for
+            an objective without a partition).
+        generators: the run's random generators (``Generators.of_run``).
+    """
     return TrainState(0, model, optimiser, None if schedule is None else schedule.init(),
                       generators)  # fmt: skip
 
@@ -180,7 +213,16 @@ def grads_finite(parameters) -> bool:
 
 class Step:
     """``step(state, x) → (state, info)`` for one objective, ``num_particles`` and schedule
-    (default: the objective's own, if it has one)."""
+    (default: the objective's own, if it has one).
+
+    Args:
+        objective: the objective whose loss the step minimises.
+        num_particles: the number of particles ``S`` per data point.
+        schedule: the partition's schedule, updated after each applied step (default ``None``:
+            ``objective.schedule``, itself ``None`` for an objective without a partition).
+        compile: trace the loss with ``torch.compile`` (default ``False``; see
+            ``training_loss``).
+    """
 
     def __init__(
         self,
@@ -195,6 +237,12 @@ class Step:
         self._parameters: tuple[nn.Module, list] | None = None
 
     def parameters(self, model: nn.Module) -> list:
+        """``model``'s parameters as a list (whose gradients and values the step checks for
+        finiteness), made once and reused while the model is the same object.
+
+        Args:
+            model: the model trained.
+        """
         if self._parameters is None or self._parameters[0] is not model:
             self._parameters = (model, list(model.parameters()))
         return self._parameters[1]
@@ -220,7 +268,13 @@ class Step:
 def state_dict(state: TrainState, schedule: Schedule | None) -> dict:
     """The state as a checkpoint stores it: ``step``, ``skipped``, ``model``, ``optimiser``,
     ``partition``, ``schedule`` (what the schedule keeps besides the partition) and the
-    generators' states (``torch_rng``, ``data_rng``, ``cuda_rng``)."""
+    generators' states (``torch_rng``, ``data_rng``).
+
+    Args:
+        state: the state to save.
+        schedule: the schedule, whose ``state_dict`` gives what its state keeps besides the
+            partition (``None``: an objective without a partition).
+    """
     return {
         "step": state.step,
         "skipped": state.skipped,
@@ -235,7 +289,15 @@ def state_dict(state: TrainState, schedule: Schedule | None) -> dict:
 def load_state_dict(initial: TrainState, saved: dict, schedule: Schedule | None) -> TrainState:
     """``initial`` (a freshly built state) with everything of a checkpoint's ``saved`` loaded
     into it: parameters, optimiser, schedule state and generators. ``saved`` is as this version
-    writes it (``tvo.runs.Run.load_checkpoint`` migrates earlier versions')."""
+    writes it (``tvo.runs.Run.load_checkpoint`` migrates earlier versions').
+
+    Args:
+        initial: a freshly built state (``init_state``): its model, optimiser and generators
+            are loaded in place.
+        saved: the checkpoint, with the keys ``state_dict`` writes.
+        schedule: the schedule that reads the saved ``partition`` and ``schedule`` into its
+            state (``None``: an objective without a partition, nothing of them is read).
+    """
     initial.model.load_state_dict(saved["model"])
     initial.optimiser.load_state_dict(saved["optimiser"])
     initial.generators.load_state_dict(saved)

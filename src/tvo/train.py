@@ -153,6 +153,16 @@ def train(run: Run, quiet: bool = False, stop_after: int | None = None, prepared
     stopped it early, else ``None``; ``summary.json`` is written when the last step is done.
     A step or update that is not finite stops it with ``NonFiniteError`` (the module
     docstring gives the rule).
+
+    Args:
+        run: the run folder (``Run.create`` makes one, ``Run.open`` opens one to resume).
+        quiet: no progress bar; a printed line per evaluation instead (default ``False``).
+        stop_after: end after this step, as an interruption would, checkpoint included
+            (default ``None``: train to the run's length).
+        prepared (tvo.build.Setup | None): the dataset, model, objective, optimiser and device
+            to train with (default ``None``: built from the run, ``tvo.build.build_run``).
+        threads: the number of CPU threads to train with (default ``None``: the count the run
+            recorded; a run that recorded none records the count it starts with).
     """
     return train_runs([run], quiet, stop_after, None if prepared is None else [prepared],
                       threads)[0]  # fmt: skip
