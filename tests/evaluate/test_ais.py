@@ -105,7 +105,8 @@ def test_ais_with_hmc_on_the_linear_gaussian_model_converges_to_the_closed_form(
     many, result = repeated_ais(model, x, 100, 10, kernel=kernel)
     assert_unbiased(many, exact, atol=0.01)
     assert 0.3 < result.acceptance[-20:].mean() < 0.95  # adapted towards 0.65
-    assert result.gradients == result.evaluations == 10 + 99 * 5 * 10
+    # 20 warm-up steps (dual averaging) and 99 moves, 5 leapfrog steps each, 10 chains
+    assert result.gradients == result.evaluations == 10 + (20 + 99) * 5 * 10
 
 
 def test_ais_on_a_two_layer_sbn_with_tuple_latents():
