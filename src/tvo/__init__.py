@@ -15,12 +15,12 @@ The public API, by name:
   (a trained run's model), :func:`check_model` (a model against the protocol);
 - the training step: :class:`Step` and :class:`TrainState` (:mod:`tvo.step`);
 - evaluation: :func:`estimate`, annealed importance sampling :func:`ais` and bidirectional Monte
-  Carlo :func:`bdmc`, and the exact answers in :mod:`tvo.evaluate`;
+  Carlo :func:`bdmc`, tempered SMC :func:`smc`, and the exact answers in :mod:`tvo.evaluate`;
 - CPU speed: :func:`tvo.runtime.keep_freed_memory` (the command line calls it).
 """
 
 from tvo import functional
-from tvo.evaluate import Evaluation, ais, bdmc, estimate, exact_log_marginal, exact_tvo
+from tvo.evaluate import Evaluation, ais, bdmc, estimate, exact_log_marginal, exact_tvo, smc
 from tvo.fit import Fit, fit, load
 from tvo.models import GenerativeModel, Model
 from tvo.models.check import check_model
@@ -78,4 +78,5 @@ __all__ = [
     "functional",
     "load",
     "partition",
+    "smc",
 ]
