@@ -2,6 +2,7 @@
 of the linear-Gaussian model; its parts (conditional ESS, bisection, systematic resampling)
 against their definitions."""
 
+import json
 import math
 import sys
 
@@ -136,3 +137,37 @@ def test_bad_smc_settings_are_refused(kwargs, message):
     x = model.sample(2)[1]
     with pytest.raises((ValueError, RuntimeError), match=message):
         tvo.smc(model, x, **{"num_particles": 10, **kwargs})
+
+
+def test_tvo_eval_smc_and_qpath(tiny_data, tmp_path, capsys):
+    """``tvo eval --method smc --particles N`` and ``--qpath Q`` on a discrete (binary) and a
+    continuous run: exit 0, the keys of the other methods, the settings in the JSON; a q-path
+    or a CESS out of range exits 2 before any work."""
+    from tvo.cli import main
+
+    keys = {"log_px", "kl", "elbo", "tvo_lower", "tvo_upper", "num_images", "particles", "split",
+            "seconds", "step", "partition", "method", "stderr", "acceptance", "evaluations",
+            "qpath", "kernel"}  # fmt: skip
+    for model in ("discrete_toy", "linear_gaussian"):
+        run = tmp_path / model
+        assert main(["train", "--data", tiny_data, "--out", str(run), "--model", model,
+                     "--steps", "10", "--batch-size", "8", "--eval-every", "10",
+                     "--eval-images", "4", "--eval-particles", "5", "--quiet"]) == 0  # fmt: skip
+        capsys.readouterr()
+        common = ["eval", str(run), "--json", "--limit", "4"]
+        assert main([*common, "--method", "smc", "--particles", "20", "--qpath", "0.9"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert set(result) >= keys | {"temperatures", "target_cess"}
+        assert (result["method"], result["particles"], result["qpath"]) == ("smc", 20, 0.9)
+        assert result["temperatures"] >= 1 and math.isfinite(result["log_px"])
+        assert main([*common, "--method", "ais", "--ais-steps", "10", "--chains", "3",
+                     "--qpath", "0.5"]) == 0  # fmt: skip
+        result = json.loads(capsys.readouterr().out)
+        assert result["qpath"] == 0.5 and math.isfinite(result["log_px"])
+    assert main([*common[:-3], "--limit", "4", "--method", "smc", "--particles", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "smc, 4 test images, 10 particles" in out and "temperatures on average" in out
+    for bad, message in ((["--qpath", "2"], "--qpath must be a number in [0, 1]"),
+                         (["--cess", "1.5"], "--cess must lie in (0, 1), got 1.5")):  # fmt: skip
+        assert main([*common, "--method", "smc", *bad]) == 2
+        assert message in capsys.readouterr().err
