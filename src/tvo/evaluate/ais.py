@@ -9,6 +9,11 @@ With ``0 = β_0 < β_1 < … < β_T = 1``: draw ``C`` chains ``z_0 ~ q(·|x)`` p
 ``q``). Each chain's weight has expectation ``p(x)``, so ``log p̂(x) = logmeanexp`` over chains is a
 stochastic lower bound of ``log p(x)``.
 
+Along a q-path (``qpath < 1``, :mod:`~tvo.evaluate.paths`) the increment is
+``log π̃_{β_t}(z_{t−1}) − log π̃_{β_{t−1}}(z_{t−1})`` of the power-mean path, whose target is
+``p(x, z) e^{−s}`` with ``s`` an importance-sampling estimate of ``log p(x)`` from draws apart
+from the chains; ``log p̂(x) = s + logmeanexp`` of the weights.
+
 BDMC: on ``(z, x)`` simulated from the model, ``z`` is an exact posterior sample; AIS run down the
 reversed schedule from ``z`` (the same code, ``β`` from 1 to 0) has weights ``w_rev`` with
 ``E[w_rev] = 1 / p(x)``, so ``−logmeanexp(log w_rev)`` is a stochastic upper bound, and the gap

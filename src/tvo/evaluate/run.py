@@ -245,9 +245,11 @@ def evaluate_model_smc(
     callback=None,
     qpath: float = 1.0,
     target_cess: float = 0.9,
+    moves: int = 1,
 ) -> dict:
     """Mean tempered-SMC ``log p̂(x)`` (:func:`tvo.evaluate.smc.smc`, ``particles`` per image,
-    the next temperature where the conditional ESS is ``target_cess``) over the first ``limit``
+    the next temperature where the conditional ESS is ``target_cess``, ``moves`` kernel steps
+    at each) over the first ``limit``
     images of ``split``, drawn as :func:`evaluate_model` does. ``temperatures``: the mean number
     of temperatures it chose per image; ``acceptance`` the mean acceptance rate of its moves;
     ``evaluations`` the ``log_joint`` evaluations per image of the slowest pass. ``stderr`` is
@@ -257,7 +259,7 @@ def evaluate_model_smc(
     with seeded(seed, device):
         images = dataset.evaluation_images(split, limit)
         parts = [smc(model, images[i : i + images_per_pass], particles, kernel, target_cess, qpath,
-                     callback=callback)
+                     moves=moves, callback=callback)
                  for i in range(0, len(images), images_per_pass)]  # fmt: skip
     log_px = torch.cat([p.log_px for p in parts])
     temperatures = torch.cat([p.num_temperatures.double() for p in parts])
