@@ -206,6 +206,18 @@ def guide_scale(target: Target, point: Point) -> Tensor:
     return torch.maximum(scale.to(z.dtype), floor).clamp_min(1e-12)
 
 
+def _chains_factor(z: Tensor) -> Tensor:
+    """A Cholesky factor ``[B, d, d]`` of the chains' covariance of 1-D latents ``[C, B, d]``,
+    shrunk by a tenth towards its diagonal (positive definite even when resampling has left
+    fewer distinct chains than dimensions); the diagonal's square root where that fails."""
+    centred = z - z.mean(0)
+    cov = torch.einsum("cbi,cbj->bij", centred, centred) / (z.shape[0] - 1)
+    variance = cov.diagonal(dim1=-2, dim2=-1).clamp_min(1e-12)
+    cov = 0.9 * cov + torch.diag_embed(0.1 * variance)
+    factor, info = torch.linalg.cholesky_ex(cov)
+    return torch.where((info == 0)[:, None, None], factor, torch.diag_embed(variance.sqrt()))
+
+
 @dataclass(frozen=True)
 class HMC:
     """Hamiltonian Monte Carlo (Neal 2011) on ``log π̃_β``: ``moves`` transitions per step,
@@ -351,11 +363,7 @@ class HMC:
             and point.z.shape[0] > point.z.shape[-1]
             and point.z.dim() == 3
         ):
-            centred = point.z - point.z.mean(0)
-            cov = torch.einsum("cbi,cbj->bij", centred, centred) / (point.z.shape[0] - 1)
-            eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
-            jitter = 1e-6 * cov.diagonal(dim1=-2, dim2=-1).mean(-1)[:, None, None]
-            state = state._replace(scale=torch.linalg.cholesky(cov + jitter * eye))
+            state = state._replace(scale=_chains_factor(point.z))
         rates = []
         for _ in range(self.moves):
             point, _, accepted = self._move(state, target, point, beta)
