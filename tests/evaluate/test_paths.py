@@ -148,3 +148,21 @@ def test_bad_qpath_is_refused():
             check_qpath(bad)
     with pytest.raises(ValueError, match="qpath must be a number"):
         tvo.ais(DiscreteToy(), torch.zeros(2, 4), 5, 2, qpath=2.0)
+
+
+def test_the_sbn_sweep_steps_aside_on_a_qpath():
+    """The one-layer SBN's sweep knows the geometric path only: along a q-path the automatic
+    kernel is single-site flips, and asking for the sweep names the kernels that fit."""
+    from tvo.evaluate.kernels import SBNSweep, default_kernel, kernel_for
+    from tvo.models import SBN
+
+    model = SBN((4,), pixels=5).double()
+    assert isinstance(default_kernel(model), SBNSweep)
+    assert isinstance(default_kernel(model, 0.9), FlipMH)
+    assert isinstance(kernel_for(model, "auto", qpath=0.9), FlipMH)
+    message = "'sbn-sweep' follows the geometric path only, not the q-path q = 0.9: use auto, flip"
+    with pytest.raises(ValueError, match=message):
+        kernel_for(model, "sbn-sweep", qpath=0.9)
+    x = model.sample(3)[1]
+    assert torch.isfinite(tvo.ais(model, x, 5, 2, qpath=0.9).log_px).all()
+    assert torch.isfinite(tvo.smc(model, x, 10, qpath=0.9).log_px).all()

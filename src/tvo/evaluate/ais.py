@@ -191,7 +191,7 @@ def ais(
     _check(num_steps=num_steps, num_chains=num_chains)
     qpath = check_qpath(qpath)
     beta = annealing_schedule(num_steps, schedule, beta1)
-    kernel = default_kernel(model) if kernel is None else kernel
+    kernel = default_kernel(model, qpath) if kernel is None else kernel
     target = make_target(model, x, kernel, qpath, num_chains)
     z, log_q = target.sample_guide(num_chains)
     point = target.evaluate(z, log_q)
@@ -247,7 +247,7 @@ def bdmc(
     ``callback(t)`` counts ``2T`` steps in all."""
     _check(num_data=num_data, num_steps=num_steps, num_chains=num_chains)
     qpath = check_qpath(qpath)
-    kernel = default_kernel(model) if kernel is None else kernel
+    kernel = default_kernel(model, qpath) if kernel is None else kernel
     z, x = model.sample(num_data)
     beta = annealing_schedule(num_steps, schedule, beta1)
     target = make_target(model, x, kernel, qpath, num_chains)

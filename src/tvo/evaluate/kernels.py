@@ -728,15 +728,17 @@ class DiscreteMH:
         return "DiscreteMH()"
 
 
-def default_kernel(model) -> Kernel:
+def default_kernel(model, qpath: float = 1.0) -> Kernel:
     """The kernel that follows ``model``'s latent (:func:`latent_kinds`): :class:`HMC` for a
     continuous one (``has_rsample``); :class:`SBNSweep` for the one-layer linear SBN; single-site
     :class:`FlipMH` for other binary latents; :class:`DiscreteGibbs` for categorical (one-hot)
     ones and products of binary and one-hot parts; a ``ValueError`` naming what fits for anything
-    else (a product with continuous parts, integer-coded categories): ``independent``."""
+    else (a product with continuous parts, integer-coded categories): ``independent``. Along a
+    q-path (``qpath < 1``) the SBN gets :class:`FlipMH`: its sweep knows the geometric path only.
+    """
     if getattr(model, "has_rsample", False):
         return HMC()
-    if SBNSweep.applies(model):
+    if SBNSweep.applies(model) and qpath == 1:
         return SBNSweep()
     kinds = latent_kinds(model)
     if set(kinds) == {BINARY}:
@@ -767,7 +769,7 @@ def fitting_kernels(model) -> list[str]:
     return [*names, "independent"]
 
 
-def kernel_for(model, name: str = "auto", leapfrog_steps: int = 5) -> Kernel:
+def kernel_for(model, name: str = "auto", leapfrog_steps: int = 5, qpath: float = 1.0) -> Kernel:
     """The kernel called ``name`` for ``model``: ``auto`` (:func:`default_kernel`), ``hmc``
     (with ``leapfrog_steps``, also what ``auto`` gives a continuous model), ``flip``
     (single-site), ``gibbs``, ``discrete-mh``, ``independent`` or ``sbn-sweep``. ``ValueError``
@@ -776,6 +778,10 @@ def kernel_for(model, name: str = "auto", leapfrog_steps: int = 5) -> Kernel:
     if name not in ("auto", *KERNELS):
         raise ValueError(f"unknown kernel {name!r}: expected auto or one of {', '.join(KERNELS)}")
     fits = fitting_kernels(model)
+    if qpath < 1 and name == "sbn-sweep" and name in fits:
+        others = ", ".join(n for n in fits if n != "sbn-sweep")
+        raise ValueError(f"kernel 'sbn-sweep' follows the geometric path only, not the q-path "
+                         f"q = {qpath:g}: use {others}")  # fmt: skip
     if name not in fits:
         if getattr(model, "has_rsample", False):
             what = "continuous (has_rsample=True)"
@@ -788,7 +794,7 @@ def kernel_for(model, name: str = "auto", leapfrog_steps: int = 5) -> Kernel:
                 "auto": "a latent that a built-in kernel moves"}[name]  # fmt: skip
         raise ValueError(f"kernel {name!r} needs {need}, and {type(model).__name__}'s latent is "
                          f"{what}: use {', '.join(fits)}")  # fmt: skip
-    kernel = default_kernel(model) if name == "auto" else KERNELS[name]()
+    kernel = default_kernel(model, qpath) if name == "auto" else KERNELS[name]()
     if isinstance(kernel, HMC):
         kernel = HMC(leapfrog_steps=leapfrog_steps)
     return kernel

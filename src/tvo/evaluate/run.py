@@ -313,7 +313,7 @@ def evaluate_run_ais(
     schedule = ais_schedule(schedule, trained.partition)
     if isinstance(kernel, str):
         try:
-            kernel = kernel_for(model, kernel, leapfrog_steps)
+            kernel = kernel_for(model, kernel, leapfrog_steps, qpath)
         except ValueError as error:  # a kernel that does not fit the run's model: the input
             raise ConfigError(str(error)) from error
         if method == "smc" and isinstance(kernel, HMC):
