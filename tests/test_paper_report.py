@@ -85,7 +85,8 @@ def test_the_ais_section_comes_from_the_ais_benchmark(with_bounds, tmp_path, mon
     record = json.loads(file.read_text())
     toy_rows = record["models"]["sbn"]["rows"]
     assert [r["method"] for r in toy_rows] == ["iwae", "ais"] and toy_rows[1]["evaluations"] == 15
-    assert record["models"]["vae"]["rows"][1]["gradients"] == 3 + 4 * 2 * 3
+    # HMC: 20 warm-up moves, then 2 moves at each of 4 steps, 2 leapfrog steps a move, 3 chains
+    assert record["models"]["vae"]["rows"][1]["gradients"] == 3 + (20 + 4 * 2) * 2 * 3
     text = "\n".join(paper_report.ais_section(file))
     assert f"| iwae | – | – | 5000 | 5000 | 0 | {toy_rows[0]['seconds']:.1f} | " in text
     ais = toy_rows[1]

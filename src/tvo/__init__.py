@@ -15,12 +15,12 @@ The public API, by name:
   (a trained run's model), ``check_model`` (a model against the protocol);
 - the training step: ``Step`` and ``TrainState`` (``tvo.step``);
 - evaluation: ``estimate``, annealed importance sampling ``ais`` and bidirectional Monte
-  Carlo ``bdmc``, and the exact answers in ``tvo.evaluate``;
+  Carlo ``bdmc``, tempered SMC ``smc``, and the exact answers in ``tvo.evaluate``;
 - CPU speed: ``tvo.runtime.keep_freed_memory`` (the command line calls it).
 """
 
 from tvo import functional
-from tvo.evaluate import Evaluation, ais, bdmc, estimate, exact_log_marginal, exact_tvo
+from tvo.evaluate import Evaluation, ais, bdmc, estimate, exact_log_marginal, exact_tvo, smc
 from tvo.fit import Fit, fit, load
 from tvo.models import GenerativeModel, Model
 from tvo.models.check import check_model
@@ -78,4 +78,5 @@ __all__ = [
     "functional",
     "load",
     "partition",
+    "smc",
 ]

@@ -131,13 +131,15 @@ def add_eval(sub) -> None:
                        description="log p̂(x), KL̂(q‖p), ELBO and the TVO bounds at the run's "
                        "partition, with many particles per image (--method is); or log p̂(x) by "
                        "annealed importance sampling (--method ais), or the BDMC bounds on data "
-                       "simulated from the model (--method bdmc).")  # fmt: skip
+                       "simulated from the model (--method bdmc), or tempered SMC with an "
+                       "adaptive schedule (--method smc).")  # fmt: skip
     p.add_argument("run", type=Path, metavar="RUN_DIR")
-    p.add_argument("--method", default="is", choices=("is", "ais", "bdmc"),
-                   help="importance sampling from q, annealed importance sampling, or "
-                   "bidirectional Monte Carlo")  # fmt: skip
+    p.add_argument("--method", default="is", choices=("is", "ais", "bdmc", "smc"),
+                   help="importance sampling from q, annealed importance sampling, "
+                   "bidirectional Monte Carlo, or tempered sequential Monte Carlo")  # fmt: skip
     p.add_argument("--split", default="test", help="train, valid or test")
-    p.add_argument("--particles", type=int, default=5000, help="particles per image (is)")
+    p.add_argument("--particles", type=int, default=5000,
+                   help="particles per image (is, smc)")  # fmt: skip
     p.add_argument("--limit", type=int, help="evaluate the first N images only (bdmc: N "
                    "simulated points, default 100)")  # fmt: skip
     p.add_argument("--chunk-size", type=int,
@@ -150,10 +152,24 @@ def add_eval(sub) -> None:
                    help="AIS β schedule; run: the run's own partition, stretched to the "
                    "steps")  # fmt: skip
     p.add_argument("--kernel", default="auto",
-                   choices=("auto", "hmc", "flip", "independent", "sbn-sweep"),
-                   help="AIS Markov kernel; auto: HMC for continuous latents, sbn-sweep for "
-                   "linear_1, single-site flips for other binary latents")  # fmt: skip
-    p.add_argument("--leapfrog", type=int, default=10, help="HMC leapfrog steps (ais, bdmc)")
+                   choices=("auto", "hmc", "flip", "gibbs", "discrete-mh", "independent",
+                            "sbn-sweep"),
+                   help="Markov kernel (ais, bdmc, smc); auto follows the latent: HMC for "
+                   "continuous latents, sbn-sweep for linear_1, single-site flips for other "
+                   "binary latents, gibbs for categorical (one-hot) ones and products of "
+                   "binary and one-hot parts")  # fmt: skip
+    p.add_argument(
+        "--leapfrog",
+        type=int,
+        default=5,
+        help="HMC leapfrog steps per move, two moves a step (ais, bdmc, smc)",
+    )
+    p.add_argument("--qpath", type=float, default=1.0,
+                   help="annealing path: q-path exponent in [0, 1]; 1 is the geometric path, "
+                   "0 the mixture (ais, bdmc, smc)")  # fmt: skip
+    p.add_argument("--cess", type=float, default=0.9,
+                   help="SMC: the conditional ESS, as a fraction of the particles, that each "
+                   "next temperature keeps (smc)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the particles (and binarisation)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -173,7 +189,7 @@ def cmd_eval(args) -> int:
     at_least_one(args, "particles", "chunk_size", "ais_steps", "chains", "leapfrog", "limit")
     config_module._check_choice("split", args.split, config_module.EVAL_SPLITS)
     if args.method != "is":
-        return _eval_ais(run, args)
+        return _eval_ais(run, args)  # ais, bdmc and smc
     from tvo.evaluate.run import evaluate_run
 
     report = evaluate_run(run, args.split, args.particles, args.limit, args.chunk_size, args.seed,
@@ -201,7 +217,8 @@ def _eval_ais(run: Run, args) -> int:
 
     report = evaluate_run_ais(run, args.method, args.split, args.ais_steps, args.chains,
                               args.limit, args.schedule, args.kernel, args.seed,
-                              leapfrog_steps=args.leapfrog, progress=True)  # fmt: skip
+                              leapfrog_steps=args.leapfrog, progress=True, qpath=args.qpath,
+                              particles=args.particles, target_cess=args.cess)  # fmt: skip
     report = {**report, "seed": args.seed}  # its limit: the images (points) evaluated
     saved = run.write_evaluation(report)
     if args.json:
@@ -209,15 +226,23 @@ def _eval_ais(run: Run, args) -> int:
         return 0
     print(f"saved in {saved}")
     where = "simulated points" if args.method == "bdmc" else f"{args.split} images"
+    path = "" if args.qpath == 1 else f", q-path q = {args.qpath:g}"
+    if args.method == "smc":
+        settings = (f"{args.particles} particles, {report['temperatures']:.1f} temperatures on "
+                    f"average (conditional ESS {args.cess:g})")  # fmt: skip
+    else:
+        settings = f"T = {args.ais_steps} steps, {args.chains} chains, {args.schedule} schedule"
     print(f"{run.path} at step {report['step']}: {args.method}, {report['num_images']} {where}, "
-          f"T = {args.ais_steps} steps, {args.chains} chains, {args.schedule} schedule "
-          f"({report['seconds']} s)")  # fmt: skip
+          f"{settings}{path} ({report['seconds']} s)")  # fmt: skip
 
     def with_se(value, se) -> str:
         return f"{value:10.3f}" + ("" if se is None else f" ± {se:.3f}")
 
     if args.method == "ais":
         print(f"  {'log p(x)':>10}  {with_se(report['log_px'], report['stderr'])}  (AIS, a "
+              "stochastic lower bound)")  # fmt: skip
+    elif args.method == "smc":
+        print(f"  {'log p(x)':>10}  {with_se(report['log_px'], None)}  (tempered SMC, a "
               "stochastic lower bound)")  # fmt: skip
     else:
         from tvo.evaluate.run import bdmc_lines

@@ -669,7 +669,8 @@ def _step_of(path: Path) -> int:
 # step and partition), not how: every other key is a setting and names its file.
 EVALUATION_RESULTS = ("log_px", "kl", "elbo", "tvo_lower", "tvo_upper", "stderr", "acceptance",
                       "evaluations", "gradients", "upper", "upper_stderr", "gap", "gap_stderr",
-                      "seconds", "num_images", "step", "partition")  # fmt: skip
+                      "seconds", "num_images", "step", "partition",
+                      "temperatures")  # fmt: skip
 
 
 def evaluation_id(report: dict) -> str:

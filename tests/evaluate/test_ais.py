@@ -14,6 +14,7 @@ from scipy.stats import chisquare
 import tvo
 from tvo.evaluate import exact_log_marginal, exact_log_weights
 from tvo.evaluate.ais import annealing_schedule, log_mean_stderr
+from tvo.evaluate.exact import GaussianPathKernel
 from tvo.evaluate.kernels import (
     HMC,
     Cycle,
@@ -32,6 +33,13 @@ from tvo.partitions import partition
 from tests.helpers import assert_biased, assert_unbiased
 
 R = 20  # independent AIS runs per data point, as repeated columns
+
+
+def old_hmc(step_size: float, leapfrog_steps: int, **kwargs) -> HMC:
+    """The HMC these tests were measured with before issue #27 (identity mass, one move a step,
+    no jitter, no warm-up): the same random draws, so their measured numbers still hold."""
+    return HMC(step_size=step_size, leapfrog_steps=leapfrog_steps, moves=1, jitter=0.0,
+               warmup=0, scale="none", max_step_size=0.5, **kwargs)  # fmt: skip
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small operations: see conftest.py
@@ -98,7 +106,7 @@ def test_ais_with_hmc_on_the_linear_gaussian_model_converges_to_the_closed_form(
     model = LinearGaussian(2, 3, seed=0).double()
     x = model.sample(4)[1]
     exact = model.marginal().log_prob(x)
-    kernel = HMC(step_size=0.2, leapfrog_steps=5)
+    kernel = old_hmc(0.2, 5)
     few, _ = repeated_ais(model, x, 1, 10, kernel=kernel)
     assert_biased(few, exact, atol=0.01)
     assert (few.mean(0) < exact).all()
@@ -207,7 +215,7 @@ def test_bdmc_with_hmc_brackets_the_linear_gaussian_closed_form():
     T = 1 / 10 / 100: 4.41 / 0.23 / 0.08, 5.26 / 0.11 / 0.02, 2.19 / 0.09 / 0.02,
     6.54 / 0.19 / 0.10, 2.70 / 0.16 / −0.02."""
     model = LinearGaussian(2, 3, seed=1).double()
-    kernel = HMC(step_size=0.2, leapfrog_steps=5)
+    kernel = old_hmc(0.2, 5)
     runs = {}
     for num_steps in (1, 10, 100):
         torch.manual_seed(1)
@@ -308,13 +316,20 @@ def gaussian_path(model, x, beta):
     return (covariance @ shift)[..., 0], covariance
 
 
-def test_hmc_leaves_the_annealed_gaussian_invariant(monkeypatch):
+@pytest.mark.parametrize(
+    "kernel",
+    [old_hmc(0.8, 5, adapt=False), HMC(step_size=1.3, adapt=False, warmup=0)],
+    ids=["fixed", "default"],
+)
+def test_hmc_leaves_the_annealed_gaussian_invariant(kernel, monkeypatch):
     """From 4000 exact draws of the Gaussian ``π_β`` (β = 0.5) per point, 3 HMC steps (fixed
     step size 0.8, 5 leapfrog steps: about 55% accepted): the sample mean and second central
     moment of each coordinate within 4 SE of the exact ones (measured at most 1.8 and 2.6 SE
     over seeds 0–2). Negative controls, from the same draws: steps at the wrong β = 0 move the
     mean by more than 4 SE (measured 54 SE or more), and leapfrog without the Metropolis test
-    (every proposal accepted) misses the second moment by more than 4 SE (measured 32 SE)."""
+    (every proposal accepted) misses the second moment by more than 4 SE (measured 32 SE).
+    The default kernel (step 1.3 times the guide's scale, jitter, 2 moves a step, adaptation
+    off) passes the same checks; the numbers above are the fixed kernel's."""
     torch.manual_seed(0)
     model = LinearGaussian(2, 3, seed=2).double()
     x = model.sample(3)[1]
@@ -322,7 +337,6 @@ def test_hmc_leaves_the_annealed_gaussian_invariant(monkeypatch):
     variance = torch.diagonal(covariance, dim1=-2, dim2=-1)  # [B, d]
     num = 4000
     start = torch.distributions.MultivariateNormal(mean, covariance).sample((num,))  # [N, B, d]
-    kernel = HMC(step_size=0.8, leapfrog_steps=5, adapt=False)
 
     def scores(step_beta):
         """|mean − μ| and |E(z − μ)² − σ²| in standard errors, each the largest over [B, d]."""
@@ -416,3 +430,29 @@ def test_ais_follows_the_model_dtype_and_keeps_weights_in_float64():
     x = model.sample(3)[1]
     result = tvo.ais(model, x, 5, 4)
     assert result.log_weight.dtype == torch.float64 and result.acceptance.shape == (4, 3)
+
+
+# --- the HMC kernel against exact transitions -------------------------------------------------
+
+
+def test_hmc_ais_is_within_twice_the_error_of_exact_transitions():
+    """LinearGaussian(3, 5) with its untrained guide, 8 points, 16 chains, T = 200: the mean
+    standard error over chains of AIS with the default HMC (2 moves of 5 leapfrog steps, jitter,
+    warm-up) within 1.5 times that of AIS with exact transitions (:class:`GaussianPathKernel`,
+    each step a fresh draw of the Gaussian ``π_β``); issue #27 asks for about 2. Measured over
+    seeds 0–2: 1.29, 1.33, 1.34 (the old kernel, ε₀ = 0.05, identity mass, 10 leapfrog steps:
+    1.48, 1.71, 1.67 here, and 2.3 at T = 1000 with 32 chains, where the default gives 1.2–1.3;
+    ``benchmarks/ais_eval.py --hmc-study`` prints the full comparison). Negative control: a kernel
+    that barely moves (one leapfrog step of 0.05, not adapted) is above 1.5."""
+    model = LinearGaussian(3, 5, seed=0).double()
+    torch.manual_seed(0)
+    x = model.sample(8)[1]
+
+    def stderr(kernel):
+        torch.manual_seed(1)
+        return tvo.ais(model, x, 200, 16, kernel=kernel).stderr.mean().item()
+
+    exact = stderr(GaussianPathKernel())
+    assert stderr(HMC()) < 1.5 * exact
+    still = HMC(step_size=0.05, leapfrog_steps=1, moves=1, warmup=0, adapt=False, jitter=0.0)
+    assert stderr(still) > 1.5 * exact

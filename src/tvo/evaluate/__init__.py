@@ -1,6 +1,7 @@
 """Evaluation: many-particle estimates (``estimate``), exact answers by
 enumeration (``exact``), annealed importance sampling and bidirectional Monte
-Carlo (``ais``) with their Markov kernels (``kernels``), and
+Carlo (``ais``) along annealing paths (``paths``), tempered SMC
+(``smc``), with their Markov kernels (``kernels``), and
 the evaluation of a trained run (``run``)."""
 
 from tvo.evaluate.ais import AISEstimate, BDMCEstimate, ais, annealing_schedule, bdmc
@@ -12,7 +13,16 @@ from tvo.evaluate.estimate import (
     estimate_integrand,
 )
 from tvo.evaluate.exact import exact_integrand, exact_log_marginal, exact_log_weights, exact_tvo
-from tvo.evaluate.kernels import HMC, Cycle, FlipMH, IndependentMH, SBNSweep
+from tvo.evaluate.kernels import (
+    HMC,
+    Cycle,
+    DiscreteGibbs,
+    DiscreteMH,
+    FlipMH,
+    IndependentMH,
+    SBNSweep,
+)
+from tvo.evaluate.smc import SMCEstimate, smc
 
 __all__ = [
     "CPU_CHUNK_ROWS",
@@ -20,10 +30,13 @@ __all__ = [
     "AISEstimate",
     "BDMCEstimate",
     "Cycle",
+    "DiscreteGibbs",
+    "DiscreteMH",
     "Evaluation",
     "FlipMH",
     "IndependentMH",
     "SBNSweep",
+    "SMCEstimate",
     "ais",
     "annealing_schedule",
     "bdmc",
@@ -34,4 +47,5 @@ __all__ = [
     "exact_log_marginal",
     "exact_log_weights",
     "exact_tvo",
+    "smc",
 ]

@@ -1,6 +1,6 @@
 """Annealed importance sampling (Neal 2001) and bidirectional Monte Carlo (Grosse et al. 2015)
-along the TVO's geometric path ``π_β ∝ q(z | x)^(1−β) p(x, z)^β`` (MATH.md, "Annealed importance
-sampling (AIS) and bidirectional Monte Carlo (BDMC)").
+along the TVO's geometric path ``π_β ∝ q(z | x)^(1−β) p(x, z)^β`` (docs/maths.md, "Annealed
+importance sampling and BDMC").
 
 With ``0 = β_0 < β_1 < … < β_T = 1``: draw ``C`` chains ``z_0 ~ q(·|x)`` per data point, and for
 ``t = 1 … T`` add ``(β_t − β_{t−1}) ℓ(z_{t−1})`` to each chain's log-weight (float64), then move
@@ -8,6 +8,11 @@ With ``0 = β_0 < β_1 < … < β_T = 1``: draw ``C`` chains ``z_0 ~ q(·|x)`` p
 ``kernels``; no move after the last weight, so ``T = 1`` is importance sampling from
 ``q``). Each chain's weight has expectation ``p(x)``, so ``log p̂(x) = logmeanexp`` over chains is a
 stochastic lower bound of ``log p(x)``.
+
+Along a q-path (``qpath < 1``, ``paths``) the increment is
+``log π̃_{β_t}(z_{t−1}) − log π̃_{β_{t−1}}(z_{t−1})`` of the power-mean path, whose target is
+``p(x, z) e^{−s}`` with ``s`` an importance-sampling estimate of ``log p(x)`` from draws apart
+from the chains; ``log p̂(x) = s + logmeanexp`` of the weights.
 
 BDMC: on ``(z, x)`` simulated from the model, ``z`` is an exact posterior sample; AIS run down the
 reversed schedule from ``z`` (the same code, ``β`` from 1 to 0) has weights ``w_rev`` with
@@ -30,6 +35,7 @@ import torch
 from torch import Tensor
 
 from tvo.evaluate.kernels import Kernel, Point, Target, default_kernel
+from tvo.evaluate.paths import Path, check_qpath, log_scale
 from tvo.models.check import check_data
 from tvo.ops import logmeanexp
 from tvo.partitions import partition, validate
@@ -155,17 +161,18 @@ def anneal(
     callback: Callable[[int], None] | None = None,
 ) -> tuple[Tensor, Tensor, Point]:
     """Walk ``beta`` (increasing: forward AIS; decreasing: the reverse chain of BDMC) from the
-    chains at ``point``: for ``t = 1 … T`` add ``(β_t − β_{t−1}) ℓ(z_{t−1})`` to the float64
-    log-weight, then (for ``t < T``) move with ``kernel`` at ``β_t``. Returns the log-weights
+    chains at ``point``: for ``t = 1 … T`` add ``log π̃_{β_t}(z_{t−1}) − log π̃_{β_{t−1}}(z_{t−1})``
+    on ``target.path`` (geometric: ``(β_t − β_{t−1}) ℓ(z_{t−1})``) to the float64 log-weight,
+    then (for ``t < T``) move with ``kernel`` at ``β_t``. Returns the log-weights
     ``[C, B]``, the acceptance rates ``[T − 1, B]`` and the final point. ``callback(t)`` after
     each ``t``."""
     C, B = point.log_p.shape
     log_weight = torch.zeros(C, B, dtype=torch.float64, device=point.log_p.device)
-    state = kernel.init(target, point)
-    rates = []
     steps = beta.tolist()
+    state = kernel.init(target, point, steps[0]) if len(steps) > 2 else None  # T = 1: no move
+    rates = []
     for t in range(1, len(steps)):
-        log_weight += (steps[t] - steps[t - 1]) * point.log_weight.double()
+        log_weight += target.path.increment(point.log_q, point.log_p, steps[t - 1], steps[t])
         if t < len(steps) - 1:
             state, point, rate = kernel.step(state, target, point, steps[t])
             rates.append(rate.double())
@@ -185,32 +192,49 @@ def ais(
     kernel: Kernel | None = None,
     *,
     beta1: float = 1e-3,
+    qpath: float = 1.0,
     callback: Callable[[int], None] | None = None,
     validate: bool = True,
 ) -> AISEstimate:
     """AIS from ``q(z | x)`` to ``p(z | x)`` for each of ``x``'s ``B`` data points, with
     ``num_chains`` chains each and ``num_steps`` = ``T`` intermediate distributions
-    (``annealing_schedule`` of ``schedule`` and ``beta1``); ``kernel`` defaults to
-    ``default_kernel`` (HMC for continuous latents, single-site flips
-    for binary ones). Uses the model protocol only. Returns an ``AISEstimate``."""
+    (``annealing_schedule`` of ``schedule`` and ``beta1``) along the geometric path
+    (``qpath=1``) or the q-path of that ``q`` in ``[0, 1)`` (``paths``, which
+    says how the target's scale is set: ``C`` extra evaluations); ``kernel`` defaults to
+    ``default_kernel`` (the one that follows the latent's support).
+    Uses the model protocol only. Returns an ``AISEstimate``."""
     _check(num_steps=num_steps, num_chains=num_chains)
+    qpath = check_qpath(qpath)
     if validate:  # x in the model's observation support (tvo.models.check.check_data)
         check_data(model, x)
     beta = annealing_schedule(num_steps, schedule, beta1)
-    kernel = default_kernel(model) if kernel is None else kernel
-    target = Target(model, x, grad=kernel.needs_grad)
+    kernel = default_kernel(model, qpath) if kernel is None else kernel
+    target = make_target(model, x, kernel, qpath, num_chains)
     z, log_q = target.sample_guide(num_chains)
     point = target.evaluate(z, log_q)
     return _estimate(target, point, beta, kernel, callback, sign=1.0)
 
 
+def make_target(model, x: Tensor, kernel: Kernel, qpath: float, num_chains: int) -> Target:
+    """The ``Target`` of ``x`` on the geometric path (``qpath=1``) or on the q-path, whose
+    target is scaled by ``num_chains`` fresh draws of ``q``
+    (``log_scale``).
+    """
+    target = Target(model, x, grad=kernel.needs_grad)
+    if qpath < 1:
+        target.path = Path(qpath, log_scale(target, num_chains))
+    return target
+
+
 def _estimate(target: Target, point: Point, beta: Tensor, kernel: Kernel, callback,
               sign: float) -> AISEstimate:  # fmt: skip
     """``anneal`` from ``point`` along ``beta``; ``sign`` 1: forward AIS (``log p̂(x)`` is
-    ``logmeanexp`` of the log-weights), −1: reverse (``−logmeanexp``)."""
+    ``s + logmeanexp`` of the log-weights, ``s`` the path's offset, 0 on the geometric path),
+    −1: reverse (``s − logmeanexp``)."""
     log_weight, acceptance, _ = anneal(target, point, beta, kernel, callback)
-    return AISEstimate(sign * logmeanexp(log_weight), log_mean_stderr(log_weight), log_weight,
-                       acceptance, beta, target.evaluations, target.gradients)  # fmt: skip
+    log_px = target.path.offset + sign * logmeanexp(log_weight)
+    return AISEstimate(log_px, log_mean_stderr(log_weight), log_weight, acceptance, beta,
+                       target.evaluations, target.gradients)  # fmt: skip
 
 
 def _chains(z, num_chains: int):
@@ -230,19 +254,24 @@ def bdmc(
     kernel: Kernel | None = None,
     *,
     beta1: float = 1e-3,
+    qpath: float = 1.0,
     callback: Callable[[int], None] | None = None,
 ) -> BDMCEstimate:
     """Bidirectional Monte Carlo on ``num_data`` points ``(z, x) ~ p`` simulated with
     ``model.sample``: forward ``ais`` on ``x`` (a stochastic lower bound of each ``log p(x)``)
-    and AIS down the same schedule from the exact posterior sample ``z`` (every chain starts
-    there; a stochastic upper bound). ``callback(t)`` counts ``2T`` steps in all."""
+    and AIS down the same schedule and path (``qpath``; the same scale ``s`` both ways) from the
+    exact posterior sample ``z`` (every chain starts there; a stochastic upper bound).
+    ``callback(t)`` counts ``2T`` steps in all."""
     _check(num_data=num_data, num_steps=num_steps, num_chains=num_chains)
-    kernel = default_kernel(model) if kernel is None else kernel
+    qpath = check_qpath(qpath)
+    kernel = default_kernel(model, qpath) if kernel is None else kernel
     z, x = model.sample(num_data)
-    forward = ais(model, x, num_steps, num_chains, schedule, kernel, beta1=beta1,
-                  callback=callback, validate=False)  # fmt: skip
-    target = Target(model, x, grad=kernel.needs_grad)
-    point = target.evaluate(_chains(z, num_chains))
+    beta = annealing_schedule(num_steps, schedule, beta1)
+    target = make_target(model, x, kernel, qpath, num_chains)
+    start, log_q = target.sample_guide(num_chains)
+    forward = _estimate(target, target.evaluate(start, log_q), beta, kernel, callback, sign=1.0)
+    backward_target = Target(model, x, grad=kernel.needs_grad, path=target.path)
+    point = backward_target.evaluate(_chains(z, num_chains))
     count = None if callback is None else lambda t: callback(num_steps + t)
-    backward = _estimate(target, point, forward.beta.flip(0), kernel, count, sign=-1.0)
+    backward = _estimate(backward_target, point, beta.flip(0), kernel, count, sign=-1.0)
     return BDMCEstimate(forward, backward, x, z)

@@ -1,4 +1,4 @@
-"""Many-particle importance-sampling estimates (MATH.md, "Evaluation"), all from one set of
+"""Many-particle importance-sampling estimates (docs/maths.md, "Evaluation by importance sampling"), all from one set of
 ``S`` particles per data point:
 
 - ``log p̂(x) = logmeanexp_s ℓ_s`` (``S = 5000`` is the standard test metric);

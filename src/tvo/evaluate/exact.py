@@ -64,3 +64,71 @@ def exact_tvo(model, x: Tensor, partition, integration: str = "left") -> Tensor:
     """
     beta = make_partition(partition)
     return riemann_sum(exact_integrand(model, x, beta), beta, integration)
+
+
+# --- exact transitions: the references that AIS's kernels are measured against ---------------
+
+
+class EnumeratedPathKernel:
+    """The ideal AIS kernel for a model with ``enumerate_latents()``: each step replaces every
+    chain by an independent exact draw of ``π_β ∝ π̃_β`` on the target's path (geometric or
+    q-path), computed over all ``N`` latent values (``N`` evaluations per chain-free step). AIS
+    with it has the smallest variance any kernel can give at that schedule."""
+
+    needs_grad = False
+
+    def init(self, target, point, beta: float = 0.0):
+        return None
+
+    def step(self, state, target, point, beta):
+        from tvo.evaluate.kernels import Point
+
+        C, B = point.log_p.shape
+        z = target.model.enumerate_latents()  # [N, …] or a tuple
+        leaves = z if isinstance(z, tuple) else (z,)
+        N = leaves[0].shape[0]
+        beside = tuple(v.unsqueeze(1).expand(N, B, *v.shape[1:]) for v in leaves)
+        grid = target.evaluate(beside if isinstance(z, tuple) else beside[0])  # [N, B]
+        log_density = target.log_density(grid, beta)  # [N, B]
+        index = torch.distributions.Categorical(logits=log_density.T).sample((C,))  # [C, B]
+        columns = torch.arange(B, device=index.device).expand(C, B)
+        pick = tuple(v[index, columns] for v in beside)
+        new = Point(pick if isinstance(z, tuple) else pick[0], grid.log_q[index, columns],
+                    grid.log_p[index, columns])  # fmt: skip
+        return state, new, torch.ones(B, dtype=point.log_p.dtype, device=index.device)
+
+    def __repr__(self) -> str:
+        return "EnumeratedPathKernel()"
+
+
+class GaussianPathKernel:
+    """The ideal AIS kernel for ``LinearGaussian`` on the geometric path:
+    ``π_β ∝ q^(1−β) p(z | x)^β`` is Gaussian with precision ``Λ_β = (1−β) Λ_q + β Λ_p`` and mean
+    ``Λ_β⁻¹ ((1−β) Λ_q μ_q + β Λ_p μ_p)``; each step draws every chain from it afresh."""
+
+    needs_grad = False
+
+    def init(self, target, point, beta: float = 0.0):
+        if not target.path.geometric:
+            raise ValueError("GaussianPathKernel knows the geometric path only")
+        return None
+
+    def step(self, state, target, point, beta):
+        model, x = target.model, target.x
+        q, post = model.guide(x), model.posterior(x)
+        q_precision = torch.diag_embed(q.variance.reciprocal())
+        p_precision = post.precision_matrix.expand_as(q_precision)
+        beta = torch.as_tensor(beta, dtype=x.dtype).reshape(-1, 1, 1)
+        precision = (1 - beta) * q_precision + beta * p_precision
+        covariance = torch.linalg.inv(precision)
+        shift = (1 - beta) * q_precision @ q.mean[..., None] + beta * (
+            p_precision @ post.mean[..., None]
+        )
+        mean = (covariance @ shift)[..., 0]
+        covariance = 0.5 * (covariance + covariance.mT)
+        z = torch.distributions.MultivariateNormal(mean, covariance).sample((point.log_p.shape[0],))
+        rate = torch.ones_like(point.log_p[0])
+        return state, target.evaluate(z), rate
+
+    def __repr__(self) -> str:
+        return "GaussianPathKernel()"

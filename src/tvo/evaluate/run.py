@@ -1,7 +1,7 @@
 """Evaluating a trained model on a split of its dataset: during training, by ``tvo eval``, by
 plots and by sweeps, all through ``evaluate_model``; by annealed importance sampling
-(``evaluate_model_ais``) and BDMC on simulated data (``evaluate_model_bdmc``) for
-``tvo eval --method ais|bdmc`` (``evaluate_run_ais``).
+(``evaluate_model_ais``), BDMC on simulated data (``evaluate_model_bdmc``) and tempered
+SMC (``evaluate_model_smc``) for ``tvo eval --method ais|bdmc|smc`` (``evaluate_run_ais``).
 
 Each evaluation is seeded by its own ``seed``: the binarisation of dynamically binarised images
 and the particles are drawn inside ``torch.random.fork_rng``, so evaluating never moves the
@@ -24,7 +24,9 @@ from tvo.config import ConfigError
 from tvo.data import Dataset
 from tvo.evaluate.ais import ais, bdmc
 from tvo.evaluate.estimate import EVALUATION_BYTES, estimate, evaluation_rows
-from tvo.evaluate.kernels import kernel_for
+from tvo.evaluate.kernels import HMC, kernel_for
+from tvo.evaluate.paths import check_qpath
+from tvo.evaluate.smc import smc
 from tvo.runs import Run
 from tvo.runtime import check_memory
 
@@ -184,8 +186,10 @@ def evaluate_model_ais(
     seed: int = 0,
     images_per_pass: int = 100,
     callback=None,
+    qpath: float = 1.0,
 ) -> dict:
-    """Mean AIS ``log p̂(x)`` (``tvo.evaluate.ais.ais``) over the first ``limit`` images of
+    """Mean AIS ``log p̂(x)`` (``tvo.evaluate.ais.ais``, along the q-path ``qpath``; 1: the
+    geometric path) over the first ``limit`` images of
     ``split``, drawn and binarised as ``evaluate_model`` does, ``images_per_pass`` at a time.
     ``stderr`` is the Monte Carlo standard error of that mean with the images held fixed,
     ``√(Σ_b se_b²) / B`` (``None`` for one chain); ``acceptance`` the mean acceptance rate;
@@ -199,12 +203,14 @@ def evaluate_model_ais(
         parts = []
         for i in range(0, len(images), images_per_pass):
             x = images[i : i + images_per_pass]
-            parts.append(ais(model, x, num_steps, num_chains, schedule, kernel, callback=callback))
+            parts.append(ais(model, x, num_steps, num_chains, schedule, kernel, qpath=qpath,
+                             callback=callback))  # fmt: skip
     log_px = torch.cat([p.log_px for p in parts])
     return {"log_px": log_px.mean().item(), "kl": None, "elbo": None, "tvo_lower": None,
             "tvo_upper": None, **_ais_summary(parts, "stderr"), "split": split,
             "num_images": len(images), "particles": None, "method": "ais", "steps": num_steps,
-            "chains": num_chains, "seconds": round(time.perf_counter() - start, 2)}  # fmt: skip
+            "chains": num_chains, "qpath": qpath,
+            "seconds": round(time.perf_counter() - start, 2)}  # fmt: skip
 
 
 def _ais_summary(parts, key: str) -> dict:
@@ -229,12 +235,14 @@ def evaluate_model_bdmc(
     seed: int = 0,
     images_per_pass: int = 100,
     callback=None,
+    qpath: float = 1.0,
 ) -> dict:
-    """BDMC (``tvo.evaluate.ais.bdmc``) on ``num_data`` points simulated from the model
-    (seeded by ``seed``), ``images_per_pass`` at a time: ``log_px`` is the mean lower bound
-    (forward AIS), ``upper`` the mean upper bound, each with its standard error over chains as
-    in ``evaluate_model_ais``; ``gap`` their difference, ``gap_stderr`` the standard error of
-    the mean gap over the points, ``sd(upper_b − lower_b) / √N``. The chains' errors understate
+    """BDMC (``tvo.evaluate.ais.bdmc``, along the q-path ``qpath``) on ``num_data`` points
+    simulated from the model (seeded by ``seed``), ``images_per_pass`` at a time: ``log_px`` is
+    the mean lower bound (forward AIS), ``upper`` the mean upper bound, each with its standard
+    error over chains as in ``evaluate_model_ais``; ``gap`` their difference,
+    ``gap_stderr`` the standard error of the mean gap over the points,
+    ``sd(upper_b − lower_b) / √N``. The chains' errors understate
     the gap's: every reverse chain of a point starts from its one simulated ``z``, so they miss
     the spread between starts; the spread over points holds it (``None`` for one point)."""
     start = time.perf_counter()
@@ -243,7 +251,8 @@ def evaluate_model_bdmc(
         parts = []
         for i in range(0, num_data, images_per_pass):
             n = min(images_per_pass, num_data - i)
-            parts.append(bdmc(model, n, num_steps, num_chains, schedule, kernel, callback=callback))
+            parts.append(bdmc(model, n, num_steps, num_chains, schedule, kernel, qpath=qpath,
+                              callback=callback))  # fmt: skip
     lower = torch.cat([p.lower for p in parts])
     upper = torch.cat([p.upper for p in parts])
     gaps = upper - lower
@@ -254,7 +263,50 @@ def evaluate_model_bdmc(
             "upper_stderr": backward["upper_stderr"], "gap": gaps.mean().item(),
             "gap_stderr": (gaps.std() / len(gaps) ** 0.5).item() if len(gaps) > 1 else None,
             "split": "simulated", "num_images": num_data, "particles": None, "method": "bdmc",
-            "steps": num_steps, "chains": num_chains,
+            "steps": num_steps, "chains": num_chains, "qpath": qpath,
+            "seconds": round(time.perf_counter() - start, 2)}  # fmt: skip
+
+
+def evaluate_model_smc(
+    model,
+    dataset: Dataset,
+    split: str,
+    particles: int,
+    limit: int | None = None,
+    kernel=None,
+    seed: int = 0,
+    images_per_pass: int = 100,
+    callback=None,
+    qpath: float = 1.0,
+    target_cess: float = 0.9,
+    moves: int = 1,
+) -> dict:
+    """Mean tempered-SMC ``log p̂(x)`` (``tvo.evaluate.smc.smc``, ``particles`` per image,
+    the next temperature where the conditional ESS is ``target_cess``, ``moves`` kernel steps
+    at each) over the first ``limit``
+    images of ``split``, drawn as ``evaluate_model`` does. ``temperatures``: the mean number
+    of temperatures it chose per image; ``acceptance`` the mean acceptance rate of its moves;
+    ``evaluations`` the ``log_joint`` evaluations per image of the slowest pass. ``stderr`` is
+    ``None``: one SMC run gives no standard error of its own."""
+    start = time.perf_counter()
+    device = model_device(model)
+    with seeded(seed, device):
+        images = dataset.evaluation_images(split, limit)
+        parts = [smc(model, images[i : i + images_per_pass], particles, kernel, target_cess, qpath,
+                     moves=moves, callback=callback)
+                 for i in range(0, len(images), images_per_pass)]  # fmt: skip
+    log_px = torch.cat([p.log_px for p in parts])
+    temperatures = torch.cat([p.num_temperatures.double() for p in parts])
+    rates = torch.cat([p.acceptance.flatten() for p in parts])
+    rates = rates[~torch.isnan(rates)]
+    return {"log_px": log_px.mean().item(), "kl": None, "elbo": None, "tvo_lower": None,
+            "tvo_upper": None, "stderr": None,
+            "acceptance": rates.mean().item() if rates.numel() else None,
+            "evaluations": max(p.evaluations for p in parts),
+            "gradients": max(p.gradients for p in parts), "split": split,
+            "num_images": len(images), "particles": particles, "method": "smc", "steps": None,
+            "chains": None, "qpath": qpath, "target_cess": target_cess,
+            "temperatures": temperatures.mean().item(),
             "seconds": round(time.perf_counter() - start, 2)}  # fmt: skip
 
 
@@ -301,24 +353,40 @@ def evaluate_run_ais(
     kernel="auto",
     seed: int = 0,
     images_per_pass: int = 100,
-    leapfrog_steps: int = 10,
+    leapfrog_steps: int = 5,
     progress: bool = False,
+    qpath: float = 1.0,
+    particles: int = 100,
+    target_cess: float = 0.9,
 ) -> dict:
-    """``evaluate_model_ais`` (``method="ais"``, the first ``limit`` images of ``split``) or
-    ``evaluate_model_bdmc`` (``"bdmc"``, ``limit`` simulated points, 100 if ``None``) of the
-    run's last checkpoint. ``schedule="run"`` anneals along the checkpoint's partition; ``kernel``
-    is a kernel or a name for ``tvo.evaluate.kernels.kernel_for``; ``progress`` shows a
-    progress bar over the AIS steps (on stderr)."""
-    if method not in ("ais", "bdmc"):
-        raise ConfigError(f"unknown method {method!r}: expected ais or bdmc")
+    """``evaluate_model_ais`` (``method="ais"``, the first ``limit`` images of ``split``),
+    ``evaluate_model_bdmc`` (``"bdmc"``, ``limit`` simulated points, 100 if ``None``) or
+    ``evaluate_model_smc`` (``"smc"``, ``particles`` per image, ``target_cess``) of the
+    run's last checkpoint, along the q-path ``qpath`` (1: geometric). ``schedule="run"`` anneals
+    along the checkpoint's partition; ``kernel`` is a kernel or a name for
+    ``tvo.evaluate.kernels.kernel_for``; ``progress`` shows a progress bar over the AIS
+    steps (on stderr). ``ConfigError`` for a setting out of range, before any work."""
+    if method not in ("ais", "bdmc", "smc"):
+        raise ConfigError(f"unknown method {method!r}: expected ais, bdmc or smc")
+    try:
+        check_qpath(qpath)
+    except ValueError as error:
+        raise ConfigError(str(error).replace("qpath", "--qpath", 1)) from error
+    if not 0 < target_cess < 1:
+        raise ConfigError(f"--cess must lie in (0, 1), got {target_cess:g}")
     trained = load_trained(run)
     model = trained.model
     schedule = ais_schedule(schedule, trained.partition)
     if isinstance(kernel, str):
         try:
-            kernel = kernel_for(model, kernel, leapfrog_steps)
+            kernel = kernel_for(model, kernel, leapfrog_steps, qpath)
         except ValueError as error:  # a kernel that does not fit the run's model: the input
             raise ConfigError(str(error)) from error
+        if method == "smc" and isinstance(kernel, HMC):
+            kernel = HMC(leapfrog_steps=leapfrog_steps, scale="chains-full")
+    if method == "smc":
+        return _evaluate_run_smc(run, trained, kernel, split, particles, limit, seed,
+                                 images_per_pass, qpath, target_cess, progress)  # fmt: skip
     num_data = len(trained.dataset.split(split)[:limit]) if method == "ais" else limit or 100
     points = min(images_per_pass, num_data)  # of one pass: C chains each, [D] and a few copies
     device = model_device(model)
@@ -330,7 +398,7 @@ def evaluate_run_ais(
     total = passes * num_steps * (2 if method == "bdmc" else 1)
     with tqdm(total=total, desc=f"{method} T={num_steps} C={num_chains}", unit="step",
               disable=not progress, leave=False) as bar:  # fmt: skip
-        settings = (schedule, kernel, seed, images_per_pass, lambda t: bar.update())
+        settings = (schedule, kernel, seed, images_per_pass, lambda t: bar.update(), qpath)
         if method == "ais":
             report = evaluate_model_ais(
                 model, trained.dataset, split, num_steps, num_chains, limit, *settings
@@ -341,4 +409,24 @@ def evaluate_run_ais(
     limit = evaluated_limit(trained, split, report) if method == "ais" else num_data
     return {**report, "schedule": schedule if isinstance(schedule, str) else "run",
             "kernel": repr(kernel), "step": trained.step, "limit": limit,
+            "partition": None if beta is None else beta.tolist()}  # fmt: skip
+
+
+def _evaluate_run_smc(run, trained, kernel, split, particles, limit, seed, images_per_pass, qpath,
+                      target_cess, progress) -> dict:  # fmt: skip
+    """``tvo eval --method smc``: ``evaluate_model_smc`` of a loaded run, with a progress bar
+    over the temperatures (their number is not known ahead)."""
+    num_images = len(trained.dataset.split(split)[:limit])
+    points = min(images_per_pass, num_images)
+    check_memory(16.0 * particles * points * trained.dataset.pixels,
+                 f"smc with {particles} particles for {points} points",
+                 model_device(trained.model))  # fmt: skip
+    with tqdm(desc=f"smc N={particles}", unit="temperature", disable=not progress,
+              leave=False) as bar:  # fmt: skip
+        report = evaluate_model_smc(trained.model, trained.dataset, split, particles, limit,
+                                    kernel, seed, images_per_pass, lambda k: bar.update(), qpath,
+                                    target_cess)  # fmt: skip
+    beta = trained.partition
+    return {**report, "schedule": "adaptive", "kernel": repr(kernel), "step": trained.step,
+            "limit": evaluated_limit(trained, split, report),
             "partition": None if beta is None else beta.tolist()}  # fmt: skip
