@@ -7,8 +7,8 @@ The public API, by name:
   as ``TVO(schedule=...).schedule``;
 - objectives (call as ``objective(model, x, num_particles)``): :class:`TVO`, :class:`ELBO`,
   :class:`VAE`, :class:`IWAE`, :class:`Reinforce`, :class:`VIMCO`, :class:`RWS`,
-  :class:`WakeSleep`, :class:`InferenceCompilation`, and for continuous latents :class:`DReG` and
-  :class:`TVOReparam`;
+  :class:`WakeSleep`, :class:`InferenceCompilation`, :class:`OVIS`, :class:`Renyi`, and for
+  continuous latents :class:`DReG`, :class:`TVOReparam` and :class:`RenyiPathwise`;
 - pure functions on ``[S, B]`` log-weights: :mod:`tvo.functional`;
 - models: :class:`Model` (the convenience base class) and :mod:`tvo.models`;
 - the trainer: :func:`fit` (a run folder like ``tvo train``'s, for any model), :func:`load`
@@ -28,6 +28,7 @@ from tvo.objectives import (
     ELBO,
     IWAE,
     OBJECTIVES,
+    OVIS,
     RWS,
     TVO,
     VAE,
@@ -37,6 +38,8 @@ from tvo.objectives import (
     Objective,
     Output,
     Reinforce,
+    Renyi,
+    RenyiPathwise,
     TVOReparam,
     WakeSleep,
 )
@@ -49,6 +52,7 @@ __all__ = [
     "ELBO",
     "IWAE",
     "OBJECTIVES",
+    "OVIS",
     "RWS",
     "TVO",
     "VAE",
@@ -62,6 +66,8 @@ __all__ = [
     "Objective",
     "Output",
     "Reinforce",
+    "Renyi",
+    "RenyiPathwise",
     "Step",
     "StepInfo",
     "TVOReparam",

@@ -75,6 +75,12 @@ def add_train(sub) -> None:
     p.add_argument("--partition", type=points, metavar="POINTS",
                    help="the TVO's points of your own, e.g. '0 0.1 0.4 1' (instead of -K, "
                    "--schedule and --beta1)")  # fmt: skip
+    p.add_argument("--alpha", type=float,
+                   help="the Rényi bound's α (renyi, renyi-pathwise; default: 0.5)")  # fmt: skip
+    p.add_argument("--ovis-form", help="OVIS's control variate: mc or asymptotic (default: mc)")
+    p.add_argument("--auxiliary-particles", type=int,
+                   help="OVIS-MC's particles for the control variate (default: 10)")  # fmt: skip
+    p.add_argument("--gamma", type=float, help="OVIS~'s γ in [0, 1] (default: 1)")
     p.add_argument("--data", help=f"{', '.join(DATASETS)} or a .npz/.npy path (default: {d.data})")
     p.add_argument("--data-root", help="local files of the dataset (see tvo.data.load)")
     p.add_argument("--batch-size", type=int, help=f"data points per step (default: {d.batch_size})")
@@ -117,7 +123,8 @@ def add_train(sub) -> None:
 
 
 FLAG_FIELDS = ("model", "model_args", "objective", "particles", "partitions", "beta1", "schedule",
-               "adapt_every", "integration", "partition", "data", "data_root", "batch_size", "lr",
+               "adapt_every", "integration", "partition", "alpha", "ovis_form",
+               "auxiliary_particles", "gamma", "data", "data_root", "batch_size", "lr",
                "steps", "epochs", "seed", "device", "eval_every", "eval_particles", "eval_images",
                "eval_split", "log_every", "checkpoint_every", "nonfinite", "compile")  # fmt: skip
 LENGTH = ("steps", "epochs")  # what --resume may change

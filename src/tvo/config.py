@@ -62,6 +62,10 @@ class TrainConfig:
     beta1: float | None = None
     integration: str | None = None
     partition: list | None = None  # the TVO's points of your own, instead of K and a schedule
+    alpha: float | None = None  # the Rényi bound's α (renyi, renyi-pathwise)
+    ovis_form: str | None = None  # OVIS: mc or asymptotic
+    auxiliary_particles: int | None = None  # OVIS-MC's particles for the control variate
+    gamma: float | None = None  # OVIS~'s γ
     batch_size: int = 24
     lr: float = 3e-4
     steps: int | None = 10_000
@@ -254,8 +258,9 @@ def not_applicable(setting: str, objective: str, settings: dict) -> str:
             f"schedules {', '.join(takes)}: drop it or choose one of those"
         )
     users = [n for n, c in OBJECTIVES.items() if setting in c.settings]
+    why = " (it has no partition)" if setting in OBJECTIVES["tvo"].settings else ""
     return (
-        f"{setting} does not apply to objective {objective!r} (it has no partition); it is a "
+        f"{setting} does not apply to objective {objective!r}{why}; it is a "
         f"setting of {', '.join(users)}: drop it or choose one of those"
     )
 
@@ -280,7 +285,7 @@ def _check_number(name: str, value, low, kind=int, high=None, open_low=False) ->
 # The settings that are text, and whether they may be left out (None).
 TEXT = {"model": False, "objective": False, "data": False, "data_root": True, "schedule": True,
         "integration": True, "device": False, "eval_split": False, "nonfinite": False,
-        "preset": True, "model_source": True}  # fmt: skip
+        "preset": True, "model_source": True, "ovis_form": True}  # fmt: skip
 SEED_LIMIT = 2**63  # torch's generators take seeds below it
 
 
@@ -346,6 +351,7 @@ def validate(config: TrainConfig, check_model: bool = True, check_environment: b
             make_partition(config.partitions, start, config.beta1 or 0.1)
         except ValueError as error:
             raise ConfigError(str(error)) from error
+    check_objective_numbers(config)
     _check_number("batch size", config.batch_size, 1)
     _check_number("learning rate", config.lr, 0.0, float, open_low=True)
     names = ("eval_every", "eval_particles", "eval_images", "log_every", "checkpoint_every",
@@ -379,6 +385,22 @@ def validate(config: TrainConfig, check_model: bool = True, check_environment: b
             f"{config.model!r} has discrete latents (has_rsample is False); use tvo, elbo, "
             "reinforce, vimco, rws, ws or ic"
         )
+
+
+def check_objective_numbers(config: TrainConfig) -> None:
+    """The Rényi bound's ``alpha`` (finite), OVIS's ``ovis_form``, ``auxiliary_particles``
+    (≥ 1) and ``gamma`` (in [0, 1]), where given."""
+    if config.alpha is not None:
+        _check_number("alpha", config.alpha, -math.inf, float)
+    if config.ovis_form is not None:
+        _check_choice("ovis_form", config.ovis_form, ("mc", "asymptotic"))
+    if config.auxiliary_particles is not None:
+        _check_number("auxiliary_particles", config.auxiliary_particles, 1)
+    gamma = config.gamma
+    if gamma is not None and not (
+        isinstance(gamma, int | float) and not isinstance(gamma, bool) and 0 <= gamma <= 1
+    ):
+        raise ConfigError(f"gamma must be a number in [0, 1], got {gamma!r}")
 
 
 def check_compile(config: TrainConfig, check_environment: bool = True) -> None:
