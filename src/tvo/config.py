@@ -250,6 +250,11 @@ def not_applicable(setting: str, objective: str, settings: dict) -> str:
             f"{setting} does not apply with a partition of your own (partition = "
             f"{settings['partition']}): drop one of them"
         )
+    if setting in cls.settings and "schedule" not in cls.settings:  # e.g. OVIS's form decides
+        return (
+            f"{setting} does not apply to objective {objective!r} with these settings; those "
+            f"that apply: {', '.join(cls.applicable(settings))}"
+        )
     if setting in cls.settings:
         schedule = settings.get("schedule") or cls.settings.get("schedule")
         takes = [s for s, names in SCHEDULE_SETTINGS.items() if setting in names]
@@ -390,8 +395,11 @@ def validate(config: TrainConfig, check_model: bool = True, check_environment: b
 def check_objective_numbers(config: TrainConfig) -> None:
     """The Rényi bound's ``alpha`` (finite), OVIS's ``ovis_form``, ``auxiliary_particles``
     (≥ 1) and ``gamma`` (in [0, 1]), where given."""
-    if config.alpha is not None:
-        _check_number("alpha", config.alpha, -math.inf, float)
+    alpha = config.alpha
+    if alpha is not None and not (
+        isinstance(alpha, int | float) and not isinstance(alpha, bool) and math.isfinite(alpha)
+    ):
+        raise ConfigError(f"alpha must be a finite number, got {alpha!r}")
     if config.ovis_form is not None:
         _check_choice("ovis_form", config.ovis_form, ("mc", "asymptotic"))
     if config.auxiliary_particles is not None:
