@@ -16,10 +16,13 @@ The public API, by name:
 - the training step: :class:`Step` and :class:`TrainState` (:mod:`tvo.step`);
 - evaluation: :func:`estimate`, annealed importance sampling :func:`ais` and bidirectional Monte
   Carlo :func:`bdmc`, and the exact answers in :mod:`tvo.evaluate`;
+- gradient diagnostics: :func:`gradient_stats` (mean, variance and SNR of an estimator's
+  gradient for θ and φ, :mod:`tvo.diagnostics`);
 - CPU speed: :func:`tvo.runtime.keep_freed_memory` (the command line calls it).
 """
 
 from tvo import functional
+from tvo.diagnostics import gradient_stats
 from tvo.evaluate import Evaluation, ais, bdmc, estimate, exact_log_marginal, exact_tvo
 from tvo.fit import Fit, fit, load
 from tvo.models import GenerativeModel, Model
@@ -82,6 +85,7 @@ __all__ = [
     "exact_tvo",
     "fit",
     "functional",
+    "gradient_stats",
     "load",
     "partition",
 ]
