@@ -4,6 +4,7 @@ pathwise one against quadrature on the linear-Gaussian model, wrong variants cau
 documented; settings."""
 
 import functools
+import json
 import math
 
 import numpy as np
@@ -185,3 +186,24 @@ def test_renyi_validates_alpha_and_particles():
     with pytest.raises(ConfigError, match="alpha does not apply to objective 'tvo'; it is a "
                        "setting of renyi, renyi-pathwise"):  # fmt: skip
         resolve(objective="tvo", alpha=0.5, model="discrete_toy")
+
+
+def test_renyi_trains_from_the_command_line_and_records_alpha(tiny_data, tmp_path):
+    """``tvo train --objective renyi --alpha 0.5`` on linear_1 (small), and a user's model of
+    the protocol through tvo.fit: finite bounds, α in config.json."""
+    from tvo.cli import main
+
+    from tests.helpers import TinySBN
+
+    run = tmp_path / "cli"
+    assert main(["train", "--data", tiny_data, "--out", str(run), "--objective", "renyi",
+                 "--alpha", "0.5", "--model-args", '{"latents": [4]}', "-S", "4", "--steps",
+                 "20", "--eval-every", "20", "--eval-images", "8", "--eval-particles", "10",
+                 "--batch-size", "8", "--quiet"]) == 0  # fmt: skip
+    config = json.loads((run / "config.json").read_text())
+    assert (config["objective"], config["alpha"], config["partitions"]) == ("renyi", 0.5, None)
+    fitted = tvo.fit(TinySBN(latents=4, pixels=16), tiny_data, tvo.Renyi(-1.0),
+                     out=tmp_path / "fit", num_particles=4, steps=20, batch_size=8,
+                     eval_every=20, eval_particles=10, eval_images=8, quiet=True)  # fmt: skip
+    assert json.loads((fitted.run.path / "config.json").read_text())["alpha"] == -1.0
+    assert -1e3 < fitted.summary["log_px"] < 0
