@@ -98,7 +98,8 @@ def test_ovis_mc_control_is_the_quadratic_definition():
 def test_ovis_asymptotic_is_unbiased_at_gamma_0_and_biased_at_gamma_1():
     """γ = 0: exactly unbiased. γ = 1: the control variate depends on ``z_s`` through ``v_s``;
     on this toy at S = 3 its bias was 0.24 against a gradient of scale 0.62 (the test asks for
-    more than 5 %); the documented bias ``−γ E[Σ_s v_s ∇ log q_s]`` accounts for all of it."""
+    more than 5 %); the documented bias ``+γ E[Σ_s v_s ∇ log q_s]`` of the ascent direction
+    accounts for all of it."""
     model, S = toy(), 3
     x = data(model, 2)
     exact = exact_expected_iwae_gradient(model, x, S)

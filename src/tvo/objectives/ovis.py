@@ -21,9 +21,9 @@ draws) may be subtracted without bias: ``Σ_s (d_s − c_s) h_s``. The variance-
   ``c_s = log Ẑ_{−s} − γ v_s + (1 − γ) log(1 − 1/S)``, ``Ẑ_{−s} = (1/(S−1)) Σ_{t≠s} w_t``.
   ``γ = 1`` is the limit for a large effective sample size, ``γ = 0`` for one near 1. At
   ``γ = 0``, ``c_s = log((1/S) Σ_{t≠s} w_t)`` depends on ``z_{−s}`` alone: unbiased. For
-  ``γ > 0`` it depends on ``z_s`` through ``v_s``, so the estimator is biased by
-  ``−γ E[Σ_s v_s h_s]`` (the paper argues that this vanishes as ``S`` grows; the tests measure
-  it on a small model). Costs ``S`` evaluations, as VIMCO.
+  ``γ > 0`` it depends on ``z_s`` through ``v_s``, so the estimator of ``∇_φ E[L̂]`` is biased
+  by ``+γ E[Σ_s v_s h_s]`` (tests/objectives/test_ovis.py checks that this is the whole bias on
+  a small model). Costs ``S`` evaluations, as VIMCO.
 
 As a surrogate per data point (its gradient is the estimator; ``log q`` is live in ``L̂`` too,
 which gives the ``−v_s h_s`` of ``d_s``):
