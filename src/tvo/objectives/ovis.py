@@ -7,8 +7,9 @@ The bound is IWAE's, ``L̂ = log Ẑ``, ``Ẑ = (1/S) Σ_s w_s``. With particles
     ∇_φ E[L̂] = E[Σ_s d_s h_s],     d_s = L̂ − v_s,
 
 and any ``c_s`` that does not depend on ``z_s`` (a function of ``z_{−s}`` and of independent
-draws) may be subtracted without bias: ``Σ_s (d_s − c_s) h_s``. The variance-optimal choice is
-``c*_s = E[d_s | z_{−s}]`` (the expectation over ``z_s ~ q`` alone). Two forms of it:
+draws) may be subtracted without bias: ``Σ_s (d_s − c_s) h_s``. The paper derives the
+variance-optimal control variate and works with the conditional expectation
+``c*_s = E[d_s | z_{−s}]`` (over ``z_s ~ q`` alone). Two forms of it:
 
 - ``mc`` (OVIS-MC, the paper's eq. 12): ``M`` auxiliary particles ``z'_m ~ q``, drawn
   independently of the ``S`` particles, shared by every ``s``, estimate it:
