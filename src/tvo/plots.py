@@ -205,12 +205,13 @@ def snr_against_particles(records: list[dict], path: Path, title: str = "") -> P
     axes = fig.subplots(1, 2)
     names = list(dict.fromkeys(r["objective"] for r in records))
     for ax, group, label in zip(axes, ("theta", "phi"), ("θ (generative)", "φ (inference)")):
-        for name in names:
+        for i, name in enumerate(names):  # past ten lines the colours repeat: a new style
             line = sorted((r["particles"], r[f"{group}_snr"]) for r in records
                           if r["objective"] == name and math.isfinite(r[f"{group}_snr"])
                           and r[f"{group}_snr"] > 0)  # fmt: skip
+            style = {"marker": "os^"[i // 10 % 3], "linestyle": ("-", "--", ":")[i // 10 % 3]}
             if line:
-                ax.plot([s for s, _ in line], [v for _, v in line], marker="o", label=name)
+                ax.plot([s for s, _ in line], [v for _, v in line], label=name, **style)
         _k_axis(ax, sorted({r["particles"] for r in records}))
         ax.set_yscale("log")
         ax.set(xlabel="S (particles)", ylabel="SNR |E ĝ| / std ĝ (mean over parameters)",
