@@ -123,11 +123,11 @@ class ReusedParticles(tvo.OVIS):
     """A wrong OVIS-MC: the first ``M`` of the ``S`` particles serve as the auxiliary ones
     (not independent of them)."""
 
-    def __call__(self, model, x, num_particles, partition=None):
-        log_p, log_q = tvo.objectives.sampling.score(model, x, num_particles)
-        aux = (log_p - log_q).detach()[: self.auxiliary_particles]
-        terms = F.ovis_mc(log_p, log_q, aux)
-        return tvo.Output(-terms.surrogate.mean(), terms.estimate, {})
+    def particles_drawn(self, num_particles):
+        return num_particles
+
+    def terms(self, log_p, log_q, partition=None):
+        return F.ovis_mc(log_p, log_q, (log_p - log_q).detach()[: self.auxiliary_particles])
 
 
 def draws(model, x, objective, S, repeats, copies=200):

@@ -44,8 +44,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from tvo.objectives.base import Diagnostics, Objective, Output, Terms, check_log_weights
-from tvo.objectives.sampling import score
+from tvo.objectives.base import Objective, Terms, check_log_weights
 from tvo.ops import leave_one_out_logsumexp, logmeanexp
 
 FORMS = ("mc", "asymptotic")
@@ -131,6 +130,7 @@ class OVIS(Objective):
     """
 
     name = "ovis"
+    function = staticmethod(ovis_mc)  # or ovis_asymptotic, by form (terms)
     min_particles = 2
     settings: ClassVar[dict[str, object]] = {
         "ovis_form": "mc", "auxiliary_particles": 10, "gamma": 1.0,
@@ -155,28 +155,23 @@ class OVIS(Objective):
             return {"ovis_form": "mc", "auxiliary_particles": self.auxiliary_particles}
         return {"ovis_form": "asymptotic", "gamma": self.gamma}
 
-    def terms(self, log_p: Tensor, log_q: Tensor, partition=None) -> Terms:
-        """The asymptotic form on the ``S`` particles' tensors (the MC form draws its auxiliary
-        particles in :meth:`__call__`)."""
-        if self.form == "mc":
-            raise ValueError(
-                "OVIS-MC needs auxiliary particles: call tvo.functional.ovis_mc(log_p, log_q, "
-                "log_weight_aux), or the objective on a model"
-            )
-        return ovis_asymptotic(log_p, log_q, self.gamma)
+    def particles_drawn(self, num_particles: int) -> int:
+        """OVIS-MC draws its auxiliary particles with the ``S`` (one draw, after them)."""
+        return num_particles + (self.auxiliary_particles if self.form == "mc" else 0)
 
-    def __call__(self, model, x: Tensor, num_particles: int, partition=None) -> Output:
-        self.check(model, num_particles)
-        self.resolve_partition(partition)
+    def terms(self, log_p: Tensor, log_q: Tensor, partition=None) -> Terms:
+        """OVIS~ on the ``S`` particles' tensors; OVIS-MC on ``S + M`` rows, the last ``M``
+        the auxiliary particles (as :meth:`particles_drawn` draws them)."""
         if self.form == "asymptotic":
-            log_p, log_q = score(model, x, num_particles)
-            terms = ovis_asymptotic(log_p, log_q, self.gamma)
-        else:  # one draw of S + M particles: the first S for the bound, the rest auxiliary
-            log_p_all, log_q_all = score(model, x, num_particles + self.auxiliary_particles)
-            log_p, log_q = log_p_all[:num_particles], log_q_all[:num_particles]
-            aux = (log_p_all[num_particles:] - log_q_all[num_particles:]).detach()
-            terms = ovis_mc(log_p, log_q, aux)
-        return Output(-terms.surrogate.mean(), terms.estimate, Diagnostics(log_p - log_q))
+            return ovis_asymptotic(log_p, log_q, self.gamma)
+        num_particles = log_p.shape[0] - self.auxiliary_particles
+        if num_particles < 2:
+            raise ValueError(
+                f"OVIS-MC needs S ≥ 2 particles followed by its {self.auxiliary_particles} "
+                f"auxiliary ones, got {log_p.shape[0]} rows"
+            )
+        aux = (log_p[num_particles:] - log_q[num_particles:]).detach()
+        return ovis_mc(log_p[:num_particles], log_q[:num_particles], aux)
 
     def __repr__(self) -> str:
         if self.form == "mc":

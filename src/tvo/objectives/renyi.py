@@ -89,6 +89,7 @@ class Renyi(Objective):
     :mod:`tvo.objectives.renyi`)."""
 
     name = "renyi"
+    function = staticmethod(renyi)  # with the objective's alpha (terms)
     min_particles = 2
     settings: ClassVar[dict[str, object]] = {"alpha": 0.5}
 
@@ -119,6 +120,7 @@ class RenyiPathwise(Renyi):
 
     name = "renyi-pathwise"
     sampling = "pathwise"
+    function = staticmethod(renyi_pathwise)
     min_particles = 1
 
     def terms(self, log_p: Tensor, log_q: Tensor, partition=None) -> Terms:
