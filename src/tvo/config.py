@@ -388,7 +388,7 @@ def validate(config: TrainConfig, check_model: bool = True, check_environment: b
         raise ConfigError(
             f"objective {config.objective!r} is pathwise (reparameterised), but model "
             f"{config.model!r} has discrete latents (has_rsample is False); use tvo, elbo, "
-            "reinforce, vimco, rws, ws or ic"
+            "reinforce, vimco, rws, ws, ic, ovis or renyi"
         )
 
 

@@ -160,7 +160,8 @@ class Objective:
             return (
                 f"{cls.name} is a pathwise (reparameterised) objective, but {name} has no "
                 "reparameterisable latents (has_rsample is False, e.g. discrete latents); use a "
-                "score-function objective instead: tvo, elbo, reinforce, vimco, rws, ws or ic"
+                "score-function objective instead: tvo, elbo, reinforce, vimco, rws, ws, ic, "
+                "ovis or renyi"
             )
         return None
 
