@@ -199,7 +199,11 @@ def claim_sbn(sweep, runs_dir, out_md, figures) -> list[str]:
             text, _ = versus(tvo, newer)
             lines += [f"The TVO ({tvo.label}) against the newer estimators of issue #26, OVIS "
                       f"and the Rényi bound ({model}, S = {s}; a positive difference favours "
-                      "the TVO):", *text, ""]  # fmt: skip
+                      "the TVO):", *text, "",
+                      "Their runs were added to the sweep later, on the same 2 cores shared with "
+                      "other work (load average 7 to 10), one at a time: their train times in "
+                      "the table are not comparable with the other rows'; the step times below "
+                      "are.", ""]  # fmt: skip
     lines += step_speed_lines(STEP_SPEED_FILE)
     return lines
 
@@ -462,10 +466,10 @@ def variance_section(folder: Path | None, out_md: Path, figures: Path) -> list[s
     lines = [
         "## Gradient signal-to-noise ratio of every estimator (issue #26)",
         "",
-        "`|E ĝ| / std ĝ` per parameter over repeated draws of each estimator's gradient at "
-        "fixed parameters and data, averaged over the generative parameters θ and, "
-        "separately, the inference parameters φ (`tvo.gradient_stats`, "
-        "`src/tvo/diagnostics.py`), as Rainforth et al. (2018) measure it; the run's own "
+        "The signal-to-noise ratio of Rainforth et al. (2018), `|E ĝ| / std ĝ` per "
+        "parameter over repeated draws of each estimator's gradient at fixed parameters and "
+        "data, averaged over the generative parameters θ and, separately, the inference "
+        "parameters φ (`tvo.gradient_stats`, `src/tvo/diagnostics.py`); the run's own "
         "objective with its settings, every other with its defaults (OVIS: MC with 10 "
         "auxiliary particles; Rényi: α = 0.5). A component whose true SNR is 0 reads about "
         "0.08 at 100 draws. The variance column is the mean over φ's components.",
