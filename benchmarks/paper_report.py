@@ -6,7 +6,9 @@ and a verdict per claim of the paper. Paper-specific, so it lives here and not i
 It reads the sweep file (its ``[report.bounds]``, ``[report.cost]`` and ``[report.budget]``
 tables), the runs (``benchmarks/results/laptop``), the claim-1 evaluation (``bounds.json``,
 computed here first if it is missing), the speed benchmark's JSON rows and, where it exists,
-the AIS and BDMC evaluation of ``benchmarks/ais_eval.py`` (``--ais``), and writes the document
+the AIS and BDMC evaluation of ``benchmarks/ais_eval.py`` (``--ais``), the gradient SNR of
+``tvo variance`` (``benchmarks/results/variance/*/variance.jsonl``) and the estimators' step
+times (``benchmarks/results/variance/step_speed.jsonl``), and writes the document
 and its figures. Every number in it comes from those files, but for the issue-#19 measurement
 quoted in "What our defaults change from the paper's code".
 
@@ -192,7 +194,45 @@ def claim_sbn(sweep, runs_dir, out_md, figures) -> list[str]:
         if tvo and all(weak):
             text, word = versus(tvo, weak)
             lines += [f"Against REINFORCE and wake-sleep ({model}, S = {s}): {word}", *text, ""]
+        newer = [g for g in (best(found, o, model, s) for o in ("ovis", "renyi")) if g]
+        if tvo and newer:
+            text, _ = versus(tvo, newer)
+            lines += [f"The TVO ({tvo.label}) against the newer estimators of issue #26, OVIS "
+                      f"and the Rényi bound ({model}, S = {s}; a positive difference favours "
+                      "the TVO):", *text, "",
+                      "Their runs were added to the sweep later, on the same 2 cores shared with "
+                      "other work (load average 7 to 10), one at a time: their train times in "
+                      "the table are not comparable with the other rows'; the step times below "
+                      "are.", ""]  # fmt: skip
+    lines += step_speed_lines(STEP_SPEED_FILE)
     return lines
+
+
+STEP_SPEED_FILE = Path("benchmarks/results/variance/step_speed.jsonl")
+
+
+def step_speed_lines(file: Path) -> list[str]:
+    """The time of one training step of each estimator beside the TVO's, from
+    ``benchmarks/step_speed.py --json`` rows (several rounds: their median); nothing when the
+    file is absent."""
+    if not file.is_file():
+        return []
+    rows = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+    by: dict[tuple, list[float]] = {}
+    for r in rows:
+        by.setdefault((r["objective"], r["S"], r["K"]), []).append(r["ms_per_step"])
+    medians = {key: sorted(v)[len(v) // 2] for key, v in by.items()}
+    tvo = next((ms for (o, _, _), ms in medians.items() if o == "tvo"), None)
+    first = rows[0]
+    cells = [f"{o}{'' if k is None else f' K={k}'}: {ms:.1f} ms"
+             + ("" if tvo is None or o == "tvo" else f" ({ms / tvo:.2f}× the TVO's)")
+             for (o, _, k), ms in medians.items()]  # fmt: skip
+    rounds = len(rows) // max(len(medians), 1)
+    return [f"Time per training step ({first['model']}, S = {first['S']}, batch {first['batch']}; "
+            f"`python benchmarks/step_speed.py --json`, medians of {rounds} interleaved rounds "
+            f"of 100 steps at one torch thread, from `{file.as_posix()}`, on a shared and busy "
+            "machine, so compare the ratios, not the times): " + "; ".join(cells) + ". OVIS-MC "
+            "evaluates the model at its auxiliary particles too.", ""]  # fmt: skip
 
 
 def claim_grid(sweep, runs_dir, out_md, figures) -> list[str]:
@@ -413,6 +453,57 @@ def ais_section(file: Path | None) -> list[str]:
     return lines
 
 
+VARIANCE_DIR = Path("benchmarks/results/variance")
+
+
+def variance_section(folder: Path | None, out_md: Path, figures: Path) -> list[str]:
+    """The gradient SNR of every estimator at trained runs, from ``tvo variance``'s JSON lines
+    (``FOLDER/NAME/variance.jsonl``, one folder per run); nothing when there are none."""
+    files = sorted(folder.glob("*/variance.jsonl")) if folder is not None and folder.is_dir() \
+        else []  # fmt: skip
+    if not files:
+        return []
+    lines = [
+        "## Gradient signal-to-noise ratio of every estimator (issue #26)",
+        "",
+        "The signal-to-noise ratio of Rainforth et al. (2018), `|E ĝ| / std ĝ` per "
+        "parameter over repeated draws of each estimator's gradient at fixed parameters and "
+        "data, averaged over the generative parameters θ and, separately, the inference "
+        "parameters φ (`tvo.gradient_stats`, `src/tvo/diagnostics.py`); the run's own "
+        "objective with its settings, every other with its defaults (OVIS: MC with 10 "
+        "auxiliary particles; Rényi: α = 0.5). A component whose true SNR is 0 reads about "
+        "0.08 at 100 draws. The variance column is the mean over φ's components.",
+        "",
+    ]
+    for file in files:
+        records = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+        first = records[0]
+        names = list(dict.fromkeys(r["objective"] for r in records))
+        sizes = sorted({r["particles"] for r in records})
+        seconds = sum(r["seconds"] for r in records)
+        command = (f"tvo variance {first['run']} --objectives {','.join(names)} --particles "
+                   f"{' '.join(map(str, sizes))} --repeats {first['repeats']} --out "
+                   f"{file.parent.as_posix()}")  # fmt: skip
+        lines += [f"### `{first['run']}` (step {first['step']}; {first['images']} "
+                  f"{first['split']} images)", "", f"`{command}` ({seconds / 60:.1f} minutes on "
+                  "one thread of a busy machine); the run was trained by the command in "
+                  "`benchmarks/ais_eval.py`'s docstring.", "",
+                  "| estimator | " + " | ".join(f"θ SNR S={s}" for s in sizes) + " | "
+                  + " | ".join(f"φ SNR S={s}" for s in sizes) + " | "
+                  + " | ".join(f"φ variance S={s}" for s in sizes) + " |",
+                  "|---|" + "---|" * (3 * len(sizes))]  # fmt: skip
+        for name in names:
+            at = {r["particles"]: r for r in records if r["objective"] == name}
+            cells = [f"{at[s]['theta_snr']:.3g}" if s in at else "–" for s in sizes]
+            cells += [f"{at[s]['phi_snr']:.3g}" if s in at else "–" for s in sizes]
+            cells += [f"{at[s]['phi_variance']:.3g}" if s in at else "–" for s in sizes]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        path = plots.snr_against_particles(records, figures / f"variance_{file.parent.name}.png",
+                                           title=str(first["run"]))  # fmt: skip
+        lines += ["", figure(path, out_md), ""]
+    return lines
+
+
 def _sweep_cost(a: dict) -> str:
     """How many flip-kernel evaluations one SBN sweep took as long as, from the first rows of
     each at the same number of chains."""
@@ -476,6 +567,7 @@ def write(sweep: Sweep, runs_dir: Path, out_md: Path, cost_file: Path | None,
                     claim_grid(sweep, runs_dir, out_md, figures),
                     claim_continuous(sweep, runs_dir, out_md, figures),
                     claim_cost(cost_file, out_md, figures), ais_section(ais_file),
+                    variance_section(VARIANCE_DIR, out_md, figures),
                     PAPER_CODE.splitlines()):  # fmt: skip
         lines += [*section, ""] if section else []
     text = "\n".join(lines).rstrip() + "\n"

@@ -98,7 +98,9 @@ CASES = [(NoisySBN, tvo.TVO(K=3)), (NoisySBN, tvo.VIMCO()), (NoisySBN, tvo.RWS()
          (NoisyToy, tvo.TVO(K=3)), (NoisyToy, tvo.ELBO()), (NoisyToy, tvo.VIMCO()),
          (NoisyToy, tvo.RWS()), (NoisyToy, tvo.Reinforce()),
          (NoisyGaussian, tvo.VAE()), (NoisyGaussian, tvo.IWAE()), (NoisyGaussian, tvo.DReG()),
-         (NoisyGaussian, tvo.TVOReparam(K=3)), (NoisyGaussian, tvo.TVO(K=3))]  # fmt: skip
+         (NoisyGaussian, tvo.TVOReparam(K=3)), (NoisyGaussian, tvo.TVO(K=3)),
+         (NoisyToy, tvo.OVIS(form="asymptotic")), (NoisySBN, tvo.OVIS(form="asymptotic")),
+         (NoisyToy, tvo.Renyi(0.5)), (NoisyGaussian, tvo.RenyiPathwise(-1.0))]  # fmt: skip
 
 
 @pytest.mark.parametrize(("family", "objective"), CASES, ids=lambda v: getattr(v, "name", ""))

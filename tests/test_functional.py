@@ -24,10 +24,15 @@ FUNCTIONS = {
     "tvo": lambda p, q: F.tvo(p, q, BETA),
     "tvo-right": lambda p, q: F.tvo(p, q, BETA, "right"),
     "tvo_reparam": lambda p, q: F.tvo_reparam(p, q, BETA),
+    "ovis_mc": F.ovis_mc,  # the third tensor: auxiliary log-weights, [M, B] (here M = S)
+    "ovis_asymptotic": lambda p, q: F.ovis_asymptotic(p, q, 0.5),
+    "renyi": lambda p, q: F.renyi(p, q, 0.5),
+    "renyi-negative": lambda p, q: F.renyi(p, q, -1.0),
+    "renyi_pathwise": lambda p, q: F.renyi_pathwise(p, q, 0.5),
     "wake_sleep": F.wake_sleep,
     "inference_compilation": F.inference_compilation,
 }
-THREE = ("wake_sleep", "inference_compilation")
+THREE = ("wake_sleep", "inference_compilation", "ovis_mc")
 
 
 def problems(name, M=3, S=6, B=4, seed=0):

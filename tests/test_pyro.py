@@ -35,7 +35,7 @@ from torch import nn
 
 import tvo
 from tvo import functional
-from tvo.pyro import TVO_ELBO, VIMCO_ELBO, DReG_ELBO
+from tvo.pyro import OVIS_ELBO, TVO_ELBO, VIMCO_ELBO, DReG_ELBO, Renyi_ELBO
 
 from tests.helpers import assert_biased, assert_unbiased, flat_grad
 
@@ -122,8 +122,12 @@ def assert_same(pyro_loss, native, params, batch, scale=1.0):
     [(lambda S, **kw: TVO_ELBO(S, K=5, beta1=0.1, **kw), lambda: tvo.TVO(K=5, beta1=0.1)),
      (lambda S, **kw: TVO_ELBO(S, K=3, integration="right", **kw),
       lambda: tvo.TVO(K=3, integration="right")),
-     (lambda S, **kw: VIMCO_ELBO(S, **kw), tvo.VIMCO)],
-    ids=["tvo", "tvo-upper", "vimco"],
+     (lambda S, **kw: VIMCO_ELBO(S, **kw), tvo.VIMCO),
+     (lambda S, **kw: OVIS_ELBO(S, form="asymptotic", gamma=0.5, **kw),
+      lambda: tvo.OVIS(form="asymptotic", gamma=0.5)),
+     (lambda S, **kw: Renyi_ELBO(S, alpha=0.5, **kw), lambda: tvo.Renyi(0.5)),
+     (lambda S, **kw: Renyi_ELBO(S, alpha=-1.0, **kw), lambda: tvo.Renyi(-1.0))],
+    ids=["tvo", "tvo-upper", "vimco", "ovis-asymptotic", "renyi", "renyi-negative"],
 )  # fmt: skip
 def test_sbn_in_pyro_matches_native_linear_1(ours, native, vectorize):
     """The same particles (drawn by the native model, replayed into the Pyro guide) give the same
@@ -140,6 +144,50 @@ def test_sbn_in_pyro_matches_native_linear_1(ours, native, vectorize):
     torch.testing.assert_close(elbo.log_weight, expected.diagnostics["log_weight"], rtol=1e-12,
                                atol=1e-10)  # fmt: skip
     assert_same(loss, expected, list(sbn.parameters()), len(x))
+
+
+@pytest.mark.parametrize("vectorize", [True, False], ids=["vectorized", "sequential"])
+def test_ovis_mc_in_pyro_matches_native_linear_1(vectorize):
+    """OVIS-MC draws S + M particles in one plate (the native objective in one call): the same
+    particles give the same log-weights of the S, estimate and gradients."""
+    S, M = 5, 3
+    sbn, x = sbn_and_data()
+    torch.manual_seed(1)
+    (z,), _ = sbn.sample_guide(x, S + M)
+    torch.manual_seed(1)
+    expected = tvo.OVIS(auxiliary_particles=M)(sbn, x, S)
+    elbo = OVIS_ELBO(S, auxiliary_particles=M, vectorize_particles=vectorize, max_plate_nesting=1)
+    guide = replaying(SBNGuide(sbn), *([z] if vectorize else z.unbind(0)))
+    loss = elbo.differentiable_loss(SBNModel(sbn), guide, x)
+    torch.testing.assert_close(elbo.log_weight, expected.diagnostics["log_weight"], rtol=1e-12,
+                               atol=1e-10)  # fmt: skip
+    assert_same(loss, expected, list(sbn.parameters()), len(x))
+
+
+def test_renyi_elbo_on_reparameterised_sites_is_the_pathwise_bound():
+    """Every site with rsample: Renyi_ELBO's gradient is the pathwise VR bound's, on the same
+    particles (the native Gaussian VAE's)."""
+    torch.manual_seed(0)
+    vae = tvo.models.vae.GaussianVAE(latents=2, pixels=6, hidden=(4,)).double()
+    x = (torch.rand(5, 6, dtype=torch.float64) < 0.4).double()
+
+    def model(x):
+        pyro.module("vae", vae)
+        with pyro.plate("data", len(x)):
+            z = pyro.sample("z", dist.Normal(torch.zeros(2, dtype=x.dtype), 1.0).to_event(1))
+            pyro.sample("x", dist.Bernoulli(logits=vae.decoder(z)).to_event(1), obs=x)
+
+    def guide(x):
+        pyro.module("vae", vae)
+        with pyro.plate("data", len(x)):
+            q = vae.guide(x).base_dist
+            pyro.sample("z", dist.Normal(q.loc, q.scale).to_event(1))
+
+    pyro.set_rng_seed(3)
+    loss = Renyi_ELBO(4, alpha=0.5, max_plate_nesting=1).differentiable_loss(model, guide, x)
+    pyro.set_rng_seed(3)
+    expected = tvo.RenyiPathwise(0.5)(vae, x, 4)
+    assert_same(loss, expected, list(vae.parameters()), len(x))
 
 
 def test_subsampled_data_plate_scales_each_data_points_bound():

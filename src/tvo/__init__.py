@@ -7,8 +7,8 @@ The public API, by name:
   as ``TVO(schedule=...).schedule``;
 - objectives (call as ``objective(model, x, num_particles)``): ``TVO``, ``ELBO``,
   ``VAE``, ``IWAE``, ``Reinforce``, ``VIMCO``, ``RWS``,
-  ``WakeSleep``, ``InferenceCompilation``, and for continuous latents ``DReG`` and
-  ``TVOReparam``;
+  ``WakeSleep``, ``InferenceCompilation``, ``OVIS``, ``Renyi``, and for
+  continuous latents ``DReG``, ``TVOReparam`` and ``RenyiPathwise``;
 - pure functions on ``[S, B]`` log-weights: ``tvo.functional``;
 - models: ``Model`` (the convenience base class) and ``tvo.models``;
 - the trainer: ``fit`` (a run folder like ``tvo train``'s, for any model), ``load``
@@ -16,10 +16,13 @@ The public API, by name:
 - the training step: ``Step`` and ``TrainState`` (``tvo.step``);
 - evaluation: ``estimate``, annealed importance sampling ``ais`` and bidirectional Monte
   Carlo ``bdmc``, tempered SMC ``smc``, and the exact answers in ``tvo.evaluate``;
+- gradient diagnostics: ``gradient_stats`` (mean, variance and SNR of an estimator's
+  gradient for θ and φ, ``tvo.diagnostics``);
 - CPU speed: ``tvo.runtime.keep_freed_memory`` (the command line calls it).
 """
 
 from tvo import functional
+from tvo.diagnostics import gradient_stats
 from tvo.evaluate import Evaluation, ais, bdmc, estimate, exact_log_marginal, exact_tvo, smc
 from tvo.fit import Fit, fit, load
 from tvo.models import GenerativeModel, Model
@@ -28,6 +31,7 @@ from tvo.objectives import (
     ELBO,
     IWAE,
     OBJECTIVES,
+    OVIS,
     RWS,
     TVO,
     VAE,
@@ -37,6 +41,8 @@ from tvo.objectives import (
     Objective,
     Output,
     Reinforce,
+    Renyi,
+    RenyiPathwise,
     TVOReparam,
     WakeSleep,
 )
@@ -49,6 +55,7 @@ __all__ = [
     "ELBO",
     "IWAE",
     "OBJECTIVES",
+    "OVIS",
     "RWS",
     "TVO",
     "VAE",
@@ -62,6 +69,8 @@ __all__ = [
     "Objective",
     "Output",
     "Reinforce",
+    "Renyi",
+    "RenyiPathwise",
     "Step",
     "StepInfo",
     "TVOReparam",
@@ -76,6 +85,7 @@ __all__ = [
     "exact_tvo",
     "fit",
     "functional",
+    "gradient_stats",
     "load",
     "partition",
     "smc",

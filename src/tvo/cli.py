@@ -372,6 +372,81 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def add_variance(sub) -> None:
+    p = sub.add_parser("variance", formatter_class=Formatter,
+                       help="gradient SNR and variance of estimators at a run",
+                       description="The mean, variance and signal-to-noise ratio |E g|/std g of "
+                       "each estimator's gradient, for θ (generative) and φ (inference) "
+                       "separately (tvo.diagnostics), at the run's parameters on its data: a "
+                       "table, or JSON lines (--json); with --out also variance.jsonl and "
+                       "variance.png (SNR against S).")  # fmt: skip
+    p.add_argument("run", type=Path, metavar="RUN_DIR")
+    p.add_argument("--objectives", default="tvo,vimco,reinforce,rws,ovis,renyi",
+                   help="comma-separated; the run's own with its settings, others with their "
+                   "defaults")  # fmt: skip
+    p.add_argument("--particles", type=int, nargs="+", default=[2, 10, 50], help="values of S")
+    p.add_argument("--repeats", type=int, default=100, help="draws of each gradient")
+    p.add_argument("--images", type=int,
+                   help="data points of the gradient, the first of --split (default: the run's "
+                   "batch size)")  # fmt: skip
+    p.add_argument("--split", default="train", help="train, valid or test")
+    p.add_argument("--seed", type=int, default=0, help="seed of the particles")
+    p.add_argument("--json", action="store_true", help="JSON lines instead of the table")
+    p.add_argument("--out", type=Path, help="folder for variance.jsonl and variance.png")
+
+
+def cmd_variance(args) -> int:
+    from tvo import diagnostics, plots
+    from tvo.build import load_trained
+
+    run = Run.open(args.run)
+    at_least_one(args, "images")
+    if args.repeats < 2 or min(args.particles) < 1:
+        raise ConfigError(
+            f"--repeats must be ≥ 2 and --particles ≥ 1, got --repeats "
+            f"{args.repeats}, --particles {' '.join(map(str, args.particles))}"
+        )
+    config_module._check_choice("split", args.split, config_module.EVAL_SPLITS)
+    trained = load_trained(run)
+    names = [n.strip() for n in args.objectives.split(",") if n.strip()]
+    chosen = diagnostics.run_objectives(trained, names, args.particles)
+    generator = torch.Generator().manual_seed(args.seed)
+    x = trained.dataset.evaluation_images(args.split, args.images or trained.config.batch_size,
+                                          generator)  # fmt: skip
+    if not args.json:
+        print(f"{run.path} at step {trained.step}: {len(x)} {args.split} images, "
+              f"{args.repeats} draws")  # fmt: skip
+        print(f"{'objective':>14} {'S':>4} {'θ SNR':>9} {'φ SNR':>9} {'θ variance':>11} "
+              f"{'φ variance':>11} {'s':>5}")  # fmt: skip
+    records = []
+    for name, objective, partition in chosen:
+        for S in args.particles:
+            start = time.perf_counter()
+            stats = diagnostics.gradient_stats(trained.model, objective, x, S, args.repeats,
+                                               args.seed, partition)  # fmt: skip
+            line = {**diagnostics.record(name, S, stats), "images": len(x), "split": args.split,
+                    "step": trained.step, "run": str(run.path),
+                    "seconds": round(time.perf_counter() - start, 2)}  # fmt: skip
+            records.append(line)
+            if args.json:
+                print(json.dumps(line), flush=True)
+            else:
+                print(f"{name:>14} {S:>4} {line['theta_snr']:>9.3g} {line['phi_snr']:>9.3g} "
+                      f"{line['theta_variance']:>11.3g} {line['phi_variance']:>11.3g} "
+                      f"{line['seconds']:>5.0f}", flush=True)  # fmt: skip
+    if args.out is not None:
+        from tvo.files import write_atomic
+
+        text = "".join(json.dumps(r) + "\n" for r in records)
+        write_atomic(args.out / "variance.jsonl", lambda tmp: tmp.write_text(text))
+        figure = plots.snr_against_particles(
+            records, args.out / "variance.png", title=f"{run.path.name}, step {trained.step}"
+        )
+        if not args.json:
+            print(f"wrote {args.out / 'variance.jsonl'} and {figure}")
+    return 0
+
+
 def add_sweep(sub) -> None:
     p = sub.add_parser("sweep", formatter_class=Formatter, help="run a grid of runs",
                        description="Every run of a sweep file (benchmarks/sweeps/*.toml), "
@@ -509,7 +584,16 @@ def parser() -> argparse.ArgumentParser:
                                   "family.", formatter_class=Formatter)  # fmt: skip
     top.add_argument("--version", action="version", version=f"tvo {__version__}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (add_train, add_eval, add_compare, add_plot, add_sweep, add_report, add_data):
+    for add in (
+        add_train,
+        add_eval,
+        add_compare,
+        add_plot,
+        add_sweep,
+        add_report,
+        add_data,
+        add_variance,
+    ):
         add(sub)
     for name, command in sub.choices.items():
         # a sweep's --threads is per run (see tvo sweep --help); train's is a setting of the run
@@ -519,7 +603,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "compare": cmd_compare, "plot": cmd_plot,
-            "sweep": cmd_sweep, "report": cmd_report, "data": cmd_data}  # fmt: skip
+            "sweep": cmd_sweep, "report": cmd_report, "data": cmd_data,
+            "variance": cmd_variance}  # fmt: skip
 
 
 def main(argv=None) -> int:

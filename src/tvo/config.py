@@ -246,6 +246,11 @@ def not_applicable(setting: str, objective: str, settings: dict) -> str:
             f"{setting} does not apply with a partition of your own (partition = "
             f"{settings['partition']}): drop one of them"
         )
+    if setting in cls.settings and "schedule" not in cls.settings:  # e.g. OVIS's form decides
+        return (
+            f"{setting} does not apply to objective {objective!r} with these settings; those "
+            f"that apply: {', '.join(cls.applicable(settings))}"
+        )
     if setting in cls.settings:
         schedule = settings.get("schedule") or cls.settings.get("schedule")
         takes = [s for s, names in SCHEDULE_SETTINGS.items() if setting in names]
@@ -254,8 +259,9 @@ def not_applicable(setting: str, objective: str, settings: dict) -> str:
             f"schedules {', '.join(takes)}: drop it or choose one of those"
         )
     users = [n for n, c in OBJECTIVES.items() if setting in c.settings]
+    why = " (it has no partition)" if setting in OBJECTIVES["tvo"].settings else ""
     return (
-        f"{setting} does not apply to objective {objective!r} (it has no partition); it is a "
+        f"{setting} does not apply to objective {objective!r}{why}; it is a "
         f"setting of {', '.join(users)}: drop it or choose one of those"
     )
 

@@ -1,6 +1,7 @@
 """Partitions ``0 = β_0 < … < β_K = 1`` of the unit interval, and the schedules that move them.
 
-A partition is a 1-D float64 tensor of ``K + 1`` points. Fixed schedules (docs/maths.md, "Riemann sums, bounds and fixed partitions"):
+A partition is a 1-D float64 tensor of ``K + 1`` points. Fixed schedules (docs/maths.md,
+"Riemann sums, bounds and fixed partitions"):
 
 - ``linear``: ``β_k = k / K``;
 - ``log``: ``β_0 = 0`` and ``β_1 … β_K`` log-spaced from ``beta1`` to 1, i.e.

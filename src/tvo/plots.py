@@ -192,3 +192,31 @@ def cost_against_k(rows: list[dict], path: Path) -> Path:
            title=f"TVO step cost against K ({model})")  # fmt: skip
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def snr_against_particles(records: list[dict], path: Path, title: str = "") -> Path:
+    """The gradient's signal-to-noise ratio (``theta_snr``, ``phi_snr``: the mean over
+    parameters, ``tvo.diagnostics``) against ``S`` (log axes), one line per estimator, θ and
+    φ side by side, from ``tvo variance``'s records. Infinite or undefined values are left
+    out."""
+    import math
+
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
+    names = list(dict.fromkeys(r["objective"] for r in records))
+    for ax, group, label in zip(axes, ("theta", "phi"), ("θ (generative)", "φ (inference)")):
+        for i, name in enumerate(names):  # past ten lines the colours repeat: a new style
+            line = sorted((r["particles"], r[f"{group}_snr"]) for r in records
+                          if r["objective"] == name and math.isfinite(r[f"{group}_snr"])
+                          and r[f"{group}_snr"] > 0)  # fmt: skip
+            style = {"marker": "os^"[i // 10 % 3], "linestyle": ("-", "--", ":")[i // 10 % 3]}
+            if line:
+                ax.plot([s for s, _ in line], [v for _, v in line], label=name, **style)
+        _k_axis(ax, sorted({r["particles"] for r in records}))
+        ax.set_yscale("log")
+        ax.set(xlabel="S (particles)", ylabel="SNR |E ĝ| / std ĝ (mean over parameters)",
+               title=f"{label}")  # fmt: skip
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, path)

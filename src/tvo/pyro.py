@@ -2,11 +2,13 @@
 
     svi = SVI(model, guide, pyro.optim.Adam({"lr": 1e-3}), loss=TVO_ELBO(num_particles=10, K=5))
 
-``TVO_ELBO``, ``VIMCO_ELBO`` and ``DReG_ELBO`` subclass ``pyro.infer.ELBO``
+``TVO_ELBO``, ``VIMCO_ELBO``, ``DReG_ELBO``, ``OVIS_ELBO`` and
+``Renyi_ELBO`` subclass ``pyro.infer.ELBO``
 (``loss``, ``loss_and_grads``, ``differentiable_loss``, and ``elbo(model, guide)`` for Pyro's
 ``ELBOModule``). Each turns the traces of a model and guide into the ``[S, B]`` tensors its
 estimator takes and calls the pure function of ``tvo.functional`` on them (``tvo``,
-``tvo_reparam``, ``vimco``, ``dreg``); nothing here re-derives an estimator. Needs the ``pyro``
+``tvo_reparam``, ``vimco``, ``dreg``, ``ovis_mc``, ``ovis_asymptotic``, ``renyi``); nothing here
+re-derives an estimator. Needs the ``pyro``
 extra (``pip install 'tvo[pyro]'``, Pyro 1.9.2). docs/pyro.md is the user's guide.
 
 Log-weights. The guide runs once inside an outer particle plate of ``S`` (or ``S`` times in
@@ -70,11 +72,22 @@ from torch import Tensor
 
 from tvo import functional
 from tvo.objectives import TVO, Terms, TVOReparam
+from tvo.objectives.ovis import check_form
+from tvo.objectives.renyi import check_alpha
 
 PARTICLES = "_tvo_particles"  # the name of the outer particle plate
 SAMPLINGS = ("score", "mixed", "doubly-reparameterized")
 
-__all__ = ["PARTICLES", "TVO_ELBO", "VIMCO_ELBO", "DReG_ELBO", "LogWeights", "log_weights"]
+__all__ = [
+    "OVIS_ELBO",
+    "PARTICLES",
+    "TVO_ELBO",
+    "VIMCO_ELBO",
+    "DReG_ELBO",
+    "LogWeights",
+    "Renyi_ELBO",
+    "log_weights",
+]  # fmt: skip
 
 
 class _DetachParticles(Messenger):
@@ -700,3 +713,95 @@ class DReG_ELBO(_FamilyELBO):
 
     def __repr__(self) -> str:
         return f"DReG_ELBO(num_particles={self.num_particles})"
+
+
+class OVIS_ELBO(_FamilyELBO):
+    """The importance-weighted bound with OVIS's score-function estimator (Liévin et al., 2020;
+    ``tvo.objectives.ovis``), per data point of the data plate; ``S ≥ 2``. Every latent is
+    drawn without reparameterisation (score sampling), as in the paper.
+
+    ``form="mc"`` (default, unbiased): the guide draws ``S + auxiliary_particles`` particles in
+    one run; the first ``S`` make the bound and θ's gradient, the others only the control
+    variate (``tvo.functional.ovis_mc``). ``form="asymptotic"``: OVIS~ with ``gamma``
+    (``tvo.functional.ovis_asymptotic``; unbiased at ``gamma=0`` only). Other arguments as
+    ``TVO_ELBO``.
+    """
+
+    min_particles = 2
+    reparameterized = False
+
+    def __init__(
+        self,
+        num_particles: int = 10,
+        form: str = "mc",
+        auxiliary_particles: int = 10,
+        gamma: float = 1.0,
+        vectorize_particles: bool = True,
+        max_plate_nesting: float = math.inf,
+        retain_graph: bool | None = None,
+    ):
+        super().__init__(num_particles, vectorize_particles, max_plate_nesting, retain_graph)
+        check_form(form, auxiliary_particles, gamma)
+        self.form, self.auxiliary_particles, self.gamma = form, auxiliary_particles, gamma
+        self.bound_particles = num_particles
+        if form == "mc":  # the guide's particle plate holds the auxiliary particles too
+            self.num_particles = num_particles + auxiliary_particles
+
+    def choose(self, all_rsample: bool) -> str:
+        return "score"
+
+    def terms(self, log_p: Tensor, log_q: Tensor) -> Terms:
+        if self.form == "asymptotic":
+            return functional.ovis_asymptotic(log_p, log_q, self.gamma)
+        S = self.bound_particles
+        aux = (log_p[S:] - log_q[S:]).detach()
+        return functional.ovis_mc(log_p[:S], log_q[:S], aux)
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> Tensor:
+        loss = super().differentiable_loss(model, guide, *args, **kwargs)
+        self.log_weight = self.log_weight[: self.bound_particles]  # the bound's particles
+        return loss
+
+    def __repr__(self) -> str:
+        setting = (f"auxiliary_particles={self.auxiliary_particles}" if self.form == "mc"
+                   else f"gamma={self.gamma:g}")  # fmt: skip
+        return f"OVIS_ELBO(num_particles={self.bound_particles}, form={self.form!r}, {setting})"
+
+
+class Renyi_ELBO(_FamilyELBO):
+    """The variational Rényi bound ``L̂_α = logmeanexp_s((1 − α) ℓ_s) / (1 − α)`` (Li & Turner,
+    2016; ``tvo.objectives.renyi``), per data point of the data plate; ``S ≥ 2``.
+
+    Unlike Pyro's ``RenyiELBO`` (pathwise only, one bound over the whole batch), the bound is
+    per data point and the sites without ``rsample`` get the score-function estimator with
+    leave-one-out baselines (``tvo.functional.renyi``). ``reparameterized``: ``None``
+    (default): sites with ``rsample`` enter ``L̂_α`` pathwise and the others get score terms
+    (every site reparameterisable: the pathwise VR gradient); ``True``: demand that every guide
+    site has ``rsample``; ``False``: score terms for every site. Other arguments as
+    ``TVO_ELBO``.
+    """
+
+    min_particles = 2
+
+    def __init__(
+        self,
+        num_particles: int = 10,
+        alpha: float = 0.5,
+        reparameterized: bool | None = None,
+        vectorize_particles: bool = True,
+        max_plate_nesting: float = math.inf,
+        retain_graph: bool | None = None,
+    ):
+        super().__init__(num_particles, vectorize_particles, max_plate_nesting, retain_graph)
+        self._check_reparameterized(reparameterized)
+        self.reparameterized = reparameterized
+        self.alpha = check_alpha(alpha)
+
+    def choose(self, all_rsample: bool) -> str:
+        return "score" if self.reparameterized is False else "mixed"
+
+    def terms(self, log_p: Tensor, log_q: Tensor) -> Terms:
+        return functional.renyi(log_p, log_q, self.alpha)
+
+    def __repr__(self) -> str:
+        return f"Renyi_ELBO(num_particles={self.num_particles}, alpha={self.alpha:g})"

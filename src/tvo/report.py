@@ -75,6 +75,12 @@ def label(config: TrainConfig) -> str:
         text += f" β1={config.beta1:g}"
     if config.integration not in (None, "left"):
         text += f" {config.integration}"
+    if config.alpha is not None:
+        text += f" α={config.alpha:g}"
+    if config.ovis_form == "mc":
+        text += f" MC M={config.auxiliary_particles}"
+    elif config.ovis_form is not None:
+        text += f" asymptotic γ={config.gamma:g}"
     return text
 
 

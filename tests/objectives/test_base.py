@@ -136,7 +136,7 @@ def test_each_sampling_mode_gives_the_tensors_of_the_function_it_feeds(name):
     torch.manual_seed(3)
     out = objective(model, x, 6)
     torch.manual_seed(3)
-    tensors = SAMPLING[cls.sampling].draw(model, x, 6)
+    tensors = SAMPLING[cls.sampling].draw(model, x, objective.particles_drawn(6))
     partition = objective.resolve_partition(None)
     terms = objective.terms(*tensors, partition=partition)
     torch.testing.assert_close(out.estimate, terms.estimate, rtol=0, atol=0)

@@ -1,5 +1,5 @@
-"""Many-particle importance-sampling estimates (docs/maths.md, "Evaluation by importance sampling"), all from one set of
-``S`` particles per data point:
+"""Many-particle importance-sampling estimates (docs/maths.md, "Evaluation by importance
+sampling"), all from one set of ``S`` particles per data point:
 
 - ``log p̂(x) = logmeanexp_s ℓ_s`` (``S = 5000`` is the standard test metric);
 - ``ELBÔ = mean_s ℓ_s`` and ``KL̂(q ‖ p) = log p̂(x) − ELBÔ``;

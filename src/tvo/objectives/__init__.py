@@ -8,6 +8,8 @@ error.
 from tvo.objectives.base import Objective, Output, Terms
 from tvo.objectives.elbo import ELBO, VAE, elbo, vae
 from tvo.objectives.iwae import IWAE, VIMCO, DReG, Reinforce, dreg, iwae, reinforce, vimco
+from tvo.objectives.ovis import OVIS, ovis_asymptotic, ovis_mc
+from tvo.objectives.renyi import Renyi, RenyiPathwise, renyi, renyi_pathwise
 from tvo.objectives.tvo import TVO, TVOReparam, TVOTerms, tvo, tvo_reparam
 from tvo.objectives.wake_sleep import (
     RWS,
@@ -19,7 +21,7 @@ from tvo.objectives.wake_sleep import (
 )
 
 _CLASSES = (TVO, TVOReparam, ELBO, VAE, IWAE, DReG, Reinforce, VIMCO, RWS, WakeSleep,
-            InferenceCompilation)  # fmt: skip
+            InferenceCompilation, OVIS, Renyi, RenyiPathwise)  # fmt: skip
 OBJECTIVES: dict[str, type[Objective]] = {cls.name: cls for cls in _CLASSES}
 
 
@@ -34,6 +36,7 @@ __all__ = [
     "ELBO",
     "IWAE",
     "OBJECTIVES",
+    "OVIS",
     "RWS",
     "TVO",
     "VAE",
@@ -43,6 +46,8 @@ __all__ = [
     "Objective",
     "Output",
     "Reinforce",
+    "Renyi",
+    "RenyiPathwise",
     "TVOReparam",
     "TVOTerms",
     "Terms",
@@ -52,7 +57,11 @@ __all__ = [
     "inference_compilation",
     "iwae",
     "objective_class",
+    "ovis_asymptotic",
+    "ovis_mc",
     "reinforce",
+    "renyi",
+    "renyi_pathwise",
     "rws",
     "tvo",
     "tvo_reparam",

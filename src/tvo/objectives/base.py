@@ -177,7 +177,8 @@ class Objective:
             return (
                 f"{cls.name} is a pathwise (reparameterised) objective, but {name} has no "
                 "reparameterisable latents (has_rsample is False, e.g. discrete latents); use a "
-                "score-function objective instead: tvo, elbo, reinforce, vimco, rws, ws or ic"
+                "score-function objective instead: tvo, elbo, reinforce, vimco, rws, ws, ic, "
+                "ovis or renyi"
             )
         return None
 
@@ -206,6 +207,12 @@ class Objective:
         """The pure function on the sampled tensors."""
         return type(self).function(*tensors)
 
+    def particles_drawn(self, num_particles: int) -> int:
+        """How many particles per data point the sampling mode draws for ``num_particles``:
+        as many, but for an objective that draws more for its own use (OVIS-MC's auxiliary
+        particles, which come after the ``num_particles`` in the tensors)."""
+        return num_particles
+
     def __call__(self, model, x: Tensor, num_particles: int, partition=None,
                  validate: bool = True) -> Output:  # fmt: skip
         """The objective on the batch ``x`` ``[B, D]``; ``validate``: refuse ``x`` outside the
@@ -216,9 +223,10 @@ class Objective:
             check_data(model, x)
         partition = self.resolve_partition(partition)
         sampling = SAMPLING[self.sampling]
-        tensors = sampling.draw(model, x, num_particles)
+        tensors = sampling.draw(model, x, self.particles_drawn(num_particles))
         terms = self.terms(*tensors, partition=partition)
-        diagnostics = Diagnostics(sampling.log_weight(tensors), **self.extra_diagnostics(terms))
+        log_weight = sampling.log_weight(tensors)[:num_particles]  # the bound's particles
+        diagnostics = Diagnostics(log_weight, **self.extra_diagnostics(terms))
         return Output(-terms.surrogate.mean(), terms.estimate, diagnostics)
 
     def extra_diagnostics(self, terms: Terms) -> dict[str, Tensor]:

@@ -8,7 +8,8 @@
 
 ``g(β)`` is estimated with self-normalised weights on the same ``S`` particles of ``q``:
 ``w̄_s(β) = softmax_s(β ℓ_s)``, ``ĝ(β) = Σ_s w̄_s(β) ℓ_s``. The gradient is the covariance
-estimator (docs/maths.md, "The TVO's gradient: the covariance estimator"), which needs no reparameterisation: per data point and ``β``,
+estimator (docs/maths.md, "The TVO's gradient: the covariance estimator"), which needs no
+reparameterisation: per data point and ``β``,
 
     s(β) = Σ_s sg(w̄_s) ℓ_s + c Σ_s sg(w̄_s) sg(ℓ_s − ĝ(β)) (log π̃_β(z_s) − Σ_t sg(w̄_t) log π̃_β(z_t))
 

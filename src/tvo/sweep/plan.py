@@ -71,9 +71,9 @@ class Sweep:
 
 
 def run_name(config: TrainConfig) -> str:
-    """``MODEL-OBJECTIVE-S10[-K5-log-b0.05][-right][-every50]-seed0``: the settings a sweep
-    varies; the objective's own settings where they apply (``integration`` and ``adapt_every``
-    where they differ from their defaults).
+    """``MODEL-OBJECTIVE-S10[-K5-log-b0.05][-right][-every50][-a0.5][-M10]-seed0``: the settings
+    a sweep varies; the objective's own settings where they apply (``integration`` and
+    ``adapt_every`` where they differ from their defaults).
 
     Args:
         config: the run's settings.
@@ -87,6 +87,12 @@ def run_name(config: TrainConfig) -> str:
         name += f"-{config.integration}"
     if config.adapt_every not in (None, 100):
         name += f"-every{config.adapt_every}"
+    if config.alpha is not None:
+        name += f"-a{config.alpha:g}"
+    if config.ovis_form == "mc":  # OVIS-MC with M auxiliary particles
+        name += f"-M{config.auxiliary_particles}"
+    elif config.ovis_form is not None:  # OVIS~ with γ
+        name += f"-gamma{config.gamma:g}"
     if config.data != "binarized-mnist" and config.model != "gaussian":
         name += f"-{Path(config.data).stem}"
     return f"{name}-seed{config.seed}"
