@@ -79,8 +79,9 @@ def rendered_objects():
         obj = obj.final_target if obj.is_alias else obj
         if obj.is_module:
             names = members
-            if members is None:
-                names = [n for n in obj.members if not n.startswith("_")]
+            if members is None:  # its own members (not what it imports from outside tvo)
+                names = [n for n, m in obj.members.items() if not n.startswith("_")
+                         and not (m.is_alias and not m.target_path.startswith("tvo"))]  # fmt: skip
             for name in names:
                 if name not in obj.all_members:
                     missing.append(f"{obj.path}.{name}")

@@ -167,6 +167,8 @@ def fit(
             - ``partitions``, ``schedule``, ``beta1``, ``integration``, ``adapt_every``,
               ``partition``: the TVO's partition, for an objective given by name (an
               objective object carries its own);
+            - ``alpha``: the Rényi bound's ``α``; ``ovis_form``, ``auxiliary_particles``,
+              ``gamma``: OVIS's form and its setting (for those objectives given by name);
             - ``batch_size``: data points per step, drawn with replacement;
             - ``lr``: Adam's learning rate, over every parameter (θ and φ);
             - ``steps``, ``epochs``: the length (``steps`` 10,000 unless ``epochs`` is given;
