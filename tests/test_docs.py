@@ -2,11 +2,8 @@
 mkdocstrings cannot parse, a broken link or a page missing from the navigation fails it), shows
 no reST role literally (the docstrings render as Markdown, where ``:class:`X``` stays as typed)
 and no private base class, and every parameter of what the API pages render is documented with
-a type.
-
-Parameters not yet documented are listed in ``tests/fixtures/undocumented_parameters.json``: a
-parameter missing from the docs that is not in that list fails the test, and so does an entry
-that is documented now (remove it), so the list only shrinks. ``tvo.fit`` is not in it.
+a type: there is no list of exceptions (issue 24, item 7: 229 parameters in 76 objects were
+undocumented, each is now).
 """
 
 import json
@@ -18,7 +15,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TODO = ROOT / "tests" / "fixtures" / "undocumented_parameters.json"
 ROLE = re.compile(r":(?:py:)?(?:class|func|meth|mod|data|attr|exc|obj|const|ref|any):(?=<code>|`)")
 PRIVATE_BASE = re.compile(r"Bases:\s*(?:<[^>]+>\s*)*_\w+")
 
@@ -129,15 +125,11 @@ def undocumented(obj) -> list[str]:
 
 
 def test_every_parameter_the_api_pages_render_is_documented():
-    found = {path: m for path, obj in rendered_objects().items() if (m := undocumented(obj))}
-    todo = json.loads(TODO.read_text())
-    new = {p: [n for n in m if n not in todo.get(p, [])] for p, m in found.items()}
-    new = {p: m for p, m in new.items() if m}
-    done = {p: [n for n in m if n not in found.get(p, [])] for p, m in todo.items()}
-    done = {p: m for p, m in done.items() if m}
-    assert not new, f"undocumented parameters (document them in Args:): {json.dumps(new)}"
-    assert not done, f"documented now: remove them from {TODO.name}: {json.dumps(done)}"
-    assert "tvo.fit.fit" not in todo
+    objects = rendered_objects()
+    some = {"tvo.fit.fit", "tvo.evaluate.kernels.HMC.step", "tvo.objectives.tvo.TVO"}
+    assert some <= set(objects), "the check reads what the API pages render"
+    found = {path: m for path, obj in objects.items() if (m := undocumented(obj))}
+    assert not found, f"undocumented parameters (document them in Args:): {json.dumps(found)}"
 
 
 def test_the_check_finds_a_missing_parameter():

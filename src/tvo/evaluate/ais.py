@@ -55,6 +55,14 @@ def annealing_schedule(
     ``beta1``, ``tvo.partitions.partition``), or a partition ``[K + 1]`` used as a shape: the
     ``K`` intervals get ``T / K`` steps each, ``β`` linear inside each (piecewise-linear
     interpolation at ``t / T``; every point of the partition is kept when ``K`` divides ``T``).
+
+    Args:
+        num_steps: the number of steps ``T`` (an integer ≥ 1).
+        schedule: ``sigmoid``, ``linear``, ``log``, or a partition (an increasing sequence from 0 to
+            1) used as the schedule's shape.
+        beta1: the first positive ``β`` of the ``log`` schedule.
+        sharpness: ``δ`` of the ``sigmoid`` schedule (positive; larger puts more steps near 0 and
+            1).
     """
     _check(num_steps=num_steps)
     if not isinstance(schedule, str):
@@ -202,7 +210,26 @@ def ais(
     (``qpath=1``) or the q-path of that ``q`` in ``[0, 1)`` (``paths``, which
     says how the target's scale is set: ``C`` extra evaluations); ``kernel`` defaults to
     ``default_kernel`` (the one that follows the latent's support).
-    Uses the model protocol only. Returns an ``AISEstimate``."""
+    Uses the model protocol only. Returns an ``AISEstimate``.
+
+    Args:
+        model (GenerativeModel): the model, any object with the protocol's ``sample_guide``,
+            ``log_guide`` and ``log_joint``.
+        x: the batch ``[B, D]``.
+        num_steps: the number ``T`` of annealing steps (an integer ≥ 1; 1 is importance sampling
+            from ``q``).
+        num_chains: chains per data point, ``C`` (an integer ≥ 1).
+        schedule: ``sigmoid``, ``linear``, ``log``, or a partition (an increasing sequence from 0 to
+            1) used as the schedule's shape (``annealing_schedule``).
+        kernel: the Markov kernel that moves the chains (``tvo.evaluate.kernels``); ``None``:
+            ``default_kernel`` of the model.
+        beta1: the first positive ``β`` of the ``log`` schedule.
+        qpath: the path's ``q`` in ``[0, 1]``: 1 for the geometric path, below 1 for a q-path
+            (``paths``).
+        callback: called with ``t`` after each step ``t``, e.g. to show progress; ``None``: none.
+        validate: refuse ``x`` outside the model's observation support
+            (``tvo.models.check.check_data``).
+    """
     _check(num_steps=num_steps, num_chains=num_chains)
     qpath = check_qpath(qpath)
     if validate:  # x in the model's observation support (tvo.models.check.check_data)
@@ -219,6 +246,17 @@ def make_target(model, x: Tensor, kernel: Kernel, qpath: float, num_chains: int)
     """The ``Target`` of ``x`` on the geometric path (``qpath=1``) or on the q-path, whose
     target is scaled by ``num_chains`` fresh draws of ``q``
     (``log_scale``).
+
+    Args:
+        model (GenerativeModel): the model, any object with the protocol's ``sample_guide``,
+            ``log_guide`` and ``log_joint``.
+        x: the batch ``[B, D]``.
+        kernel: the kernel that will move the chains (its ``needs_grad`` says whether points carry
+            gradients).
+        qpath: the path's ``q`` in ``[0, 1]``: 1 for the geometric path, below 1 for a q-path
+            (``paths``).
+        num_chains: the number of fresh draws of ``q`` that set a q-path's scale (unused on the
+            geometric path).
     """
     target = Target(model, x, grad=kernel.needs_grad)
     if qpath < 1:
@@ -261,7 +299,25 @@ def bdmc(
     ``model.sample``: forward ``ais`` on ``x`` (a stochastic lower bound of each ``log p(x)``)
     and AIS down the same schedule and path (``qpath``; the same scale ``s`` both ways) from the
     exact posterior sample ``z`` (every chain starts there; a stochastic upper bound).
-    ``callback(t)`` counts ``2T`` steps in all."""
+    ``callback(t)`` counts ``2T`` steps in all.
+
+    Args:
+        model (GenerativeModel): the model, with ``sample`` (to simulate ``(z, x)``) besides the
+            protocol.
+        num_data: how many points ``(z, x)`` to simulate, ``N`` (an integer ≥ 1).
+        num_steps: the number ``T`` of annealing steps (an integer ≥ 1; 1 is importance sampling
+            from ``q``).
+        num_chains: chains per data point, ``C`` (an integer ≥ 1).
+        schedule: ``sigmoid``, ``linear``, ``log``, or a partition (an increasing sequence from 0 to
+            1) used as the schedule's shape (``annealing_schedule``).
+        kernel: the Markov kernel that moves the chains (``tvo.evaluate.kernels``); ``None``:
+            ``default_kernel`` of the model.
+        beta1: the first positive ``β`` of the ``log`` schedule.
+        qpath: the path's ``q`` in ``[0, 1]``: 1 for the geometric path, below 1 for a q-path
+            (``paths``).
+        callback: called with ``t`` after each step, ``t`` from 1 to ``2T`` over both directions;
+            ``None``: none.
+    """
     _check(num_data=num_data, num_steps=num_steps, num_chains=num_chains)
     qpath = check_qpath(qpath)
     kernel = default_kernel(model, qpath) if kernel is None else kernel

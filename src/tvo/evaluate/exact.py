@@ -13,7 +13,13 @@ from tvo.partitions import riemann_sum
 
 
 def exact_log_weights(model, x: Tensor) -> tuple[Tensor, Tensor]:
-    """``log p(x, z)`` and ``log q(z | x)`` for every latent value, each ``[N, B]``."""
+    """``log p(x, z)`` and ``log q(z | x)`` for every latent value, each ``[N, B]``.
+
+    Args:
+        model (GenerativeModel): a model with ``enumerate_latents()`` (every value of its discrete
+            latent, ``[N, …]``).
+        x: the data, ``[B, D]``.
+    """
     z = model.enumerate_latents()  # a tensor [N, …] or a tuple of them (layered latents)
 
     def beside_batch(v: Tensor) -> Tensor:
@@ -78,9 +84,28 @@ class EnumeratedPathKernel:
     needs_grad = False
 
     def init(self, target, point, beta: float = 0.0):
+        """The kernel's state for the chains at ``point`` before the walk: ``None`` (it keeps none).
+
+        Args:
+            target (Target): the annealing path of the batch, which evaluates (and counts) points.
+            point (Point): the chains where the walk starts, ``[C, B]``.
+            beta: the inverse temperature where the walk starts: 0 for forward AIS, 1 for BDMC's
+                reverse chains.
+        """
         return None
 
     def step(self, state, target, point, beta):
+        """One transition at ``beta``: the state (``None``), the new ``Point`` (every chain an
+        independent exact draw of ``π_β``) and the fraction of chains accepted, ``[B]`` (all of
+        them).
+
+        Args:
+            state (None): unused (``init`` returns ``None``).
+            target (Target): the annealing path of the batch, which evaluates (and counts) points.
+            point (Point): the chains now, ``[C, B]``.
+            beta (float | Tensor): the inverse temperature whose ``π_β`` the step leaves invariant:
+                a float, or one per data point ``[B]``.
+        """
         from tvo.evaluate.kernels import Point
 
         C, B = point.log_p.shape
@@ -109,11 +134,31 @@ class GaussianPathKernel:
     needs_grad = False
 
     def init(self, target, point, beta: float = 0.0):
+        """The kernel's state for the chains at ``point`` before the walk: ``None`` (it keeps none).
+        A ``ValueError`` on a q-path.
+
+        Args:
+            target (Target): the annealing path of the batch, which evaluates (and counts) points.
+            point (Point): the chains where the walk starts, ``[C, B]``.
+            beta: the inverse temperature where the walk starts: 0 for forward AIS, 1 for BDMC's
+                reverse chains.
+        """
         if not target.path.geometric:
             raise ValueError("GaussianPathKernel knows the geometric path only")
         return None
 
     def step(self, state, target, point, beta):
+        """One transition at ``beta``: the state (``None``), the new ``Point`` (every chain an
+        independent exact draw of ``π_β``) and the fraction of chains accepted, ``[B]`` (all of
+        them).
+
+        Args:
+            state (None): unused (``init`` returns ``None``).
+            target (Target): the annealing path of the batch, which evaluates (and counts) points.
+            point (Point): the chains now, ``[C, B]``.
+            beta (float | Tensor): the inverse temperature whose ``π_β`` the step leaves invariant:
+                a float, or one per data point ``[B]``.
+        """
         model, x = target.model, target.x
         q, post = model.guide(x), model.posterior(x)
         q_precision = torch.diag_embed(q.variance.reciprocal())

@@ -58,11 +58,19 @@ class Point(NamedTuple):
         return self.log_p - self.log_q
 
     def log_density(self, beta: float) -> Tensor:
-        """``log π̃_β(z) = log q + β ℓ``, ``[C, B]``."""
+        """``log π̃_β(z) = log q + β ℓ``, ``[C, B]``.
+
+        Args:
+            beta: the inverse temperature ``β``.
+        """
         return self.log_q + beta * (self.log_p - self.log_q)
 
     def grad(self, beta: float) -> Tensor:
-        """``∇_z log π̃_β(z)``."""
+        """``∇_z log π̃_β(z)``.
+
+        Args:
+            beta: the inverse temperature ``β``.
+        """
         return self.grad_q + beta * (self.grad_p - self.grad_q)
 
 
@@ -71,7 +79,15 @@ class Target:
     the evaluations, per data point (``evaluations``: calls of ``log_joint`` on one chain's
     latents; ``gradients``: how many of them also took ``∇_z``, which costs about two more).
 
-    ``grad=True`` makes every point carry its gradients (for ``HMC``)."""
+    ``grad=True`` makes every point carry its gradients (for ``HMC``).
+
+    Args:
+        model (GenerativeModel): the model, any object with the protocol's ``sample_guide``,
+            ``log_guide`` and ``log_joint``.
+        x: the batch ``[B, D]``.
+        grad: whether every point carries ``∇_z log q`` and ``∇_z log p`` (for ``HMC``).
+        path: the annealing path, geometric by default (``tvo.evaluate.paths.Path``).
+    """
 
     def __init__(self, model, x: Tensor, grad: bool = False, path: Path = GEOMETRIC):
         self.model, self.x, self.grad, self.path = model, x, grad, path
@@ -80,11 +96,21 @@ class Target:
 
     def log_density(self, point: Point, beta) -> Tensor:
         """``log π̃_β`` of the chains at ``point`` on this target's path, ``[C, B]``; ``beta`` a
-        float or ``[B]``."""
+        float or ``[B]``.
+
+        Args:
+            point: the chains, ``[C, B]``.
+            beta (float | Tensor): the inverse temperature, a float or ``[B]``.
+        """
         return self.path.log_density(point.log_q, point.log_p, beta)
 
     def grad_log_density(self, point: Point, beta) -> Tensor:
-        """``∇_z log π̃_β`` at ``point`` (which must carry its gradients), shaped like ``z``."""
+        """``∇_z log π̃_β`` at ``point`` (which must carry its gradients), shaped like ``z``.
+
+        Args:
+            point: the chains, with their gradients (made by a target with ``grad=True``).
+            beta (float | Tensor): the inverse temperature, a float or ``[B]``.
+        """
         w_q, w_p = self.path.grad_weights(point.log_q, point.log_p, beta)
         return (
             _over_event(w_q, point.grad_q) * point.grad_q
@@ -92,12 +118,23 @@ class Target:
         )
 
     def sample_guide(self, num_chains: int) -> tuple[Any, Tensor]:
-        """``num_chains`` draws from ``q(z | x)`` and their ``log q``: ``[C, B, …]``, ``[C, B]``."""
+        """``num_chains`` draws from ``q(z | x)`` and their ``log q``: ``[C, B, …]``, ``[C, B]``.
+
+        Args:
+            num_chains: how many draws per data point, ``C``.
+        """
         return self.model.sample_guide(self.x, num_chains)
 
     def evaluate(self, z, log_q: Tensor | None = None) -> Point:
         """The ``Point`` at ``z`` (``log q`` recomputed unless given; with gradients when
-        the target was made with ``grad=True``)."""
+        the target was made with ``grad=True``).
+
+        Args:
+            z (Tensor | tuple[Tensor, ...]): the latents, ``[C, B, …]`` (or a tuple of such
+                tensors).
+            log_q: ``log q(z | x)`` ``[C, B]`` if already known (from ``sample_guide``), else
+                ``None``.
+        """
         if not self.grad:
             if log_q is None:
                 log_q = self.model.log_guide(self.x, z)
@@ -128,11 +165,32 @@ class Kernel(Protocol):
 
     needs_grad: bool
 
-    def init(self, target: Target, point: Point, beta: float = 0.0) -> Any: ...
+    def init(self, target: Target, point: Point, beta: float = 0.0) -> Any:
+        """The kernel's state for the chains at ``point`` before the walk (``None`` for a
+        kernel that keeps none).
+
+        Args:
+            target: the annealing path of the batch, which evaluates (and counts) points.
+            point: the chains where the walk starts, ``[C, B]``.
+            beta: the inverse temperature where the walk starts: 0 for forward AIS, 1 for BDMC's
+                reverse chains.
+        """
+        ...
 
     def step(
         self, state: Any, target: Target, point: Point, beta: float
-    ) -> tuple[Any, Point, Tensor]: ...
+    ) -> tuple[Any, Point, Tensor]:
+        """One transition at ``beta``: the new state, the new ``Point`` and the fraction of chains
+        whose proposal was accepted, ``[B]``.
+
+        Args:
+            state: what ``init`` or the previous step returned.
+            target: the annealing path of the batch, which evaluates (and counts) points.
+            point: the chains now, ``[C, B]``.
+            beta: the inverse temperature whose ``π_β`` the step leaves invariant: a float, or one
+                per data point ``[B]``.
+        """
+        ...
 
 
 def _over_event(weight, like: Tensor):
@@ -162,14 +220,24 @@ def _where(mask: Tensor, new: Tensor | None, old: Tensor | None) -> Tensor | Non
 
 
 def select(mask: Tensor, new: Point, old: Point) -> Point:
-    """The chains of ``new`` where ``mask`` ``[C, B]`` is true, the others of ``old``."""
+    """The chains of ``new`` where ``mask`` ``[C, B]`` is true, the others of ``old``.
+
+    Args:
+        mask: ``[C, B]`` booleans, true for the chains to take from ``new``.
+        new: the proposed chains.
+        old: the current chains.
+    """
     z = _rebuild(new.z, tuple(_where(mask, a, b) for a, b in zip(_leaves(new.z), _leaves(old.z))))
     return Point(z, *(_where(mask, a, b) for a, b in zip(new[1:], old[1:])))
 
 
 def metropolis(log_ratio: Tensor) -> Tensor:
     """Accept each proposal with probability ``min(1, exp(log_ratio))``, ``[C, B]`` booleans; a
-    non-finite ratio (a proposal whose density overflowed) is rejected."""
+    non-finite ratio (a proposal whose density overflowed) is rejected.
+
+    Args:
+        log_ratio: the log acceptance ratio of each proposal, ``[C, B]``.
+    """
     u = torch.rand(log_ratio.shape, dtype=log_ratio.dtype, device=log_ratio.device)
     return (torch.log(u) < log_ratio) & torch.isfinite(log_ratio)
 
@@ -187,7 +255,12 @@ class HMCState(NamedTuple):
 def guide_scale(target: Target, point: Point) -> Tensor:
     """A per-dimension scale of the latent, ``[B, …]``: the guide's standard deviation where the
     model gives one (``model.guide(x).stddev`` of a ``tvo.Model``), else the spread of the
-    chains at the start (``C ≥ 2``), else ones. Floored at ``1e-3`` of its largest entry."""
+    chains at the start (``C ≥ 2``), else ones. Floored at ``1e-3`` of its largest entry.
+
+    Args:
+        target: the annealing path of the batch, which evaluates (and counts) points.
+        point: the chains where the walk starts, ``[C, B]``.
+    """
     z = point.z
     scale = None
     guide = getattr(target.model, "guide", None)
@@ -253,6 +326,24 @@ class HMC:
     (4 seeds) with the default, two moves of 5 steps each (the same 10 gradients per step):
     fresh momenta mix better than a longer trajectory. The guide's scale and the chains' full
     covariance changed it by less than the spread between seeds on that model.
+
+    Attributes:
+        step_size: the initial leapfrog step size ``ε₀`` (relative to the scale), for every data
+            point.
+        leapfrog_steps: leapfrog steps per transition (an integer ≥ 1).
+        target_acceptance: the acceptance rate that the warm-up and the adaptation aim at, in ``(0,
+            1)``.
+        adapt: whether ``ε`` adapts during the walk (Wu et al. 2017's rule).
+        warmup: dual-averaging transitions before the walk (0: none).
+        moves: transitions per step, each with fresh momenta (an integer ≥ 1).
+        scale: the per-dimension scale: ``guide``, ``chains``, ``chains-full`` or ``none``.
+        jitter: the half-width of the random factor ``u ~ U(1 − jitter, 1 + jitter)`` on the step
+            size (0: none).
+        increase: the factor on ``ε`` when the moving acceptance rate is above
+            ``target_acceptance``.
+        decrease: the factor on ``ε`` when it is below.
+        min_step_size: the smallest ``ε`` the adaptation may reach.
+        max_step_size: the largest ``ε`` the adaptation may reach.
     """
 
     step_size: float = 0.5
@@ -286,6 +377,16 @@ class HMC:
             raise ValueError(f"scale must be 'guide', 'chains' or 'none', got {self.scale!r}")
 
     def init(self, target: Target, point: Point, beta=0.0) -> HMCState:
+        """The kernel's state for the chains at ``point`` before the walk (the step size per data
+        point, after the warm-up, and the scale; a ``ValueError`` for a model without
+        ``has_rsample``).
+
+        Args:
+            target: the annealing path of the batch, which evaluates (and counts) points.
+            point: the chains where the walk starts, ``[C, B]``.
+            beta (float): the inverse temperature where the walk starts (and the warm-up runs): 0
+                for forward AIS, 1 for BDMC's reverse chains.
+        """
         if not getattr(target.model, "has_rsample", False):
             raise ValueError(
                 f"HMC needs continuous latents, and {type(target.model).__name__} has "
@@ -356,6 +457,17 @@ class HMC:
         return select(accepted, new, point), probability, accepted
 
     def step(self, state: HMCState, target: Target, point: Point, beta):
+        """One transition at ``beta``: the new state, the new ``Point`` and the fraction of chains
+        whose proposal was accepted, ``[B]``, the mean over the ``moves``; the step size adapts
+        when ``adapt``.
+
+        Args:
+            state: the step sizes, acceptance averages and scale (``HMCState``).
+            target: the annealing path of the batch, which evaluates (and counts) points.
+            point: the chains now, ``[C, B]``.
+            beta (float | Tensor): the inverse temperature whose ``π_β`` the step leaves invariant:
+                a float, or one per data point ``[B]``.
+        """
         if self.scale == "chains" and point.z.shape[0] >= 4:
             state = state._replace(scale=point.z.std(0).clamp_min(1e-6))
         if (
@@ -382,7 +494,11 @@ class FlipMH:
     """Metropolis–Hastings for binary latents: flip ``block`` of the ``N`` units (all layers
     together) chosen uniformly at random without replacement; the proposal is symmetric, so the
     acceptance probability is ``min(1, π̃_β(z') / π̃_β(z))``. ``block=1`` is the single-site
-    (Metropolised Gibbs) move. One evaluation per step."""
+    (Metropolised Gibbs) move. One evaluation per step.
+
+    Attributes:
+        block: how many binary units each proposal flips (an integer ≥ 1; 1: single-site).
+    """
 
     block: int = 1
     needs_grad = False
@@ -392,6 +508,15 @@ class FlipMH:
             raise ValueError(f"block must be an integer ≥ 1, got {self.block!r}")
 
     def init(self, target: Target, point: Point, beta: float = 0.0) -> None:
+        """The kernel's state for the chains at ``point`` before the walk (none: ``None``; a
+        ``ValueError`` for latents that are not binary).
+
+        Args:
+            target: the annealing path of the batch, which evaluates (and counts) points.
+            point: the chains where the walk starts, ``[C, B]``.
+            beta: the inverse temperature where the walk starts: 0 for forward AIS, 1 for BDMC's
+                reverse chains.
+        """
         if not all(((leaf == 0) | (leaf == 1)).all() for leaf in _leaves(point.z)):
             raise ValueError(
                 f"FlipMH needs binary latents (values 0 and 1), and {type(target.model).__name__}"
@@ -400,6 +525,16 @@ class FlipMH:
         return None
 
     def step(self, state, target: Target, point: Point, beta: float):
+        """One transition at ``beta``: the new state, the new ``Point`` and the fraction of chains
+        whose proposal was accepted, ``[B]``.
+
+        Args:
+            state (None): unused (``init`` returns ``None``).
+            target: the annealing path of the batch, which evaluates (and counts) points.
+            point: the chains now, ``[C, B]``.
+            beta: the inverse temperature whose ``π_β`` the step leaves invariant: a float, or one
+                per data point ``[B]``.
+        """
         leaves = _leaves(point.z)
         C, B = point.log_p.shape
         flat = torch.cat([leaf.reshape(C, B, -1) for leaf in leaves], -1)  # [C, B, N]
@@ -429,9 +564,27 @@ class IndependentMH:
     needs_grad = False
 
     def init(self, target: Target, point: Point, beta: float = 0.0) -> None:
+        """The kernel's state for the chains at ``point`` before the walk (none: ``None``).
+
+        Args:
+            target: the annealing path of the batch, which evaluates (and counts) points.
+            point: the chains where the walk starts, ``[C, B]``.
+            beta: the inverse temperature where the walk starts: 0 for forward AIS, 1 for BDMC's
+                reverse chains.
+        """
         return None
 
     def step(self, state, target: Target, point: Point, beta: float):
+        """One transition at ``beta``: the new state, the new ``Point`` and the fraction of chains
+        whose proposal was accepted, ``[B]``.
+
+        Args:
+            state (None): unused (``init`` returns ``None``).
+            target: the annealing path of the batch, which evaluates (and counts) points.
+            point: the chains now, ``[C, B]``.
+            beta: the inverse temperature whose ``π_β`` the step leaves invariant: a float, or one
+                per data point ``[B]``.
+        """
         z, log_q = target.sample_guide(point.log_p.shape[0])
         new = target.evaluate(z, log_q)
         if target.path.geometric:
@@ -443,7 +596,11 @@ class IndependentMH:
 
 
 class Cycle:
-    """The kernels one after another at the same ``β``; ``accept`` is their mean."""
+    """The kernels one after another at the same ``β``; ``accept`` is their mean.
+
+    Args:
+        *kernels: the kernels, applied in this order (at least one).
+    """
 
     def __init__(self, *kernels: Kernel):
         if not kernels:
@@ -452,9 +609,28 @@ class Cycle:
         self.needs_grad = any(k.needs_grad for k in kernels)
 
     def init(self, target: Target, point: Point, beta: float = 0.0) -> tuple:
+        """The kernel's state for the chains at ``point`` before the walk (a tuple of each kernel's
+        state).
+
+        Args:
+            target: the annealing path of the batch, which evaluates (and counts) points.
+            point: the chains where the walk starts, ``[C, B]``.
+            beta: the inverse temperature where the walk starts: 0 for forward AIS, 1 for BDMC's
+                reverse chains.
+        """
         return tuple(k.init(target, point, beta) for k in self.kernels)
 
     def step(self, state: tuple, target: Target, point: Point, beta: float):
+        """One transition at ``beta``: the new state, the new ``Point`` and the fraction of chains
+        whose proposal was accepted, ``[B]``, the mean over the kernels.
+
+        Args:
+            state: each kernel's state, in order (from ``init``).
+            target: the annealing path of the batch, which evaluates (and counts) points.
+            point: the chains now, ``[C, B]``.
+            beta: the inverse temperature whose ``π_β`` the step leaves invariant: a float, or one
+                per data point ``[B]``.
+        """
         states, rates = [], []
         for kernel, s in zip(self.kernels, state):
             s, point, rate = kernel.step(s, target, point, beta)
@@ -494,10 +670,23 @@ class SBNSweep:
 
     @staticmethod
     def applies(model) -> bool:
-        """Whether ``model`` is a one-layer SBN with an affine decoder."""
+        """Whether ``model`` is a one-layer SBN with an affine decoder.
+
+        Args:
+            model (GenerativeModel): any model (an ``SBN`` or not).
+        """
         return isinstance(model, SBN) and len(model.latents) == 1 and model.hidden == ()
 
     def init(self, target: Target, point: Point, beta: float = 0.0) -> SweepState:
+        """The kernel's state for the chains at ``point`` before the walk (the guide's logits and
+        the decoder's weights for the batch; a ``ValueError`` for another model or a q-path).
+
+        Args:
+            target: the annealing path of the batch, which evaluates (and counts) points.
+            point: the chains where the walk starts, ``[C, B]``.
+            beta: the inverse temperature where the walk starts: 0 for forward AIS, 1 for BDMC's
+                reverse chains.
+        """
         model, x = target.model, target.x
         if not self.applies(model):
             raise ValueError(f"SBNSweep needs a one-layer linear SBN, got {type(model).__name__}")
@@ -509,6 +698,17 @@ class SBNSweep:
         return SweepState(guide_logits, x @ last.weight, last.weight.T.contiguous())
 
     def step(self, state: SweepState, target: Target, point: Point, beta: float):
+        """One transition at ``beta``: the new state, the new ``Point`` and the fraction of chains
+        whose proposal was accepted, ``[B]`` (the mean over the chains of the fraction of units
+        flipped).
+
+        Args:
+            state: the batch's logits and weights (``SweepState``).
+            target: the annealing path of the batch, which evaluates (and counts) points.
+            point: the chains now, ``[C, B]``.
+            beta: the inverse temperature whose ``π_β`` the step leaves invariant: a float, or one
+                per data point ``[B]``.
+        """
         model = target.model
         last = model.decoders[0][-1]
         (z,) = point.z
@@ -575,7 +775,11 @@ def latent_kinds(model) -> tuple[str, ...]:
     """The kind of each part of ``model``'s latent (one for a tensor, one per tensor of a tuple):
     ``binary``, ``one-hot``, ``continuous`` or ``other``. From the prior's ``support`` for a
     ``tvo.Model`` whose prior declares one, else from 16 draws of ``model.sample`` (taken
-    inside ``torch.random.fork_rng``, so the caller's random stream does not move)."""
+    inside ``torch.random.fork_rng``, so the caller's random stream does not move).
+
+    Args:
+        model (GenerativeModel): the model (a ``tvo.Model`` or any object with ``sample``).
+    """
     from tvo.models.base import Model
 
     if isinstance(model, Model):
@@ -591,7 +795,11 @@ def latent_kinds(model) -> tuple[str, ...]:
 
 
 def describe_kinds(kinds: tuple[str, ...]) -> str:
-    """``binary``, ``one-hot`` …, or ``a product of binary and one-hot parts``."""
+    """``binary``, ``one-hot`` …, or ``a product of binary and one-hot parts``.
+
+    Args:
+        kinds: the kinds, as ``latent_kinds`` gives them.
+    """
     distinct = sorted(set(kinds))
     if len(kinds) == 1 or len(distinct) == 1:
         return distinct[0]
@@ -662,11 +870,31 @@ class DiscreteGibbs:
     needs_grad = False
 
     def init(self, target: Target, point: Point, beta: float = 0.0) -> tuple[str, ...]:
+        """The kernel's state for the chains at ``point`` before the walk (the kind of each part of
+        the latent, ``latent_kinds``; a ``ValueError`` for a latent without a binary or one-hot
+        part).
+
+        Args:
+            target: the annealing path of the batch, which evaluates (and counts) points.
+            point: the chains where the walk starts, ``[C, B]``.
+            beta: the inverse temperature where the walk starts: 0 for forward AIS, 1 for BDMC's
+                reverse chains.
+        """
         kinds = latent_kinds(target.model)
         _Sites(point.z, kinds)  # a latent without a discrete part: say so now
         return kinds
 
     def step(self, kinds, target: Target, point: Point, beta):
+        """One transition at ``beta``: the new state, the new ``Point`` and the fraction of chains
+        whose proposal was accepted, ``[B]`` (here the fraction whose value changed).
+
+        Args:
+            kinds (tuple[str, ...]): the state, the kind of each part of the latent (from ``init``).
+            target: the annealing path of the batch, which evaluates (and counts) points.
+            point: the chains now, ``[C, B]``.
+            beta (float | Tensor): the inverse temperature whose ``π_β`` the step leaves invariant:
+                a float, or one per data point ``[B]``.
+        """
         sites = _Sites(point.z, kinds)
         site = sites.pick(point.log_p.device)
         K = site[2]
@@ -713,11 +941,31 @@ class DiscreteMH:
     needs_grad = False
 
     def init(self, target: Target, point: Point, beta: float = 0.0) -> tuple[str, ...]:
+        """The kernel's state for the chains at ``point`` before the walk (the kind of each part of
+        the latent, ``latent_kinds``; a ``ValueError`` for a latent without a binary or one-hot
+        part).
+
+        Args:
+            target: the annealing path of the batch, which evaluates (and counts) points.
+            point: the chains where the walk starts, ``[C, B]``.
+            beta: the inverse temperature where the walk starts: 0 for forward AIS, 1 for BDMC's
+                reverse chains.
+        """
         kinds = latent_kinds(target.model)
         _Sites(point.z, kinds)
         return kinds
 
     def step(self, kinds, target: Target, point: Point, beta):
+        """One transition at ``beta``: the new state, the new ``Point`` and the fraction of chains
+        whose proposal was accepted, ``[B]``.
+
+        Args:
+            kinds (tuple[str, ...]): the state, the kind of each part of the latent (from ``init``).
+            target: the annealing path of the batch, which evaluates (and counts) points.
+            point: the chains now, ``[C, B]``.
+            beta (float | Tensor): the inverse temperature whose ``π_β`` the step leaves invariant:
+                a float, or one per data point ``[B]``.
+        """
         site = _Sites(point.z, kinds).pick(point.log_p.device)
         shift = torch.randint(1, site[2], point.log_p.shape, device=point.log_p.device)
         new = target.evaluate(_Sites.moved(point.z, kinds, site, shift))
@@ -735,6 +983,10 @@ def default_kernel(model, qpath: float = 1.0) -> Kernel:
     ones and products of binary and one-hot parts; a ``ValueError`` naming what fits for anything
     else (a product with continuous parts, integer-coded categories): ``independent``. Along a
     q-path (``qpath < 1``) the SBN gets ``FlipMH``: its sweep knows the geometric path only.
+
+    Args:
+        model (GenerativeModel): the model whose latent the kernel must move.
+        qpath: the path's ``q``: 1 for the geometric path, below 1 for a q-path.
     """
     if getattr(model, "has_rsample", False):
         return HMC()
@@ -758,7 +1010,11 @@ KERNELS = {"hmc": HMC, "flip": FlipMH, "gibbs": DiscreteGibbs, "discrete-mh": Di
 
 
 def fitting_kernels(model) -> list[str]:
-    """The names of ``KERNELS`` (and ``auto``) that can move ``model``'s latent."""
+    """The names of ``KERNELS`` (and ``auto``) that can move ``model``'s latent.
+
+    Args:
+        model (GenerativeModel): the model whose latent the kernels must move.
+    """
     if getattr(model, "has_rsample", False):
         return ["auto", "hmc", "independent"]
     kinds = set(latent_kinds(model))
@@ -774,7 +1030,15 @@ def kernel_for(model, name: str = "auto", leapfrog_steps: int = 5, qpath: float 
     (with ``leapfrog_steps``, also what ``auto`` gives a continuous model), ``flip``
     (single-site), ``gibbs``, ``discrete-mh``, ``independent`` or ``sbn-sweep``. ``ValueError``
     for another name, and for a kernel that does not fit ``model``'s latent, naming those that
-    do (``fitting_kernels``), before any work."""
+    do (``fitting_kernels``), before any work.
+
+    Args:
+        model (GenerativeModel): the model whose latent the kernel must move.
+        name: ``auto`` or a name of ``KERNELS``.
+        leapfrog_steps: leapfrog steps per transition, for ``hmc`` (and ``auto`` on a continuous
+            model).
+        qpath: the path's ``q``: 1 for the geometric path, below 1 for a q-path.
+    """
     if name not in ("auto", *KERNELS):
         raise ValueError(f"unknown kernel {name!r}: expected auto or one of {', '.join(KERNELS)}")
     fits = fitting_kernels(model)

@@ -44,7 +44,11 @@ from torch import Tensor
 
 
 def check_qpath(qpath: float) -> float:
-    """``qpath`` as a float in ``[0, 1]``, else a ValueError naming it."""
+    """``qpath`` as a float in ``[0, 1]``, else a ValueError naming it.
+
+    Args:
+        qpath: the value to check.
+    """
     if isinstance(qpath, bool) or not isinstance(qpath, int | float) or not 0 <= qpath <= 1:
         raise ValueError(
             f"qpath must be a number in [0, 1] (1: the geometric path, 0: the mixture), got "
@@ -55,7 +59,12 @@ def check_qpath(qpath: float) -> float:
 
 def per_point(beta: float | Tensor, like: Tensor) -> float | Tensor:
     """``beta`` shaped to broadcast over ``like`` ``[C, B, …]``: a float as it is, a ``[B]``
-    tensor as ``[1, B, 1, …]``."""
+    tensor as ``[1, B, 1, …]``.
+
+    Args:
+        beta: a float, or one ``β`` per data point ``[B]``.
+        like: a tensor ``[C, B, …]`` whose dtype and dims ``beta`` is shaped to.
+    """
     if not isinstance(beta, Tensor):
         return beta
     return beta.to(like.dtype).reshape(1, -1, *[1] * (like.dim() - 2))
@@ -64,7 +73,13 @@ def per_point(beta: float | Tensor, like: Tensor) -> float | Tensor:
 @dataclass(frozen=True)
 class Path:
     """The annealing path ``π̃_β``: geometric for ``q = 1``, else the q-path with the target
-    scaled by ``e^{−shift}`` (``shift`` ``[B]``, see the module docstring)."""
+    scaled by ``e^{−shift}`` (``shift`` ``[B]``, see the module docstring).
+
+    Attributes:
+        q: the path's ``q`` in ``[0, 1]``: 1 for the geometric path.
+        shift: the target's log-scale ``s`` per data point ``[B]`` (needed for ``q < 1``;
+            ``log_scale``).
+    """
 
     q: float = 1.0
     shift: Tensor | None = None
@@ -94,7 +109,13 @@ class Path:
 
     def log_density(self, log_q: Tensor, log_p: Tensor, beta) -> Tensor:
         """``log π̃_β`` at points with these ``log q`` and ``log p``, ``[C, B]``, in their dtype
-        (computed in float64 on a q-path)."""
+        (computed in float64 on a q-path).
+
+        Args:
+            log_q: ``log q(z | x)``, ``[C, B]``.
+            log_p: ``log p(x, z)``, ``[C, B]``.
+            beta (float | Tensor): the inverse temperature, a float or ``[B]``.
+        """
         if self.geometric:
             return log_q + beta * (log_p - log_q)
         first, second = self._terms(log_q, log_p, beta)
@@ -102,7 +123,13 @@ class Path:
 
     def grad_weights(self, log_q: Tensor, log_p: Tensor, beta) -> tuple:
         """``(w_q, w_p)`` with ``∇ log π̃_β = w_q ∇ log q + w_p ∇ log p``: floats or ``[B]``
-        tensors on the geometric path, ``[C, B]`` tensors on a q-path."""
+        tensors on the geometric path, ``[C, B]`` tensors on a q-path.
+
+        Args:
+            log_q: ``log q(z | x)``, ``[C, B]``.
+            log_p: ``log p(x, z)``, ``[C, B]``.
+            beta (float | Tensor): the inverse temperature, a float or ``[B]``.
+        """
         if self.geometric:
             return 1 - beta, beta
         first, second = self._terms(log_q, log_p, beta)
@@ -111,7 +138,14 @@ class Path:
 
     def increment(self, log_q: Tensor, log_p: Tensor, old, new) -> Tensor:
         """The AIS log-weight increment ``log π̃_new − log π̃_old`` at the same points, float64
-        ``[C, B]``. On the geometric path ``(new − old) ℓ``."""
+        ``[C, B]``. On the geometric path ``(new − old) ℓ``.
+
+        Args:
+            log_q: ``log q(z | x)``, ``[C, B]``.
+            log_p: ``log p(x, z)``, ``[C, B]``.
+            old (float | Tensor): the inverse temperature the weight had, a float or ``[B]``.
+            new (float | Tensor): the inverse temperature it moves to, a float or ``[B]``.
+        """
         if self.geometric:
             return (new - old) * (log_p - log_q).double()
         log_q, log_p = log_q.double(), log_p.double()
@@ -123,7 +157,13 @@ GEOMETRIC = Path()
 
 def log_scale(target, num_chains: int) -> Tensor:
     """The shift ``s = logmeanexp_c (log p − log q)`` ``[B]`` from ``num_chains`` fresh draws of
-    ``q`` (importance sampling, independent of the chains), as ``Path`` needs."""
+    ``q`` (importance sampling, independent of the chains), as ``Path`` needs.
+
+    Args:
+        target (Target): the annealing path of the batch (its model and ``x``); its ``evaluations``
+            count the draws.
+        num_chains: how many draws of ``q`` per data point.
+    """
     z, log_q = target.sample_guide(num_chains)
     log_p = target.model.log_joint(target.x, z)
     target.evaluations += num_chains

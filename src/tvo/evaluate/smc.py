@@ -66,7 +66,12 @@ class SMCEstimate(NamedTuple):
 
 def conditional_ess(log_w: Tensor, increment: Tensor) -> Tensor:
     """``CESS / N = (Σ W w)² / Σ W w²`` (1 for equal increments) from normalised log-weights
-    ``log W`` and log increments ``log w``, ``[N, B] → [B]``, in log space."""
+    ``log W`` and log increments ``log w``, ``[N, B] → [B]``, in log space.
+
+    Args:
+        log_w: the normalised log-weights ``log W``, ``[N, B]``.
+        increment: the log incremental weights ``log w``, ``[N, B]``.
+    """
     first = torch.logsumexp(log_w + increment, 0)
     second = torch.logsumexp(log_w + 2 * increment, 0)
     return torch.exp(2 * first - second)
@@ -76,7 +81,16 @@ def next_temperature(target, point: Point, log_w: Tensor, beta: Tensor, target_c
                      iterations: int = 50) -> Tensor:  # fmt: skip
     """The next ``β' ∈ (β, 1]`` per data point ``[B]`` (float64) where ``CESS / N`` equals
     ``target_cess``, by bisection; 1 where ``CESS(1)`` is above the target; ``β`` itself for a
-    point already at 1."""
+    point already at 1.
+
+    Args:
+        target (Target): the annealing path of the batch (its ``path`` gives the increments).
+        point: the particles, ``[N, B]``.
+        log_w: their normalised log-weights, ``[N, B]``.
+        beta: each data point's current ``β``, ``[B]``, float64.
+        target_cess: the conditional ESS to reach, as a fraction of ``N``, in ``(0, 1)``.
+        iterations: bisection steps (each halves the interval).
+    """
     path = target.path
 
     def cess(new: Tensor) -> Tensor:
@@ -97,7 +111,11 @@ def next_temperature(target, point: Point, log_w: Tensor, beta: Tensor, target_c
 
 def systematic_resample(log_w: Tensor) -> Tensor:
     """Ancestor indices ``[N, B]`` by systematic resampling of the normalised weights: one
-    uniform ``u`` per data point, positions ``(i + u) / N``."""
+    uniform ``u`` per data point, positions ``(i + u) / N``.
+
+    Args:
+        log_w: the normalised log-weights, ``[N, B]``.
+    """
     N, B = log_w.shape
     cumulative = torch.cumsum(torch.exp(log_w), 0).T.contiguous()  # [B, N]
     cumulative[:, -1] = 1.0
@@ -107,7 +125,11 @@ def systematic_resample(log_w: Tensor) -> Tensor:
 
 
 def multinomial_resample(log_w: Tensor) -> Tensor:
-    """Ancestor indices ``[N, B]``, ``N`` independent draws from the weights per data point."""
+    """Ancestor indices ``[N, B]``, ``N`` independent draws from the weights per data point.
+
+    Args:
+        log_w: the normalised log-weights, ``[N, B]``.
+    """
     return torch.multinomial(torch.exp(log_w).T, log_w.shape[0], replacement=True).T
 
 
@@ -120,7 +142,13 @@ def _gather(value: Tensor | None, index: Tensor) -> Tensor | None:
 
 def resample_point(point: Point, index: Tensor, where: Tensor) -> Point:
     """The particles of ``point`` at ancestors ``index`` ``[N, B]`` for the points ``where``
-    ``[B]`` is true, the others as they were."""
+    ``[B]`` is true, the others as they were.
+
+    Args:
+        point: the particles, ``[N, B]``.
+        index: the ancestor of each particle, ``[N, B]``.
+        where: ``[B]`` booleans, true for the data points that resample.
+    """
     index = torch.where(where, index, torch.arange(index.shape[0], device=index.device)[:, None])
     z = _rebuild(point.z, tuple(_gather(leaf, index) for leaf in _leaves(point.z)))
     return Point(z, *(_gather(v, index) for v in point[1:]))
@@ -131,7 +159,12 @@ def default_smc_kernel(model, qpath: float = 1.0) -> Kernel:
     particles' covariance at each temperature (``scale="chains-full"``, the usual adaptive SMC
     practice: the population describes the current ``π_β``). Measured on LinearGaussian(3, 5),
     6 points, 100 particles, 10 runs: the sd of ``log p̂ − log p`` 0.16 against 0.38 with the
-    guide's scale, at the same cost."""
+    guide's scale, at the same cost.
+
+    Args:
+        model (GenerativeModel): the model whose latent the kernel must move.
+        qpath: the path's ``q``: 1 for the geometric path, below 1 for a q-path.
+    """
     kernel = default_kernel(model, qpath)
     return HMC(scale="chains-full") if isinstance(kernel, HMC) else kernel
 
@@ -171,7 +204,27 @@ def smc(
     follows the latent's support, ``default_smc_kernel``), along the
     geometric path (``qpath=1``) or a q-path. Stops with a ``RuntimeError`` after
     ``max_temperatures`` (a guide so far from the posterior that the schedule cannot end).
-    ``callback(k)`` after each iteration. Returns an ``SMCEstimate``."""
+    ``callback(k)`` after each iteration. Returns an ``SMCEstimate``.
+
+    Args:
+        model (GenerativeModel): the model, any object with the protocol's ``sample_guide``,
+            ``log_guide`` and ``log_joint``.
+        x: the batch ``[B, D]``.
+        num_particles: particles per data point, ``N`` (an integer ≥ 1).
+        kernel: the Markov kernel that moves the particles; ``None``: ``default_smc_kernel`` of the
+            model.
+        target_cess: the conditional ESS each new temperature keeps, as a fraction of ``N``, in
+            ``(0, 1)``.
+        qpath: the path's ``q`` in ``[0, 1]``: 1 for the geometric path, below 1 for a q-path
+            (``paths``).
+        resample: ``systematic`` or ``multinomial`` resampling.
+        resample_threshold: resample when the ESS falls below this fraction of ``N``, in ``[0, 1]``
+            (0: never).
+        moves: kernel steps after each reweighting (an integer ≥ 1).
+        max_temperatures: the most temperatures before a ``RuntimeError`` (an integer ≥ 1).
+        callback (Callable[[int], None] | None): called with ``k`` after each iteration ``k``;
+            ``None``: none.
+    """
     _check(num_particles, target_cess, resample, resample_threshold, moves, max_temperatures)
     qpath = check_qpath(qpath)
     kernel = default_smc_kernel(model, qpath) if kernel is None else kernel

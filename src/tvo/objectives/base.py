@@ -145,13 +145,23 @@ class Objective:
     @classmethod
     def applicable(cls, values: Mapping[str, object]) -> tuple[str, ...]:
         """The names of ``settings`` that apply, given the values chosen so far (``values`` may
-        lack some): all of them, unless a subclass says otherwise."""
+        lack some): all of them, unless a subclass says otherwise.
+
+        Args:
+            values: the settings chosen so far, by name (some may be missing).
+        """
         return tuple(cls.settings)
 
     @classmethod
     def from_settings(cls, seed: int = 0, **settings) -> Objective:
         """The objective with these ``settings`` (those that apply), ``seed`` for any randomness
-        of its own."""
+        of its own.
+
+        Args:
+            seed: the seed of any randomness of the objective's own (an adaptive schedule's).
+            **settings (object): values of ``settings``, by name (those that apply); the others keep
+                their defaults.
+        """
         return cls(**settings)
 
     def run_settings(self) -> dict:
@@ -165,7 +175,12 @@ class Objective:
         ``None``. Asked of the model's ``has_rsample``, never of its name; ``model_name``, the
         model's name in a run's settings, is only for the message. The one place this
         requirement is checked: the settings (``tvo.config.validate``), the trainer
-        (``tvo.build.build``) and a direct call (``check``) all ask it."""
+        (``tvo.build.build``) and a direct call (``check``) all ask it.
+
+        Args:
+            model (GenerativeModel | type): a model, or a model's class.
+            model_name: the model's name in a run's settings (for the message only), or ``None``.
+        """
         if cls.needs_rsample() and not getattr(model, "has_rsample", False):
             if model_name is not None:
                 return (
@@ -183,7 +198,12 @@ class Objective:
         return None
 
     def check(self, model, num_particles: int) -> None:
-        """Reject settings that cannot work, before any sampling."""
+        """Reject settings that cannot work, before any sampling.
+
+        Args:
+            model (GenerativeModel): the model to train or evaluate.
+            num_particles: particles per data point (an integer ≥ ``min_particles``).
+        """
         if (
             not isinstance(num_particles, int)
             or isinstance(num_particles, bool)
@@ -198,19 +218,35 @@ class Objective:
             raise ValueError(error)
 
     def resolve_partition(self, partition):
-        """The partition a call uses: objectives without one refuse to be given one."""
+        """The partition a call uses: objectives without one refuse to be given one.
+
+        Args:
+            partition (Tensor | Sequence[float] | None): the partition the call was given, or
+                ``None``.
+        """
         if partition is not None:
             raise ValueError(f"{self.name} has no partition, but was given one: {partition!r}")
         return None
 
     def terms(self, *tensors: Tensor, partition=None) -> Terms:
-        """The pure function on the sampled tensors."""
+        """The pure function on the sampled tensors.
+
+        Args:
+            *tensors: the tensors its sampling mode drew, each ``[S, B]``
+                (``tvo.objectives.sampling``).
+            partition (Tensor | None): the partition to use (``resolve_partition``); ``None`` for an
+                objective without one.
+        """
         return type(self).function(*tensors)
 
     def particles_drawn(self, num_particles: int) -> int:
         """How many particles per data point the sampling mode draws for ``num_particles``:
         as many, but for an objective that draws more for its own use (OVIS-MC's auxiliary
-        particles, which come after the ``num_particles`` in the tensors)."""
+        particles, which come after the ``num_particles`` in the tensors).
+
+        Args:
+            num_particles: the particles of the bound per data point.
+        """
         return num_particles
 
     def __call__(self, model, x: Tensor, num_particles: int, partition=None,
@@ -230,6 +266,12 @@ class Objective:
         return Output(-terms.surrogate.mean(), terms.estimate, diagnostics)
 
     def extra_diagnostics(self, terms: Terms) -> dict[str, Tensor]:
+        """The objective's own diagnostics, detached ``[B]`` tensors (or ``[K + 1, B]``) by name,
+        beside ``ess``, ``elbo`` and ``iwae``: none here; the TVO adds ``integrand``.
+
+        Args:
+            terms: what ``terms`` returned for the batch.
+        """
         return {}
 
     def __repr__(self) -> str:

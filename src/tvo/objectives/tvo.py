@@ -228,6 +228,13 @@ def tvo_reparam(
           + Σ_s sg(Σ_k m_k w̄_sk (1 − 2β_k + cβ_k(1 − β_k)(ℓ_s − ĝ_k))) ℓ_s|_{θ, φ stopped}
 
     ``K = 1``, left, is the ELBO with the "sticking the landing" gradient for φ.
+
+    Args:
+        log_p_theta: ``log p(x, sg(z_s))``, ``[S, B]``, differentiable in θ only.
+        log_weight: ``ℓ_s = log p(x, z_s) − log q(z_s | x)`` with every parameter stopped, ``[S,
+            B]``, differentiable through ``z_s`` (in φ).
+        partition (Tensor | Sequence[float]): the ``K + 1`` points ``0 = β_0 < … < β_K = 1``.
+        integration: ``"left"``, ``"right"`` or ``"trapz"``, as in ``tvo``.
     """
     log_p_theta, log_weight = check_log_weights(log_p_theta, log_weight, min_particles=2)
     num_particles = log_weight.shape[0]
@@ -272,6 +279,19 @@ class TVO(Objective):
     never moves. ``tvo train`` does all this itself.
 
     Diagnostics add ``integrand``: ``ĝ(β_k)``, ``[K + 1, B]``.
+
+    Args:
+        K: the number of intervals of the partition (the setting ``partitions``).
+        schedule: where the points are: ``log``, ``linear``, or an adaptive one, ``moments`` or
+            ``gp-bandit`` (``tvo.partitions``).
+        beta1: the first point ``β_1`` of the ``log`` schedule, where the adaptive ones start, in
+            ``(0, 1)``.
+        integration: the Riemann sum: ``left`` (``TVO_L``, the lower bound), ``right`` (``TVO_U``)
+            or ``trapz``.
+        partition (Sequence[float] | Tensor | None): points of your own from 0 to 1, instead of
+            ``K``, ``schedule`` and ``beta1``; ``None``: the schedule's.
+        seed: the seed of ``gp-bandit``'s proposals.
+        adapt_every: updates between moves of an adaptive partition.
     """
 
     name = "tvo"
@@ -330,6 +350,13 @@ class TVO(Objective):
 
     @classmethod
     def applicable(cls, values: Mapping[str, object]) -> tuple[str, ...]:
+        """The names of ``settings`` that apply given ``values``: ``partition`` and ``integration``
+        when a partition of one's own is given, else ``partitions``, ``schedule``, the chosen
+        schedule's own settings (``beta1``, ``adapt_every``) and ``integration``.
+
+        Args:
+            values: the settings chosen so far, by name (some may be missing).
+        """
         if values.get("partition") is not None:
             return ("partition", "integration")
         schedule = values.get("schedule") or cls.settings["schedule"]
@@ -337,6 +364,13 @@ class TVO(Objective):
 
     @classmethod
     def from_settings(cls, seed: int = 0, **settings) -> TVO:
+        """The TVO with these ``settings`` (``TVO.settings`` for those not given).
+
+        Args:
+            seed: the seed of any randomness of the objective's own (an adaptive schedule's).
+            **settings (object): values of ``settings``, by name (those that apply); the others keep
+                their defaults.
+        """
         settings = {**cls.settings, **settings}
         return cls(settings["partitions"], settings["schedule"], settings["beta1"],
                    settings["integration"], settings["partition"], seed=seed,
@@ -350,6 +384,13 @@ class TVO(Objective):
         return self.schedule.K
 
     def resolve_partition(self, partition):
+        """The partition a call uses: the one given, else the fixed schedule's; a ``ValueError`` for
+        an adaptive schedule called without one.
+
+        Args:
+            partition (Tensor | Sequence[float] | None): the partition the call was given, or
+                ``None``.
+        """
         if partition is not None:
             return partition
         if self.schedule.adaptive:
@@ -364,7 +405,12 @@ class TVO(Objective):
 
     def weights(self, partition, like: Tensor) -> TVOWeights:
         """The partition's ``TVOWeights`` for ``[S, B]`` tensors like ``like``: computed
-        when the partition (or dtype, device, S) differs from the last call's, else reused."""
+        when the partition (or dtype, device, S) differs from the last call's, else reused.
+
+        Args:
+            partition (Tensor | Sequence[float]): the points ``0 = β_0 < … < β_K = 1``.
+            like: a tensor ``[S, B]`` with the dtype, device and ``S`` of the call's log-weights.
+        """
         if torch._C._are_functorch_transforms_active():  # per member of an ensemble: no memo
             return tvo_weights(partition, self.integration, len(like), like)
         version = getattr(partition, "_version", None)
@@ -376,10 +422,24 @@ class TVO(Objective):
         return memo[2]
 
     def terms(self, log_p: Tensor, log_q: Tensor, partition=None) -> TVOTerms:
+        """The TVO's ``TVOTerms`` (``tvo``) on the batch's tensors, with the partition's weights
+        reused from the last call when it has not changed (``weights``).
+
+        Args:
+            log_p: ``log p(x, z_s)``, ``[S, B]``, differentiable in θ; particles ``z_s`` detached.
+            log_q: ``log q(z_s | x)``, ``[S, B]``, differentiable in φ.
+            partition (Tensor | Sequence[float]): the partition in use (``resolve_partition``).
+        """
         log_p, log_q = check_log_weights(log_p, log_q, min_particles=2)
         return tvo_from_weights(log_p, log_q, self.weights(partition, log_p))
 
     def extra_diagnostics(self, terms: TVOTerms) -> dict[str, Tensor]:
+        """``integrand``: the estimates ``ĝ(β_k)`` of the integrand at the partition's points, ``[K
+        + 1, B]``.
+
+        Args:
+            terms: the ``TVOTerms`` of the batch.
+        """
         return {"integrand": terms.integrand}
 
     def __repr__(self) -> str:
@@ -393,11 +453,33 @@ class TVO(Objective):
 class TVOReparam(TVO):
     """The TVO with the reparameterised gradient (``tvo_reparam``, Brekelmans et al., ICML
     2020): continuous latents only. The model is evaluated twice per particle, as in
-    ``DReG``. Settings and schedules as ``TVO``."""
+    ``DReG``. Settings and schedules as ``TVO``.
+
+    Args:
+        K: the number of intervals of the partition (the setting ``partitions``).
+        schedule: where the points are: ``log``, ``linear``, or an adaptive one, ``moments`` or
+            ``gp-bandit`` (``tvo.partitions``).
+        beta1: the first point ``β_1`` of the ``log`` schedule, where the adaptive ones start, in
+            ``(0, 1)``.
+        integration: the Riemann sum: ``left`` (``TVO_L``, the lower bound), ``right`` (``TVO_U``)
+            or ``trapz``.
+        partition (Sequence[float] | Tensor | None): points of your own from 0 to 1, instead of
+            ``K``, ``schedule`` and ``beta1``; ``None``: the schedule's.
+        seed: the seed of ``gp-bandit``'s proposals.
+        adapt_every: updates between moves of an adaptive partition.
+    """
 
     name = "tvo-reparam"
     sampling = "doubly-reparameterized"
     function = staticmethod(tvo_reparam)
 
     def terms(self, log_p_theta: Tensor, log_weight: Tensor, partition=None) -> TVOTerms:
+        """The reparameterised TVO's ``TVOTerms`` (``tvo_reparam``) on the tensors of the
+        ``doubly-reparameterized`` sampling mode.
+
+        Args:
+            log_p_theta: ``log p(x, sg(z_s))``, ``[S, B]``, differentiable in θ only.
+            log_weight: ``ℓ_s`` with every parameter stopped, ``[S, B]``.
+            partition (Tensor | Sequence[float]): the partition in use (``resolve_partition``).
+        """
         return tvo_reparam(log_p_theta, log_weight, partition, self.integration)
