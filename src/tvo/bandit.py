@@ -29,6 +29,8 @@ Everything is seeded by ``(seed, round)``, so a resumed run proposes what the un
 does. ``GPBanditSchedule`` drives it from training as a schedule (``tvo.partitions``):
 its state (the partition, the arms and rewards so far, the round's running sum) is a value that
 whoever trains owns and checkpoints.
+
+The equations: docs/maths.md, "Adaptive partitions".
 """
 
 from __future__ import annotations

@@ -29,6 +29,8 @@ a deterministic one has zero variance and ``snr_norm = inf``).
 (``model.log_guide``) depends on, θ those that ``log p(x, z)`` (``model.log_joint``) depends on
 and ``log q`` does not. Memory: two running sums the size of the parameters, in float64
 (Welford's update), never the ``R`` draws.
+
+The equations: docs/maths.md, "Gradient signal-to-noise ratios".
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ for the particles it is given (tests/test_ensemble.py, to 1e-10), but not from t
 single run would draw, so a member equals its single run in distribution, not bit for bit. A
 group equals itself bit for bit: the same members, seeds and threads give the same numbers,
 interrupted and resumed or not.
+
+Where it sits: docs/architecture.md, "One run and a group".
 """
 
 from __future__ import annotations

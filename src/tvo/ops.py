@@ -8,6 +8,8 @@ The TVO integrand ``ĝ(β) = Σ_s softmax_s(β ℓ)_s ℓ_s`` lives here too (``
 ``integrand_terms`` for chunks of particles that are merged later); the TVO's training
 estimator computes the same ``ĝ`` inside its fused arithmetic (``tvo.objectives.tvo``), which a
 test holds equal to this one.
+
+The equations: docs/maths.md, "Estimating the integrand from one set of particles".
 """
 
 from __future__ import annotations

@@ -51,6 +51,8 @@ Not supported (a ``ValueError`` says so): sites marked for enumeration, plates t
 between a site's model and guide, guide sites absent from the model (mark auxiliary ones
 ``infer={"is_auxiliary": True}``), model latents absent from the guide, a ``num_particles``
 below the objective's minimum, and ``GuideMessenger`` guides.
+
+How traces become log-weights: docs/maths.md, "Pyro models".
 """
 
 from __future__ import annotations

@@ -25,6 +25,8 @@ records the thread count it trains with (``threads`` in ``config.json``, at its 
 its creator did not) and every later invocation uses it unless told otherwise
 (``train``'s ``threads``; the command line's ``--threads``), saying then that the
 continuation will not be bit-identical to an uninterrupted run.
+
+Where it sits: docs/architecture.md, "How data flows" and "One run and a group".
 """
 
 from __future__ import annotations

@@ -32,6 +32,8 @@ The geometric path skips them, so ``qpath=1`` walks the same random draws as bef
 
 Tensors: ``log_q``, ``log_p`` ``[C, B]``; ``beta`` a float, or a tensor ``[B]`` (one β per data
 point, as tempered SMC uses); ``shift`` ``[B]``.
+
+The derivation: docs/maths.md, "Annealing paths beyond the geometric one: q-paths".
 """
 
 from __future__ import annotations

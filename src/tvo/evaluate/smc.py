@@ -22,6 +22,8 @@ each with its own ``β``: a point that has reached 1 stops changing.
 
 Shapes: particles first, ``[N, B]``; the traces are ``[K, B]`` over the ``K`` iterations of the
 slowest point (a finished point's entries are its final values: ``β = 1``, ESS unchanged).
+
+The equations: docs/maths.md, "Tempered SMC with an adaptive schedule".
 """
 
 from __future__ import annotations

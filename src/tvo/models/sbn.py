@@ -15,6 +15,8 @@ Latents are a tuple ``(z_1, …, z_L)``, each ``[*, B, units]``.
 The Bernoulli densities and draws are written out (``bernoulli_log_prob``,
 ``bernoulli_sample``) rather than built from ``torch.distributions`` objects at every step:
 the objects' argument checks cost as much as the log-densities themselves (benchmarks/).
+
+The densities: docs/maths.md, "Model densities".
 """
 
 from __future__ import annotations

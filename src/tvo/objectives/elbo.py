@@ -5,6 +5,8 @@ Its place in the TVO family: ``ELBO = g(0) = TVO_L`` with ``K = 1``. Two gradien
 - score function (``elbo``), particles detached, for any latents (Williams, 1992; with the
   leave-one-out baseline of Kool et al., 2019);
 - pathwise (``vae``), particles reparameterised, the VAE of Kingma & Welling (2014).
+
+The equations: docs/maths.md, "The ELBO".
 """
 
 from __future__ import annotations

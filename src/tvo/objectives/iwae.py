@@ -9,6 +9,8 @@
   mean of the other ``ℓ``;
 - ``dreg``: doubly reparameterised (Tucker et al., 2019), on the tensors of the
   ``doubly-reparameterized`` sampling mode.
+
+The equations: docs/maths.md, "The importance-weighted bound and its estimators".
 """
 
 from __future__ import annotations

@@ -33,6 +33,9 @@ which gives the ``−v_s h_s`` of ``d_s``):
 
 θ gets the pathwise IWAE gradient ``Σ_s v_s ∇_θ log p(x, z_s)``, as in the paper. ``estimate``
 is ``L̂`` (of the ``S`` particles). Shapes ``[S, B]``, auxiliary ``[M, B]``; ``S ≥ 2``.
+
+The derivation: docs/maths.md, "OVIS: the optimal control variate of the score-function IWAE
+gradient".
 """
 
 from __future__ import annotations

@@ -29,6 +29,8 @@ Two gradient estimators (``w̃_s = softmax_s((1 − α) ℓ)`` are the tilted we
   bound with the reparameterisation trick; Pyro's ``RenyiELBO``).
 
 Both cost ``S`` evaluations of ``log_joint`` and ``log q`` per data point. Shapes ``[S, B]``.
+
+The derivation: docs/maths.md, "The variational Rényi bounds".
 """
 
 from __future__ import annotations

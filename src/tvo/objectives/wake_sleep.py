@@ -14,6 +14,8 @@ its gradient is ``−E_{p(z|x)}[∇_φ log q]``. Two estimates of it:
 Wake-sleep and inference compilation take the tensors of the ``model-samples`` sampling mode:
 ``log_p``, ``log_q`` of ``S`` particles per data point and ``log_q_sleep`` of ``S·B`` model
 samples, all ``[S, B]``.
+
+The equations: docs/maths.md, "Wake-sleep, reweighted wake-sleep, inference compilation".
 """
 
 from __future__ import annotations
