@@ -33,6 +33,7 @@ EXAMPLES = {
     "beta1": ("0.3", 0.3, {}),
     "integration": ("trapz", "trapz", {}),
     "adapt_every": ("7", 7, {"schedule": "moments"}),
+    "gamma": ("0.5", 0.5, {"objective": "ovis", "ovis_form": "asymptotic"}),  # OVIS~'s only
     "partition": ("0 0.3 1", [0.0, 0.3, 1.0], {}),
     "batch_size": ("7", 7, {}),
     "lr": ("0.01", 0.01, {}),

@@ -186,6 +186,10 @@ def run_threads(args, runs) -> None:
 def cmd_eval(args) -> int:
     run = Run.open(args.run)
     run_threads(args, [run])
+    diverged = run.diverged()
+    if diverged is not None:  # evaluated as asked, but never mistaken for the run's result
+        print(f"note: {run.path} diverged ({diverged['diverged']}); what follows evaluates its "
+              "last checkpoint, from before that", file=sys.stderr)  # fmt: skip
     at_least_one(args, "particles", "chunk_size", "ais_steps", "chains", "leapfrog", "limit")
     config_module._check_choice("split", args.split, config_module.EVAL_SPLITS)
     if args.method != "is":

@@ -8,6 +8,7 @@
                                    RNG states
       events/                      TensorBoard event files
       summary.json                 the final metrics, written when training ends
+      diverged.json                where and why training stopped as diverged (no summary then)
       final.json                   a sweep's final evaluation of the trained model
       evaluations/                 what ``tvo eval`` measured, one file per split and setting
       model.pt                     the model object given to ``tvo.fit`` (when it was one)
@@ -57,7 +58,8 @@ from tvo.files import write_atomic
 METRICS = ("step", "seconds", "train_objective", "skipped", "split", "log_px", "kl", "elbo",
            "partition")  # fmt: skip
 KEEP_CHECKPOINTS = 2
-RUN_FILES = ("config.json", "metrics.csv", "summary.json", "final.json", "sweep.log",
+RUN_FILES = ("config.json", "metrics.csv", "summary.json", "final.json", "diverged.json",
+             "sweep.log",
              "checkpoints", "events", "plots", "evaluations", "model.pt", "data.npz")  # fmt: skip
 RUN_DATA = "@run/data.npz"  # config.data of a run that keeps its own data
 LOCK, HOLDER, REPLACED = ".lock", ".lock.pid", ".replaced"
@@ -499,11 +501,24 @@ class Run:
         except ValueError as error:
             raise RunError(f"{file} is corrupt ({error}); it was not changed") from error
 
-    def diverged(self) -> str | None:
-        """Why the run stopped as diverged (its summary's ``diverged``: a step or update that
+    def write_diverged(self, report: dict) -> None:
+        """Record that training diverged (``diverged.json``: ``step``, ``total_steps`` and the
+        message, ``diverged``); the run has no summary, as it did not finish.
+
+        Args:
+            report: what to record.
+        """
+        write_text(self.path / "diverged.json", json.dumps(report, indent=2) + "\n")
+
+    def clear_diverged(self) -> None:
+        """Forget a divergence recorded before (training starts again; it records it anew if
+        it diverges again)."""
+        (self.path / "diverged.json").unlink(missing_ok=True)
+
+    def diverged(self) -> dict | None:
+        """``diverged.json``: where and why training stopped as diverged (a step or update that
         was not finite, by the rule of ``tvo.train``), or ``None``."""
-        summary = self.summary()
-        return summary.get("diverged") if isinstance(summary, dict) else None
+        return self._read_json("diverged.json")
 
     def status(self) -> str:
         """``done`` (evaluated), ``evaluate`` (trained), ``resume`` (a checkpoint) or ``new``."""

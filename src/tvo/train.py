@@ -398,6 +398,7 @@ def _train(runs: list[Run], setups: list[Setup], quiet: bool, stop_after: int | 
         run.read_metrics()  # a corrupt metrics file stops the resume here, the run unchanged
     for run in runs:
         run.save_extension()  # a new length, now known to cover the steps done
+        run.clear_diverged()  # trained again: a divergence is recorded anew if it recurs
         if run.metrics_file.exists():
             run.truncate_metrics(step)  # rows written after the checkpoint are redone
     alone = len(runs) == 1
@@ -530,11 +531,11 @@ class Policy:
                 f"{last_checkpoint_text(run)})")  # fmt: skip
 
     def leave(self, i: int, active: Tensor, step: int, message: str) -> None:
-        """Member ``i`` diverged at ``step``: its summary says so (a result, not a number:
+        """Member ``i`` diverged at ``step``: its ``diverged.json`` says so (a result, not a number:
         ``tvo report`` and ``tvo compare`` show it as diverged, a sweep does not evaluate it),
         then a run alone raises, a member of a group leaves it."""
         run = self.members[i].run
-        run.write_summary({"steps": step, "total_steps": self.steps, "diverged": message})
+        run.write_diverged({"step": step, "total_steps": self.steps, "diverged": message})
         if self.alone:
             raise NonFiniteError(message)
         self.members[i].stopped = message

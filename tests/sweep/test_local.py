@@ -22,14 +22,15 @@ grid = [{objective = "vimco"}, {objective = "rws"}]
 
 FAKE_WORKER = """
 import json, os, sys
-folders = sys.argv[1:]
+evaluation, folders = json.loads(sys.argv[1]), sys.argv[2:]
 for folder in folders:
     print(f"worker for {os.path.basename(folder)} of {len(folders)}: "
           f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}", flush=True)
     if "rws" in folder and folder.endswith("seed2"):
         sys.exit(3)  # a run that fails: no final.json
     with open(os.path.join(folder, "final.json"), "w") as handle:
-        json.dump({"log_px": -1.0}, handle)
+        # what a worker's final holds: the result and the [evaluation] that made it
+        json.dump({"log_px": -1.0, "kl": 0.5, "elbo": -1.5, "evaluation": evaluation}, handle)
 """
 
 
@@ -39,7 +40,7 @@ def fake_worker(monkeypatch):
 
     def command(folders, evaluation):
         calls.append([f.name for f in folders])
-        return [sys.executable, "-c", FAKE_WORKER, *map(str, folders)]
+        return [sys.executable, "-c", FAKE_WORKER, json.dumps(evaluation), *map(str, folders)]
 
     monkeypatch.setattr(local, "command", command)
     return calls

@@ -46,12 +46,14 @@ def test_each_run_is_what_tvo_train_resolves_for_its_grid_point(loaded, tiny_dat
     assert loaded.runs["discrete_toy-rws-S10-tiny-seed1"] == rws
 
 
-def test_settings_that_differ_under_one_name_are_refused(tmp_path, tiny_data):
-    """lr is not part of a run's name, so a grid over lr alone makes two runs of one name with
-    different settings: refused, naming the run."""
+def test_settings_a_grid_varies_outside_the_name_are_added_to_it(tmp_path, tiny_data):
+    """lr is not part of a run's usual name, so a grid over lr alone would make two runs of one
+    name with different settings: each gets the setting it differs in (issue #25, item 5)."""
     body = '[[experiment]]\nname = "x"\ngrid = [{objective = "vimco", lr = [0.1, 0.2]}]\n'
-    with pytest.raises(ConfigError, match="two runs named discrete_toy-vimco-S10-tiny-seed0"):
-        plan.load(write_sweep(tmp_path, tiny_data, body))
+    loaded = plan.load(write_sweep(tmp_path, tiny_data, body))
+    assert sorted(loaded.runs) == ["discrete_toy-vimco-S10-tiny-lr0.1-seed0",
+                                   "discrete_toy-vimco-S10-tiny-lr0.2-seed0"]  # fmt: skip
+    assert sorted(c.lr for c in loaded.runs.values()) == [0.1, 0.2]
 
 
 def test_epochs_in_a_grid_replace_the_default_steps(loaded):

@@ -162,11 +162,12 @@ def connect(ray, address: str | None) -> bool:
     """Connect to the cluster at ``address`` (``None``: start Ray on this machine), unless Ray
     is initialised already; whether it was started here. An address that cannot be a Ray head
     (``check_address``) is a ``ConfigError`` within about ``PROBE_TIMEOUT``
-    seconds, never a hang."""
-    if ray.is_initialized():
-        return False
+    seconds, never a hang, and is checked even where this process is connected to a Ray already
+    (it is the address the user gave)."""
     if address is not None:
         check_address(address)
+    if ray.is_initialized():
+        return False
     try:
         ray.init(address=address, log_to_driver=False, logging_level="warning",
                  **({} if address else {"include_dashboard": False}))  # fmt: skip

@@ -60,9 +60,9 @@ def work(folders: list[Path], evaluation: dict, quiet: bool = True) -> int:
     for run in runs:
         diverged = run.diverged()
         if diverged is not None:  # a result in itself: reported as diverged, never evaluated
-            run.write_final({"diverged": diverged, "step": run.summary()["steps"],
+            run.write_final({"diverged": diverged["diverged"], "step": diverged["step"],
                              "evaluation": evaluation})  # fmt: skip
-            print(f"final {run.path.name}: diverged ({diverged})", flush=True)
+            print(f"final {run.path.name}: diverged ({diverged['diverged']})", flush=True)
             continue
         if run.path in unfinished:
             continue  # the checkpoint is saved: the next invocation of the sweep resumes it
@@ -95,9 +95,11 @@ def _train_alone(run: Run, quiet: bool) -> dict:
 
     try:
         return train(run, quiet=quiet)
-    except NonFiniteError as error:  # its summary says it diverged
+    except NonFiniteError as error:  # its diverged.json says so
         print(f"{run.path}: {error}", flush=True)
-        return {**run.summary(), "signal": None, "stopped": str(error)}
+        record = run.diverged()
+        return {"steps": record["step"], "total_steps": record["total_steps"], "signal": None,
+                "stopped": str(error)}  # fmt: skip
 
 
 def command(folders: list[Path], evaluation: dict) -> list[str]:
