@@ -148,3 +148,23 @@ def test_report_against_a_setting_and_a_bad_setting(finished, capsys):
     assert "(S=10 vimco is not a setting of this experiment)" in text  # sbn-grid has none
     assert main(["report", str(loaded.path), "--runs", str(out), "--against", "S=10"]) == 2
     assert "matches several settings" in capsys.readouterr().err
+
+
+def test_a_runs_test_result_is_its_newest_importance_sampling_evaluation(tmp_path, tiny_data):
+    """``tvo compare`` of a run evaluated by ``tvo eval`` (IS) and then by ``--method smc``
+    crashed formatting the SMC result's missing KL̂ (found trying issue #24 as a new user): the
+    test columns take the newest evaluation that measured them, and a missing value is left out
+    of a mean. An SMC file is named by its particles, not ``TNone-CNone``."""
+    from tvo.config import resolve
+    from tvo.report import mean_sd, test_result
+    from tvo.runs import Run
+
+    run = Run.create(tmp_path / "r", resolve(data=tiny_data))
+    common = {"split": "test", "limit": None, "seed": 0, "step": 10, "partition": None}
+    run.write_evaluation({**common, "method": "is", "particles": 50, "log_px": -5.0, "kl": 0.5,
+                          "elbo": -5.5})  # fmt: skip
+    smc = run.write_evaluation({**common, "method": "smc", "particles": 20, "log_px": -4.9,
+                                "kl": None, "elbo": None})  # fmt: skip
+    assert smc.name.startswith("test-smc-N20-seed0")
+    assert test_result(run)["kl"] == 0.5
+    assert mean_sd([0.5, None]) == "0.50"

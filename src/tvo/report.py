@@ -268,7 +268,8 @@ def expand(paths) -> list[Run]:
 
 def test_result(run: Run) -> dict | None:
     """A run's test result: its sweep's ``final.json``, else the newest ``tvo eval`` of the test
-    split it kept (not a valid split's, nor BDMC's simulated points).
+    split it kept by importance sampling (not a valid split's, nor BDMC's simulated points, nor
+    an AIS or SMC estimate, which has no KL̂).
 
     Args:
         run: the run.
@@ -277,7 +278,11 @@ def test_result(run: Run) -> dict | None:
     if final is not None:
         return final
     kept = sorted((run.path / "evaluations").glob("test-*.json"), key=lambda p: p.stat().st_mtime)
-    return json.loads(kept[-1].read_text()) if kept else None
+    for path in reversed(kept):  # the newest that measured what the table shows (not AIS/SMC's)
+        report = json.loads(path.read_text())
+        if report.get("method", "is") == "is":
+            return report
+    return None
 
 
 def unique(runs: list[Run]) -> tuple[list[Run], list[tuple[Run, Run]]]:
@@ -314,7 +319,9 @@ def by_setting(runs: list[Run]) -> dict[str, list[Run]]:
 
 
 def mean_sd(values: list[float]) -> str:
-    """``mean ± sd`` of ``values`` (``-`` for none, the value alone for one)."""
+    """``mean ± sd`` of ``values`` (``-`` for none, the value alone for one; ``None`` values,
+    which a result without that metric gives, are left out)."""
+    values = [v for v in values if v is not None]
     if not values:
         return "-"
     if len(values) == 1:

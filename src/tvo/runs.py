@@ -580,8 +580,8 @@ class Run:
 
     def write_evaluation(self, report: dict) -> Path:
         """Keep what ``tvo eval`` measured, in ``evaluations/``, named by its settings:
-        ``SPLIT-METHOD-S…|T…-C…[-firstN]-seedN-ID.json``, where ``ID`` is a digest of every key of
-        ``report`` that is not a result (``EVALUATION_RESULTS``): the kernel, schedule,
+        ``SPLIT-METHOD-S…|N…|T…-C…[-firstN]-seedN-ID.json``, where ``ID`` is a digest of every
+        key of ``report`` that is not a result (``EVALUATION_RESULTS``): the kernel, schedule,
         leapfrog steps and whatever settings a method records, so two evaluations that can
         differ never share a file, and the same evaluation of a newer checkpoint replaces the
         older.
@@ -597,6 +597,8 @@ class Run:
         method = report.get("method", "is")
         if method == "is":
             name = f"{report['split']}-is-S{report['particles']}"
+        elif method == "smc":  # its temperatures are chosen as it goes: N particles name it
+            name = f"{report['split']}-smc-N{report['particles']}"
         else:
             name = f"{report['split']}-{method}-T{report['steps']}-C{report['chains']}"
         if report.get("limit") is not None:
