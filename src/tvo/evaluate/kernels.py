@@ -940,20 +940,7 @@ class DiscreteMH:
 
     needs_grad = False
 
-    def init(self, target: Target, point: Point, beta: float = 0.0) -> tuple[str, ...]:
-        """The kernel's state for the chains at ``point`` before the walk (the kind of each part of
-        the latent, ``latent_kinds``; a ``ValueError`` for a latent without a binary or one-hot
-        part).
-
-        Args:
-            target: the annealing path of the batch, which evaluates (and counts) points.
-            point: the chains where the walk starts, ``[C, B]``.
-            beta: the inverse temperature where the walk starts: 0 for forward AIS, 1 for BDMC's
-                reverse chains.
-        """
-        kinds = latent_kinds(target.model)
-        _Sites(point.z, kinds)
-        return kinds
+    init = DiscreteGibbs.init  # the same state: the kind of each part of the latent
 
     def step(self, kinds, target: Target, point: Point, beta):
         """One transition at ``beta``: the new state, the new ``Point`` and the fraction of chains
