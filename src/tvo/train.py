@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shlex
 import signal
 import sys
 import threading
@@ -112,7 +113,8 @@ def start(run: Run, s: Setup, at_most: int | None = None) -> tuple[TrainState, P
         raise RunError(
             f"none of the checkpoints of {run.path} can be read ({len(run.checkpoints())} "
             "found, each reported above); nothing was changed. To start the run again from "
-            f"step 0, train it anew: tvo train --out {run.path} --overwrite with its settings"
+            f"step 0, train it anew: tvo train --out {shlex.quote(str(run.path))} --overwrite "
+            "with its settings"
         )
     if saved is None:
         logged = max((row["step"] for row in run.read_metrics()), default=0) if (
@@ -121,8 +123,8 @@ def start(run: Run, s: Setup, at_most: int | None = None) -> tuple[TrainState, P
             raise RunError(
                 f"{run.path} has metrics up to step {logged} but no checkpoint (checkpoints/ "
                 "was emptied); nothing was changed. Put its checkpoints back to resume, or "
-                f"train it anew from step 0: tvo train --out {run.path} --overwrite with its "
-                "settings"
+                f"train it anew from step 0: tvo train --out {shlex.quote(str(run.path))} "
+                "--overwrite with its settings"
             )
         return state, Progress()
     inputs.check(run, saved, run.config, s.dataset, s.model)  # what it was trained with
@@ -468,8 +470,6 @@ def _train(runs: list[Run], setups: list[Setup], quiet: bool, stop_after: int | 
 
 def resume_hint(runs: list[Run]) -> str:
     """The command that continues ``runs``."""
-    import shlex
-
     if len(runs) == 1:
         return f"tvo train --resume {shlex.quote(str(runs[0].path))}"
     return "the same command (each run resumes from its checkpoint)"
