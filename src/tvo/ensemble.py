@@ -275,13 +275,6 @@ class GroupState:
     skipped: Tensor
     active: Tensor
 
-    @property
-    def partitions(self) -> Tensor | None:
-        """The members' partitions, ``[M, K + 1]`` (``None`` for objectives without one)."""
-        if self.schedules[0] is None:
-            return None
-        return torch.stack([s.partition for s in self.schedules])
-
 
 @dataclass
 class GroupInfo:
