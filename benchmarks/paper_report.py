@@ -537,9 +537,30 @@ data, the same initial weights and 20,000 steps (linear_1, TVO K = 2, β1 = 0.2,
 whole gap to the inference network's input."""
 
 
-def write(sweep: Sweep, runs_dir: Path, out_md: Path, cost_file: Path | None,
-          ais_file: Path | None = AIS_FILE) -> Path:  # fmt: skip
-    """Write the document and its figures (``FIGURES`` beside it); returns its path."""
+def two_budgets_section(sweep: Sweep, runs_dir: Path, longer: tuple[Sweep, Path] | None,
+                        out_md: Path, figures: Path) -> list[str]:  # fmt: skip
+    """``two_budgets.section`` of this sweep (named by its ``out`` folder: ``laptop``) and the
+    longer one; nothing without one."""
+    if longer is None:
+        return []
+    import two_budgets
+
+    short = two_budgets.budget(runs_dir.name, sweep, runs_dir)
+    long = two_budgets.budget(longer[1].name, *longer)
+    return two_budgets.section(short, long, out_md, figures)
+
+
+def write(
+    sweep: Sweep,
+    runs_dir: Path,
+    out_md: Path,
+    cost_file: Path | None,
+    ais_file: Path | None = AIS_FILE,
+    longer: tuple[Sweep, Path] | None = None,
+) -> Path:
+    """Write the document and its figures (``FIGURES`` beside it); returns its path. With
+    ``longer`` (a sweep of the same settings at a larger budget, and its runs) the document
+    ends with both budgets side by side (``two_budgets``)."""
     figures = out_md.parent / "images" / "results"
     record = runs_dir / "sweep.json"
     seconds = sum(i["seconds"] for i in json.loads(record.read_text())["invocations"]) \
@@ -568,6 +589,7 @@ def write(sweep: Sweep, runs_dir: Path, out_md: Path, cost_file: Path | None,
                     claim_continuous(sweep, runs_dir, out_md, figures),
                     claim_cost(cost_file, out_md, figures), ais_section(ais_file),
                     variance_section(VARIANCE_DIR, out_md, figures),
+                    two_budgets_section(sweep, runs_dir, longer, out_md, figures),
                     PAPER_CODE.splitlines()):  # fmt: skip
         lines += [*section, ""] if section else []
     text = "\n".join(lines).rstrip() + "\n"
@@ -584,14 +606,26 @@ def main(argv=None) -> int:
     parser.add_argument("--cost", type=Path, help="speed rows (default: [report.cost] file)")
     parser.add_argument("--ais", type=Path, default=AIS_FILE,
                         help="benchmarks/ais_eval.py's JSON (no section if absent)")  # fmt: skip
+    parser.add_argument(
+        "--longer",
+        type=Path,
+        help="a sweep of the same settings at a larger budget: both side by side",
+    )
     args = parser.parse_args(argv)
     sweep = load_sweep(args.config)
     runs = args.runs or sweep.out or Path("results") / args.config.stem
     if not runs.is_dir():
         parser.error(f"no runs at {runs}: run tvo sweep {args.config} first, or pass --runs")
+    longer = None
+    if args.longer is not None:
+        other = load_sweep(args.longer)
+        other_runs = other.out or Path("results") / args.longer.stem
+        if not other_runs.is_dir():
+            parser.error(f"no runs at {other_runs}: run tvo sweep {args.longer} first")
+        longer = (other, other_runs)
     if "bounds" in sweep.report:
         bounds(sweep, runs)
-    print(write(sweep, runs, args.out, args.cost, args.ais))
+    print(write(sweep, runs, args.out, args.cost, args.ais, longer))
     return 0
 
 

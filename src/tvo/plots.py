@@ -127,6 +127,24 @@ def integrand(model, data: torch.Tensor, partition: torch.Tensor | None, path: P
     return _save(fig, path)
 
 
+def _mean_band(ax, runs: list[list[dict]], key: str, **style):
+    """Draw the mean over ``runs`` (each a run's metrics rows) of ``key`` at the steps every run
+    evaluated, with a band of ± one standard deviation; returns the line."""
+    curves = [{r["step"]: r[key] for r in rows if r.get(key) is not None} for rows in runs]
+    steps = sorted(set.intersection(*(set(c) for c in curves)))
+    values = torch.tensor([[c[s] for s in steps] for c in curves], dtype=torch.float64)
+    mean = values.mean(0).numpy()
+    spread = values.std(0).numpy() if len(runs) > 1 else 0 * mean
+    (line,) = ax.plot(steps, mean, **style)
+    ax.fill_between(steps, mean - spread, mean + spread, color=line.get_color(), alpha=0.2)
+    return line
+
+
+def _split(groups) -> str:
+    every_row = (r for runs in groups for rows in runs for r in rows)
+    return next((r["split"] for r in every_row if r.get("split")), "eval")
+
+
 def mean_curves(groups: dict[str, list[list[dict]]], path: Path, title: str = "") -> Path:
     """Evaluation log p̂(x) and KL̂ against step: per label, the mean over its runs (seeds) with
     a band of ± one standard deviation. ``groups`` maps a label to each run's metrics rows."""
@@ -134,19 +152,41 @@ def mean_curves(groups: dict[str, list[list[dict]]], path: Path, title: str = ""
     axes = fig.subplots(1, 2)
     for label, runs in groups.items():
         for ax, key in zip(axes, ("log_px", "kl")):
-            curves = [{r["step"]: r[key] for r in rows if r.get(key) is not None} for rows in runs]
-            steps = sorted(set.intersection(*(set(c) for c in curves)))
-            values = torch.tensor([[c[s] for s in steps] for c in curves], dtype=torch.float64)
-            mean = values.mean(0).numpy()
-            spread = values.std(0).numpy() if len(runs) > 1 else 0 * mean
-            (line,) = ax.plot(steps, mean, label=f"{label} ({len(runs)} seeds)")
-            ax.fill_between(steps, mean - spread, mean + spread, color=line.get_color(), alpha=0.2)
-    every_row = (r for runs in groups.values() for rows in runs for r in rows)
-    split = next((r["split"] for r in every_row if r.get("split")), "eval")
+            _mean_band(ax, runs, key, label=f"{label} ({len(runs)} seeds)")
+    split = _split(groups.values())
     axes[0].set(xlabel="step", ylabel="nats", title=f"{title} {split} log p̂(x)".strip())
     axes[1].set(xlabel="step", ylabel="nats", title=f"{title} {split} KL̂(q ‖ p)".strip())
     axes[0].legend(fontsize=7)
     return _save(fig, path)
+
+
+def budget_curves(budgets: dict[str, dict[str, list[list[dict]]]], path: Path,
+                  title: str = "") -> Path:  # fmt: skip
+    """``mean_curves`` of the same settings trained for several budgets, on a log-step axis:
+    ``budgets`` maps a budget's name (``laptop``) to its ``mean_curves`` groups (label → each
+    seed's metrics rows). A setting keeps its colour across budgets; each budget has its own
+    line style (the first solid) and marker."""
+    fig = Figure(figsize=(12, 4.6))
+    axes = fig.subplots(1, 2)
+    colours: dict[str, str] = {}
+    styles = iter([("-", "o"), ("--", "s"), (":", "^"), ("-.", "D")])
+    for budget, groups in budgets.items():
+        linestyle, marker = next(styles)
+        for label, runs in groups.items():
+            for ax, key in zip(axes, ("log_px", "kl")):
+                line = _mean_band(ax, runs, key, label=f"{label}, {budget} ({len(runs)} seeds)",
+                                  color=colours.get(label), linestyle=linestyle, marker=marker,
+                                  markersize=3)  # fmt: skip
+                colours.setdefault(label, line.get_color())
+    split = _split(g for groups in budgets.values() for g in groups.values())
+    for ax, what in zip(axes, ("log p̂(x)", "KL̂(q ‖ p)")):
+        ax.set_xscale("log")
+        ax.set(xlabel="step (log scale)", ylabel="nats", title=f"{title} {split} {what}".strip())
+    handles, labels = axes[0].get_legend_handles_labels()
+    rows = -(-len(labels) // 3)
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7)
+    fig.tight_layout(rect=(0, 0.04 * rows + 0.02, 1, 1))
+    return _save(fig, path, layout=False)
 
 
 def bounds(values: dict[str, dict[int, float]], references: dict[str, float], path: Path,

@@ -1,0 +1,262 @@
+"""The same settings trained for two budgets, side by side (issue #28): the sections of
+``docs/RESULTS.md`` that ``benchmarks/paper_report.py --longer SWEEP`` adds.
+
+A setting is matched across the two sweeps by its label (``tvo.report.label``: the model, S,
+objective and its own settings, not the steps). For each claim, per budget:
+
+- the mean ± standard deviation over seeds of the final test ``log p̂(x)`` and ``KL̂(q‖p)``;
+- the TVO's difference from each rival, paired over the seeds both ran
+  (``tvo.comparison.difference``: ``d_s = tvo_s − rival_s``, ``SE = sd(d) / √n``), signed so
+  that a positive number favours the TVO (``rival − tvo`` for KL̂, where lower is better);
+- the change of that gap with training, paired over seeds too:
+  ``c_s = d_s(long) − d_s(short)``; a positive change means the TVO's lead grew (or its
+  deficit shrank).
+
+A difference is called *clear* when its 95% t interval excludes 0 (with three seeds, ``|Δ| >
+4.3 SE``; the per-budget sections of the laptop document use the looser ``|Δ| > 2 SE`` of
+unpaired seeds). Learning curves put both budgets on one log-step axis.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from tvo import comparison, plots
+from tvo.report import Group, groups
+from tvo.sweep import Sweep
+
+METHOD = (__doc__ or "").split("\n\n", 1)[1].strip().replace("``", "`")  # for the document
+CLAIMS = {  # experiment → (title, the TVO setting compared, the rivals' objectives)
+    "sbn": ("Claim 2 at two budgets: sigmoid belief networks",
+            "linear_1 S=10 tvo K=2 log β1=0.2",
+            ("vimco", "rws", "ws", "reinforce", "ovis", "renyi")),
+    "continuous": ("Claim 3 at two budgets: the continuous model",
+                   "gaussian S=10 tvo K=5 log β1=0.02", ("vae", "iwae", "dreg")),
+}  # fmt: skip
+
+
+@dataclass
+class Budget:
+    """One sweep's finished runs: ``found`` maps a setting's label to its group, over every
+    experiment of the sweep."""
+
+    name: str
+    sweep: Sweep
+    runs_dir: Path
+    found: dict[str, Group]
+
+
+def budget(name: str, sweep: Sweep, runs_dir: Path) -> Budget:
+    """The finished runs of ``sweep`` under ``runs_dir``, by label."""
+    found: dict[str, Group] = {}
+    for experiment in sweep.experiments:
+        for label, group in groups(sweep, runs_dir, experiment).items():
+            found.setdefault(label, group)
+    return Budget(name, sweep, runs_dir, found)
+
+
+def length(group: Group) -> str:
+    """``10,000 steps`` or ``20 epochs (10,000 steps)``."""
+    steps = group.summaries[0].get("step") if group.summaries else None
+    steps = steps or group.config.steps
+    if group.config.epochs is not None:
+        return f"{group.config.epochs:g} epochs ({steps:,} steps)"
+    return f"{steps:,} steps"
+
+
+def gap(tvo: Group, other: Group, key: str) -> comparison.Difference | None:
+    """The TVO's lead over ``other`` in ``key`` (``log_px``: tvo − other; ``kl``: other − tvo),
+    paired over shared seeds, Welch's otherwise."""
+    a, b = tvo.by_seed(key), other.by_seed(key)
+    return comparison.difference(a, b) if key == "log_px" else comparison.difference(b, a)
+
+
+def per_seed_gap(tvo: Group, other: Group, key: str) -> dict[int, float]:
+    """``d_s``, the TVO's lead over ``other`` for each seed both ran."""
+    a, b = tvo.by_seed(key), other.by_seed(key)
+    sign = 1 if key == "log_px" else -1
+    return {s: sign * (a[s] - b[s]) for s in a if s in b}
+
+
+def gap_change(short: tuple[Group, Group], long: tuple[Group, Group],
+               key: str) -> comparison.Difference | None:  # fmt: skip
+    """How the TVO's lead changed from the short budget to the long one, ``c_s = d_s(long) −
+    d_s(short)``, paired over the seeds present in all four groups (``None`` under two)."""
+    d_short, d_long = per_seed_gap(*short, key), per_seed_gap(*long, key)
+    if sum(s in d_short for s in d_long) < 2:
+        return None
+    return comparison.paired(d_long, d_short)
+
+
+def clear(d: comparison.Difference | None) -> str:
+    """``clearly positive`` / ``clearly negative`` / ``within noise`` by the 95% interval."""
+    if d is None:
+        return "too few seeds"
+    if d.low > 0:
+        return "clearly positive"
+    if d.high < 0:
+        return "clearly negative"
+    return "within noise"
+
+
+def cell(d: comparison.Difference | None) -> str:
+    if d is None:
+        return "–"
+    return f"{d.mean:+.2f} ± {d.se:.2f} [{d.low:+.2f}, {d.high:+.2f}]"
+
+
+def verdict(d: comparison.Difference | None) -> str:
+    """The TVO against a rival at one budget."""
+    return {"clearly positive": "TVO clearly better", "clearly negative": "TVO clearly worse",
+            "within noise": "no clear difference",
+            "too few seeds": "too few seeds"}[clear(d)]  # fmt: skip
+
+
+def trend(d: comparison.Difference | None) -> str:
+    """What training longer did to the TVO's lead."""
+    return {"clearly positive": "the TVO's lead grew", "clearly negative": "the TVO's lead shrank",
+            "within noise": "no clear change",
+            "too few seeds": "too few seeds"}[clear(d)]  # fmt: skip
+
+
+def best_of(found: dict[str, Group], objective: str, model: str) -> Group | None:
+    """The group of ``objective`` at ``model`` with the highest mean log p̂(x)."""
+    candidates = [g for g in found.values()
+                  if (g.config.objective, g.config.model) == (objective, model)]  # fmt: skip
+    return max(candidates, key=lambda g: g.mean("log_px"), default=None)
+
+
+def settings_table(short: Budget, long: Budget, labels: list[str]) -> list[str]:
+    """Each setting's results at both budgets, and the change (long − short, paired)."""
+    lines = [f"| setting | {short.name}: length | log p̂(x) | KL̂ | {long.name}: length | "
+             "log p̂(x) | KL̂ | change of log p̂(x) |", "|---" * 8 + "|"]  # fmt: skip
+    for label in labels:
+        a, b = short.found.get(label), long.found.get(label)
+        change = comparison.difference(b.by_seed("log_px"), a.by_seed("log_px")) \
+            if a and b else None  # fmt: skip
+        cells = [label]
+        for g in (a, b):
+            cells += [length(g), g.cell("log_px"), g.cell("kl")] if g else ["–", "–", "–"]
+        cells.append(f"{change.mean:+.2f} ± {change.se:.2f}" if change else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def gap_table(short: Budget, long: Budget, tvo: str, rivals: list[str], key: str) -> list[str]:
+    """The TVO's lead over each rival at both budgets, and its change."""
+    what = "log p̂(x)" if key == "log_px" else "KL̂ (rival − TVO)"
+    lines = [f"| {what}: TVO against | {short.name} | verdict | {long.name} | verdict | "
+             "change of the lead | with training |", "|---" * 7 + "|"]  # fmt: skip
+    for rival in rivals:
+        pairs = [(b.found.get(tvo), b.found.get(rival)) for b in (short, long)]
+        gaps = [gap(t, r, key) if t and r else None for t, r in pairs]
+        change = gap_change(*pairs, key) if all(t and r for t, r in pairs) else None
+        lines.append(f"| {rival} | {cell(gaps[0])} | {verdict(gaps[0])} | {cell(gaps[1])} | "
+                     f"{verdict(gaps[1])} | {cell(change)} | {trend(change)} |")  # fmt: skip
+    return lines
+
+
+def summary(short: Budget, long: Budget, tvo: str, rivals: list[str]) -> list[str]:
+    """One sentence per budget: whom the TVO beats, ties and loses to on log p̂(x), and one on
+    what training longer did to its leads."""
+    lines = []
+    for b in (short, long):
+        by: dict[str, list[str]] = {}
+        for rival in rivals:
+            t, r = b.found.get(tvo), b.found.get(rival)
+            by.setdefault(verdict(gap(t, r, "log_px") if t and r else None), []).append(rival)
+        joins = {"TVO clearly better": "than", "TVO clearly worse": "than",
+                 "no clear difference": "from", "too few seeds": "for"}  # fmt: skip
+        parts = [f"{word} {joins[word]} {', '.join(names)}" for word, names in by.items()]
+        lines.append(f"- **{b.name}** (log p̂(x)): " + "; ".join(parts) + ".")
+    trends: dict[str, list[str]] = {}
+    for rival in rivals:
+        pairs = [(b.found.get(tvo), b.found.get(rival)) for b in (short, long)]
+        change = gap_change(*pairs, "log_px") if all(t and r for t, r in pairs) else None
+        trends.setdefault(trend(change), []).append(rival)
+    lines.append(
+        "- **with training** (log p̂(x)): "
+        + "; ".join(f"{word} over {', '.join(names)}" for word, names in trends.items())
+        + "."
+    )
+    return lines
+
+
+def claim(short: Budget, long: Budget, experiment: str, out_md: Path, figures: Path) -> list[str]:
+    """A claim's section: both budgets' tables, the TVO's leads, the curves."""
+    title, tvo, objectives = CLAIMS[experiment]
+    labels = list(groups(long.sweep, long.runs_dir, experiment))
+    if tvo not in labels:
+        return [f"### {title}", "", f"(no finished runs of `{tvo}` at {long.name})"]
+    model = long.found[tvo].config.model
+    rivals = [g.label for o in objectives if (g := best_of({k: long.found[k] for k in labels},
+                                                           o, model))]  # fmt: skip
+    shared = [label for label in labels if label in short.found]
+    lines = [f"### {title}", "", *settings_table(short, long, labels), "",
+             f"The TVO here is `{tvo}` (the paper's choice at S = 10), at both budgets; each "
+             "rival is its setting in the longer sweep. Δ ± SE [95% interval], paired over "
+             "seeds; positive favours the TVO.", "",
+             *gap_table(short, long, tvo, rivals, "log_px"), "",
+             *gap_table(short, long, tvo, rivals, "kl"), "",
+             *summary(short, long, tvo, rivals), ""]  # fmt: skip
+    chart = plots.budget_curves(
+        {b.name: {label: b.found[label].metrics for label in shared if label in b.found}
+         for b in (short, long)},
+        figures / f"budgets_{experiment}.png", title=experiment)  # fmt: skip
+    return [*lines, f"![budgets_{experiment}]({chart.relative_to(out_md.parent).as_posix()})", ""]
+
+
+def ais_lines(long: Budget, experiment: str = "sbn") -> list[str]:
+    """AIS beside IWAE-5000 on the first 100 test images for the best seed of each setting of
+    ``experiment``, from the evaluations ``tvo eval`` kept in each run's folder; nothing when
+    none has one."""
+    rows = []
+    for label in groups(long.sweep, long.runs_dir, experiment):
+        g = long.found[label]
+        _, name = max((f["log_px"], n) for f, n in zip(g.finals, g.names))
+        folder = long.runs_dir / name / "evaluations"
+        ais = sorted(folder.glob("test-ais-*-first100-*.json"))
+        iwae = sorted(folder.glob("test-is-S5000-first100-*.json"))
+        if ais and iwae:
+            a, i = (json.loads(f.read_text()) for f in (ais[-1], iwae[-1]))
+            rows.append((label, name, a, i))
+    if not rows:
+        return []
+    a = rows[0][2]
+    lines = ["#### AIS on the best seed of each setting", "",
+             f"The run with the highest test log p̂(x) of each setting, the first 100 test "
+             f"images: IWAE with 5000 particles, and AIS ({a.get('kernel')} kernel, T = "
+             f"{a['steps']}, {a['chains']} chains, {a.get('schedule', 'sigmoid')} schedule) by "
+             f"`tvo eval RUN --method ais --limit 100 --ais-steps {a['steps']} --chains "
+             f"{a['chains']} --kernel {a.get('kernel')}` and `tvo eval RUN --limit 100`. Both are "
+             "stochastic lower bounds of log p(x); ± is AIS's standard error over the images.",
+             "", "| setting | run | IWAE-5000 | AIS | AIS − IWAE | seconds (AIS) |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for label, name, a, i in rows:
+        lines.append(f"| {label} | `{name}` | {i['log_px']:.2f} | {a['log_px']:.2f} ± "
+                     f"{a['stderr']:.2f} | {a['log_px'] - i['log_px']:+.2f} | "
+                     f"{a.get('seconds', float('nan')):.0f} |")  # fmt: skip
+    return [*lines, ""]
+
+
+def section(short: Budget, long: Budget, out_md: Path, figures: Path) -> list[str]:
+    """Every claim of ``CLAIMS`` that the longer sweep runs, side by side with the shorter."""
+    record = long.runs_dir / "sweep.json"
+    invocations = json.loads(record.read_text())["invocations"] if record.is_file() else []
+    minutes = sum(i["seconds"] for i in invocations) / 60
+    lines = [f"## Two budgets: {short.name} and {long.name}", "",
+             f"`{long.sweep.path.as_posix()}` trains the same settings as "
+             f"`{short.sweep.path.as_posix()}` for longer; its runs are in "
+             f"`{long.runs_dir.as_posix()}` ({len(long.sweep.runs)} runs, "
+             f"{sum(len(g.finals) for g in long.found.values())} finished, "
+             f"{minutes:.0f} minutes of wall-clock time over {len(invocations)} "
+             f"invocation{'s' * (len(invocations) != 1)} of `tvo sweep`). " + METHOD,
+             ""]  # fmt: skip
+    for experiment in CLAIMS:
+        if experiment in long.sweep.experiments:
+            lines += claim(short, long, experiment, out_md, figures)
+            if experiment == "sbn":
+                lines += ais_lines(long, experiment)
+    return lines
