@@ -221,7 +221,7 @@ def hmc_study(seeds, steps: int = 1000, chains: int = 32) -> dict:
             result = tvo.ais(model, x, steps, chains, kernel=kernel)
             error = result.log_px - exact
             rows.append({"model": "LinearGaussian(3, 5)", "kernel": name, "seed": seed,
-                         "steps": steps, "chains": chains,
+                         "steps": steps, "chains": chains, "points": len(x),
                          "max_abs_error": error.abs().max().item(),
                          "mean_error": error.mean().item(),
                          "mean_stderr": result.stderr.mean().item(),
@@ -242,7 +242,7 @@ def hmc_study(seeds, steps: int = 1000, chains: int = 32) -> dict:
             torch.manual_seed(seed + 1)
             result = tvo.ais(toy, x, 100, 10, kernel=kernel)
             rows.append({"model": "DiscreteToy(6, 10)", "kernel": name, "seed": seed,
-                         "steps": 100, "chains": 10,
+                         "steps": 100, "chains": 10, "points": len(x),
                          "max_abs_error": (result.log_px - exact).abs().max().item(),
                          "mean_error": (result.log_px - exact).mean().item(),
                          "mean_stderr": result.stderr.mean().item(),

@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+import annealing_report
 import torch
 
 from tvo import plots
@@ -588,6 +589,9 @@ def write(
                     claim_grid(sweep, runs_dir, out_md, figures),
                     claim_continuous(sweep, runs_dir, out_md, figures),
                     claim_cost(cost_file, out_md, figures), ais_section(ais_file),
+                    annealing_report.section(annealing_report.PATHS_FILE,
+                                             annealing_report.STUDY_FILE,
+                                             annealing_report.NOTES_FILE),
                     variance_section(VARIANCE_DIR, out_md, figures),
                     two_budgets_section(sweep, runs_dir, longer, out_md, figures),
                     PAPER_CODE.splitlines()):  # fmt: skip

@@ -99,3 +99,127 @@ def test_the_ais_section_comes_from_the_ais_benchmark(with_bounds, tmp_path, mon
     assert "annealed importance sampling" not in text
     assert "## What our defaults change from the paper's code" in text
     assert "7.56 ± 0.16 nats higher (−113.90 against\n−121.47" in text
+
+
+# The issue-#27 section (benchmarks/annealing_report.py) on hand-made JSON files of the shape
+# that ``benchmarks/ais_eval.py --paths`` and ``--hmc-study`` write: no computation.
+import annealing_report  # noqa: E402
+
+RUN_INFO = {"split": "test", "seed": 0, "threads": 1, "cores": 2, "machine": "x86_64",
+            "torch": "2.13.0+cpu"}  # fmt: skip
+HMC_REPR = "HMC(step_size=0.5, leapfrog_steps=3, adapt=True, moves=4, scale='guide')"
+
+
+def _paths_record() -> dict:
+    rows = [
+        {"method": "iwae", "qpath": None, "evaluations": 5000, "log_px": -101.234,
+         "stderr": None, "seconds": 3.04},
+        {"method": "ais", "qpath": 1.0, "kernel": "FlipMH(block=1)", "steps": 30, "chains": 4,
+         "evaluations": 120, "log_px": -100.506, "stderr": 0.0449, "acceptance": 0.4,
+         "seconds": 2.26},
+        {"method": "ais", "qpath": 0.99, "kernel": "FlipMH(block=1)", "steps": 30, "chains": 4,
+         "evaluations": 124, "log_px": -100.994, "stderr": 0.0551, "acceptance": 0.4,
+         "seconds": 1.94},
+        {"method": "smc", "qpath": 0.99, "kernel": "FlipMH(block=1)", "particles": 16,
+         "moves": 1, "evaluations": 480, "log_px": -99.876, "acceptance": 0.5,
+         "temperatures": 7.24, "stderr": None, "seconds": 12.0},
+    ]  # fmt: skip
+    bdmc = [{"qpath": 0.99, "kernel": "FlipMH(block=1)", "steps": 40, "chains": 2,
+             "num_data": 6, "log_px": -80.126, "upper": -79.5, "gap": 0.626,
+             "gap_stderr": 0.2049, "evaluations": 82, "seconds": 0.56}]  # fmt: skip
+    vae_rows = [{"method": "ais", "qpath": 0.9, "kernel": HMC_REPR, "steps": 5, "chains": 2,
+                 "evaluations": 90, "log_px": -90.5, "stderr": 0.1251, "acceptance": 0.6,
+                 "seconds": 0.26},
+                {"method": "smc", "qpath": 1.0, "kernel": HMC_REPR, "particles": 8, "moves": 3,
+                 "evaluations": 900, "log_px": -90.0, "acceptance": 0.6, "temperatures": 4.04,
+                 "stderr": None, "seconds": 1.0}]  # fmt: skip
+    return {"images": 7, "bdmc_data": 6, **RUN_INFO, "load_before": [3.99, 5.0, 6.0],
+            "load_after": [2.4, 3.0, 4.0], "date": "2030-01-02", "seconds": 150.0,
+            "models": {"sbn": {"run": "/tmp/x/runs/sbn-a", "model": "linear_1",
+                               "train_steps": 40, "rows": rows, "bdmc": bdmc},
+                       "vae": {"run": "runs/vae-a", "model": "gaussian", "train_steps": 9,
+                               "rows": vae_rows, "bdmc": []}}}  # fmt: skip
+
+
+def _study_record() -> dict:
+    rows = [{"model": "DiscreteToy(6, 10)", "kernel": kernel, "seed": seed, "steps": 20,
+             "chains": 3, "points": 5, "max_abs_error": error, "mean_error": 0.0,
+             "mean_stderr": se, "evaluations": evaluations}
+            for seed, by_kernel in ((4, (("exact transitions", 0.1254, 0.0624, 1260),
+                                         ("flip", 0.5, 0.375, 60))),
+                                    (7, (("exact transitions", 0.25, 0.1876, 1260),
+                                         ("flip", 1.3126, 0.4376, 60))))
+            for kernel, error, se, evaluations in by_kernel]  # fmt: skip
+    return {"images": 100, "bdmc_data": 50, **RUN_INFO, "load_before": [5.95, 1, 1],
+            "load_after": [4.0, 1, 1], "date": "2030-01-03", "seconds": 90.0,
+            "models": {"rows": rows}}  # fmt: skip
+
+
+@pytest.fixture
+def annealing_files(tmp_path):
+    paths, study, notes = (tmp_path / n for n in ("paths.json", "study.json", "notes.md"))
+    paths.write_text(json.dumps(_paths_record()))
+    study.write_text(json.dumps(_study_record()))
+    notes.write_text("What these say. Hand-written.\n\nSecond paragraph, by hand.\n")
+    return paths, study, notes
+
+
+def test_the_annealing_tables_carry_the_json_numbers(annealing_files):
+    """Every row of both JSON files appears with its numbers at the document's precision, in
+    the files' order, and the introductions are the files' metadata."""
+    paths, study, notes = annealing_files
+    lines = annealing_report.section(paths, study, notes)
+    assert lines[0] == "### Annealing paths and tempered SMC (issue #27)"
+    expected = [
+        "linear_1 (`runs/sbn-a`, 40 steps):",
+        "| iwae | – | – | 5000 | 5000 | 3.0 | -101.23 |",
+        "| ais | 1 | 30 | 4 | 120 | 2.3 | -100.51 ± 0.04 |",
+        "| ais | 0.99 | 30 | 4 | 124 | 1.9 | -100.99 ± 0.06 |",
+        "| smc (7.2 temperatures, 1 move each) | 0.99 | N = 16 | – | 480 | 12.0 | -99.88 |",
+        "BDMC on 6 points simulated from the model:",
+        "| 0.99 | 40 | 2 | -80.13 | -79.50 | 0.63 ± 0.20 | 0.6 |",
+        "gaussian (`runs/vae-a`, 9 steps):",
+        "| ais | 0.9 | 5 | 2 | 90 | 0.3 | -90.50 ± 0.13 |",
+        "| smc (4.0 temperatures, 3 moves each) | 1 | N = 8 | – | 900 | 1.0 | -90.00 |",
+        "| DiscreteToy(6, 10) | exact transitions | 1260 | 0.125, 0.250 | 0.062, 0.188 |",
+        "| DiscreteToy(6, 10) | flip | 60 | 0.500, 1.313 | 0.375, 0.438 |",
+    ]
+    at = [lines.index(line) for line in expected]
+    assert at == sorted(at)
+    # the gaussian model has no BDMC rows: one BDMC table in all
+    assert sum(line.startswith("BDMC on") for line in lines) == 1
+    intro = next(line for line in lines if line.startswith("From "))
+    for words in (f"`{paths.as_posix()}`", "written 2030-01-02", "the first 7 test images",
+                  "1 torch thread on 2 shared cores", "load average 3.99 before, 2.4 after",
+                  "2.5 minutes in all", "single-site flips for the SBN",
+                  "HMC with four moves of 3 leapfrog steps for the VAE"):  # fmt: skip
+        assert words in intro, words
+    intro = next(line for line in lines if line.startswith("The kernels against"))
+    for words in (f"`{study.as_posix()}`", "`DiscreteToy(6, 10)`, 5 points, 3 chains, T = 20, "
+                  "seeds [4, 7]", "over the 5 points", "Written 2030-01-03",
+                  "load average 5.95 before, 4 after", "1.5 minutes in all"):  # fmt: skip
+        assert words in intro, words
+
+
+def test_a_missing_annealing_file_gives_no_table(annealing_files, tmp_path):
+    paths, study, notes = annealing_files
+    absent = tmp_path / "absent.json"
+    assert annealing_report.section(absent, None, notes) == []
+    assert annealing_report.section(None, absent, None) == []
+    only_study = annealing_report.section(absent, study, None)
+    assert not any("linear_1" in line or "--paths" in line for line in only_study)
+    assert any(line.startswith("| DiscreteToy(6, 10) | flip |") for line in only_study)
+    only_paths = annealing_report.section(paths, absent, None)
+    assert not any("DiscreteToy" in line or "--hmc-study" in line for line in only_paths)
+    assert not any("by hand" in line for line in only_paths + only_study)
+
+
+def test_the_hand_kept_notes_follow_the_tables(annealing_files):
+    paths, study, notes = annealing_files
+    lines = annealing_report.section(paths, study, notes)
+    last_table = max(i for i, line in enumerate(lines) if line.startswith("|"))
+    said = next(i for i, line in enumerate(lines) if "written by hand" in line)
+    assert f"`{notes.as_posix()}`" in lines[said] and "regenerated" in lines[said]
+    assert last_table < said
+    assert lines[said + 1 :] == ["", "What these say. Hand-written.", "",
+                                 "Second paragraph, by hand."]  # fmt: skip
