@@ -20,11 +20,12 @@ unpaired seeds). Learning curves put both budgets on one log-step axis.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from tvo import comparison, plots
-from tvo.report import Group, groups
+from tvo.report import Group, groups, setting
 from tvo.sweep import Sweep
 
 METHOD = (__doc__ or "").split("\n\n", 1)[1].strip().replace("``", "`")  # for the document
@@ -260,3 +261,55 @@ def section(short: Budget, long: Budget, out_md: Path, figures: Path) -> list[st
             if experiment == "sbn":
                 lines += ais_lines(long, experiment)
     return lines
+
+
+AIS_ARGS = ["--method", "ais", "--limit", "100", "--ais-steps", "500", "--chains", "2",
+            "--kernel", "sbn-sweep", "--threads", "1"]  # fmt: skip
+IWAE_ARGS = ["--limit", "100", "--particles", "5000", "--threads", "1"]
+
+
+def evaluate_best(sweep: Sweep, runs_dir: Path, experiment: str = "sbn") -> list[Path]:
+    """Run ``tvo eval`` with AIS (``AIS_ARGS``: the SBN's sweep kernel, T = 500, 2 chains, the
+    first 100 test images; ``benchmarks/results/ais/ais.json``'s longest SBN row) and with
+    IWAE-5000 on the same images, on the best seed of each setting of ``experiment`` whose
+    seeds have all finished; an evaluation already kept is not redone. Returns the runs
+    evaluated."""
+    import subprocess
+
+    evaluated = []
+    for label, g in groups(sweep, runs_dir, experiment).items():
+        expected = [n for n in sweep.experiments[experiment]
+                    if setting(sweep.runs[n]) == setting(g.config)]  # fmt: skip
+        if len(g.names) + len(g.diverged) < len(expected):
+            print(f"{label}: {len(g.names)} of {len(expected)} seeds finished; later")
+            continue
+        _, name = max((f["log_px"], n) for f, n in zip(g.finals, g.names))
+        folder = runs_dir / name
+        for pattern, args in (("test-ais-*-first100-*.json", AIS_ARGS),
+                              ("test-is-S5000-first100-*.json", IWAE_ARGS)):  # fmt: skip
+            if not list((folder / "evaluations").glob(pattern)):
+                command = [sys.executable, "-m", "tvo", "eval", str(folder), *args]
+                print(" ".join(command[1:]), flush=True)
+                subprocess.run(command, check=True)
+        evaluated.append(folder)
+    return evaluated
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    from tvo.sweep import load
+
+    parser = argparse.ArgumentParser(description="AIS and IWAE-5000 on the first 100 test "
+                                     "images for the best seed of each SBN setting")  # fmt: skip
+    parser.add_argument("config", type=Path, help="the longer sweep (TOML)")
+    args = parser.parse_args(argv)
+    sweep = load(args.config)
+    runs = sweep.out or Path("results") / args.config.stem
+    for folder in evaluate_best(sweep, runs):
+        print(folder)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
