@@ -75,7 +75,7 @@ def hand_made() -> tuple[list[dict], list, list]:
          "group_sizes": [3], "group_ms": {"3": 4.5}, "evaluations": 2, "valid_s": 1.0,
          "test_s": 10.0}  # fmt: skip
     b = {"kind": "b", "experiments": {"sbn": 1, "continuous": 1}, "runs": 2, "steps": 360_000,
-         "single_ms": 1000.0, "group_sizes": [2], "group_ms": {"2": 1600.0}, "evaluations": 0,
+         "single_ms": 1000.0, "group_sizes": [2], "group_ms": {"2": 2400.0}, "evaluations": 0,
          "valid_s": 0.0, "test_s": 0.0}  # fmt: skip
     alone = [[1, 1], [1, 1], [0, 1], [0, 1], [0, 1]]  # the longest first, as tvo sweep's plan
     return [a, b], alone, [[1, 2], [0, 3]]
@@ -86,15 +86,16 @@ def test_the_totals_are_the_sums_of_runs_steps_and_milliseconds():
     totals = paper_budget.budget(rows)
     # a alone: 3 runs × (1000 steps × 2 ms + 2 validations × 1 s + a 10 s test) = 42 s;
     # a grouped: one group of 3, 1000 × 4.5 ms, and the same 3 × 12 s of evaluation = 40.5 s
-    # b alone: 2 × 360,000 × 1 s = 200 h; grouped: 360,000 × 1.6 s = 160 h
+    # b alone: 2 × 360,000 × 1 s = 200 h; grouped: 360,000 × 2.4 s = 240 h (a group that loses)
     assert totals["hours_alone"] == pytest.approx(200 + 42 / 3600, rel=1e-12)
-    assert totals["hours_grouped"] == pytest.approx(160 + 40.5 / 3600, rel=1e-12)
+    assert totals["hours_grouped"] == pytest.approx(240 + 40.5 / 3600, rel=1e-12)
+    assert totals["hours_best"] == pytest.approx(200 + 40.5 / 3600, rel=1e-12)  # b alone
     assert totals["eval_hours"] == pytest.approx(36 / 3600, rel=1e-12)
     assert totals["runs"] == 5 and totals["run_steps"] == 3 * 1000 + 2 * 360_000
     # 2 jobs: b's two runs (100 h each) side by side, then a's three (14 s each) on the first
     # job free: 360,000 + 28 s
     assert paper_budget.wall(rows, alone, 2) * 3600 == pytest.approx(360_028, rel=1e-12)
-    assert paper_budget.wall(rows, grouped, 2) * 3600 == pytest.approx(576_000, rel=1e-12)
+    assert paper_budget.wall(rows, grouped, 2) * 3600 == pytest.approx(864_000, rel=1e-12)
     assert paper_budget.wall(rows, alone, 1) * 3600 == pytest.approx(720_042, rel=1e-12)
     # started shortest first instead, a's three runs (14 s each) end before b's two begin
     shortest = [[0, 1], [0, 1], [0, 1], [1, 1], [1, 1]]
@@ -102,7 +103,7 @@ def test_the_totals_are_the_sums_of_runs_steps_and_milliseconds():
     assert paper_budget.longest_first(rows, shortest) == alone
     by = paper_budget.by_experiment(rows)
     assert by["continuous"]["hours_alone"] == pytest.approx(100, rel=1e-12)  # half of b
-    assert by["sbn"]["hours_grouped"] == pytest.approx(80 + 40.5 / 3600, rel=1e-12)
+    assert by["sbn"]["hours_grouped"] == pytest.approx(120 + 40.5 / 3600, rel=1e-12)
 
 
 def test_the_document_shows_the_jsons_numbers(tmp_path):
@@ -113,15 +114,18 @@ def test_the_document_shows_the_jsons_numbers(tmp_path):
             "load_before": [2.5, 2, 2], "load_after": [3.0, 2, 2], "totals": totals,
             "experiments": paper_budget.by_experiment(rows), "kinds": rows,
             "running": {"kind": "a", "measured_ms": 2.0, "sweep_ms": [2.25]}}  # fmt: skip
+    rows[1]["group_error"] = "this model cannot be trained in a group"
     path = tmp_path / "budget.json"
     path.write_text(json.dumps(data))
     text = "\n".join(paper_budget.report_lines(path))
-    # sbn: a's 3 runs and half of b's 2 (1 run): 100 h alone, 80 h grouped
-    assert "| sbn | 2 | 4 | 3.63e+05 | 100 | 80 | 0 |" in text
-    assert "| continuous | 1 | 1 | 3.6e+05 | 100 | 80 | 0 |" in text
-    assert "| **all** | 2 | 5 | 7.23e+05 | **200** | **160** | 0 |" in text
+    # sbn: a's 3 runs and half of b's 2 (1 run): 100 h alone, 120 h grouped
+    assert "| sbn | 2 | 4 | 3.63e+05 | 100 | 120 | 0 |" in text
+    assert "| continuous | 1 | 1 | 3.60e+05 | 100 | 120 | 0 |" in text
+    assert "| **all** | 2 | 5 | 7.23e+05 | **200** | **240** | 0 |" in text
     assert "Every run alone: 200 CPU-hours, 4.2 d of wall clock at 2 jobs" in text
-    assert "in groups of up to 16: 160 CPU-hours, 6.7 d" in text  # 576,000 s
+    assert "in groups of up to 16: 240 CPU-hours, 10.0 d" in text  # 864,000 s
     assert "2.00 ms, against 2.25 ms per step" in text
-    assert "would take 4.2 d alone and 6.7 d grouped" in text
+    assert "would take 4.2 d alone and 10.0 d grouped" in text
+    assert "whichever is less): 200 CPU-hours" in text
+    assert "1 kind cannot be grouped (b)" in text
     assert "benchmarks/gpu_check.sh" in text and "(sizes 2, 3)" in text
