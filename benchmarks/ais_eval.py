@@ -38,7 +38,7 @@ BDMC gap of each path on simulated data; it writes ``benchmarks/results/ais/path
 the discrete kernels against exact transitions on the enumerable toy; it prints the numbers and
 writes ``benchmarks/results/ais/hmc_study.json``:
 
-    python benchmarks/ais_eval.py --hmc-study --seeds 0 1 2 3 \\
+    python benchmarks/ais_eval.py --hmc-study --seeds 0 1 2 3 4 5 6 7 \\
         --out benchmarks/results/ais/hmc_study.json
 """
 
@@ -208,6 +208,8 @@ def hmc_study(seeds, steps: int = 1000, chains: int = 32) -> dict:
             max_step_size=0.5),
         "default (2 moves of L=5, jitter, warm-up, guide scale)": HMC(),
         "exact transitions": GaussianPathKernel(),
+        "default, adaptive schedule": (HMC(), "adaptive"),
+        "exact transitions, adaptive schedule": (GaussianPathKernel(), "adaptive"),
     }  # fmt: skip
     rows = []
     model = LinearGaussian(3, 5, seed=0).double()
@@ -215,13 +217,14 @@ def hmc_study(seeds, steps: int = 1000, chains: int = 32) -> dict:
     x = model.sample(8)[1]
     exact = model.marginal().log_prob(x).detach()
     for name, kernel in continuous.items():
+        kernel, schedule = kernel if isinstance(kernel, tuple) else (kernel, "sigmoid")
         for seed in seeds:
             torch.manual_seed(seed)
             start = time.perf_counter()
-            result = tvo.ais(model, x, steps, chains, kernel=kernel)
+            result = tvo.ais(model, x, steps, chains, kernel=kernel, schedule=schedule)
             error = result.log_px - exact
             rows.append({"model": "LinearGaussian(3, 5)", "kernel": name, "seed": seed,
-                         "steps": steps, "chains": chains, "points": len(x),
+                         "schedule": schedule, "steps": steps, "chains": chains, "points": len(x),
                          "max_abs_error": error.abs().max().item(),
                          "mean_error": error.mean().item(),
                          "mean_stderr": result.stderr.mean().item(),
@@ -266,7 +269,7 @@ def main(argv=None) -> int:
         action="store_true",
         help="the kernels against exact transitions on the toys (issue #27)",
     )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3],
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5, 6, 7],
                         help="seeds of --hmc-study")  # fmt: skip
     parser.add_argument("--images", type=int, default=100, help="first N test images")
     parser.add_argument("--bdmc-data", type=int, default=50, help="simulated points for BDMC")

@@ -148,9 +148,11 @@ def add_eval(sub) -> None:
     p.add_argument("--ais-steps", type=int, default=100,
                    help="intermediate distributions T (ais, bdmc)")  # fmt: skip
     p.add_argument("--chains", type=int, default=10, help="AIS chains per image (ais, bdmc)")
-    p.add_argument("--schedule", default="sigmoid", choices=("sigmoid", "linear", "log", "run"),
-                   help="AIS β schedule; run: the run's own partition, stretched to the "
-                   "steps")  # fmt: skip
+    p.add_argument("--schedule", default="sigmoid",
+                   choices=("sigmoid", "linear", "log", "adaptive", "run"),
+                   help="AIS β schedule; adaptive: spaced evenly in thermodynamic length by a "
+                   "pilot SMC of 32 particles on each pass's images; run: the run's own "
+                   "partition, stretched to the steps")  # fmt: skip
     p.add_argument("--kernel", default="auto",
                    choices=("auto", "hmc", "flip", "gibbs", "discrete-mh", "independent",
                             "sbn-sweep"),

@@ -456,3 +456,69 @@ def test_hmc_ais_is_within_twice_the_error_of_exact_transitions():
     assert stderr(HMC()) < 1.5 * exact
     still = HMC(step_size=0.05, leapfrog_steps=1, moves=1, warmup=0, adapt=False, jitter=0.0)
     assert stderr(still) > 1.5 * exact
+
+
+# --- the adaptive schedule: evenly spaced in thermodynamic length ----------------------------
+
+
+def thermodynamic_length(model, x, grid):
+    """``L(β) / L(1)``, ``L(β) = ∫_0^β √v``, ``v(β) = Var_{π_β}[ℓ]`` from 20000 exact draws of
+    the Gaussian ``π_β`` at each point of ``grid`` (trapezoid rule), for one data point."""
+    kernel = GaussianPathKernel()
+    target = Target(model, x)
+    point = target.evaluate(*target.sample_guide(20000))
+    v = []
+    for beta in grid.tolist():
+        _, drawn, _ = kernel.step(None, target, point, beta)
+        v.append((drawn.log_p - drawn.log_q).double().var(0)[0])
+    root = torch.stack(v).detach().sqrt()
+    pieces = 0.5 * (root[1:] + root[:-1]) * grid.diff()
+    length = torch.cat([torch.zeros(1, dtype=torch.float64), pieces.cumsum(0)])
+    return length / length[-1]
+
+
+def test_the_adaptive_schedule_is_even_in_thermodynamic_length():
+    """LinearGaussian(3, 5) with its untrained guide, one point, T = 50: the fraction of the
+    thermodynamic length reached at each ``β_t`` of ``schedule="adaptive"`` (a pilot SMC of 32
+    particles with exact transitions) is within 0.08 of ``t / T`` (measured over pilot seeds
+    0–4: 0.039, 0.039, 0.041, 0.050, 0.014). The fixed schedules are not: sigmoid 0.23, linear
+    0.23, log 0.41 (asserted above 0.15). The pilot's evaluations count in AIS's."""
+    from numpy import interp
+
+    model = LinearGaussian(3, 5, seed=0).double()
+    torch.manual_seed(0)
+    x = model.sample(1)[1]
+    grid = torch.linspace(0, 1, 201, dtype=torch.float64)
+    length = thermodynamic_length(model, x, grid)
+    even = torch.linspace(0, 1, 51, dtype=torch.float64)
+
+    def miss(beta):
+        return (torch.from_numpy(interp(beta.numpy(), grid.numpy(), length.numpy())) - even)\
+            .abs().max().item()  # fmt: skip
+
+    torch.manual_seed(0)
+    result = tvo.ais(model, x, 50, 4, schedule="adaptive", kernel=GaussianPathKernel())
+    assert result.beta[0] == 0 and result.beta[-1] == 1 and (result.beta.diff() >= 0).all()
+    assert miss(result.beta) < 0.08
+    for name in ("sigmoid", "linear", "log"):
+        assert miss(annealing_schedule(50, name)) > 0.15
+    plain = tvo.ais(model, x, 50, 4, kernel=GaussianPathKernel())
+    assert result.evaluations > plain.evaluations + 32  # the pilot's draws of q, at least
+
+
+def test_ais_and_bdmc_with_the_adaptive_schedule_stay_unbiased():
+    """DiscreteToy (6 latents, 10 pixels), 8 points, 10 chains, single-site flips, T = 200,
+    ``R = 20`` runs per point: the adaptive schedule (chosen from the data, before the chains
+    start) leaves each chain's weight unbiased for ``p(x)``: the mean of the runs within 4
+    standard errors + 0.01 nats of ``log p(x)``, as the sigmoid schedule's test above; and BDMC
+    with it brackets the exact value."""
+    torch.manual_seed(0)
+    model = DiscreteToy(6, 10, seed=0).double()
+    x = model.sample(8)[1]
+    draws, _ = repeated_ais(model, x, 200, 10, schedule="adaptive")
+    assert_unbiased(draws, exact_log_marginal(model, x), atol=0.01)
+    torch.manual_seed(1)
+    result = tvo.bdmc(model, 8, 200, 10, schedule="adaptive")
+    exact = exact_log_marginal(model, result.x)
+    assert (result.lower <= exact + 3 * result.forward.stderr).all()
+    assert (result.upper >= exact - 3 * result.backward.stderr).all()

@@ -22,7 +22,10 @@ between the two bounds bounds the error of forward AIS on such data.
 Schedules (``annealing_schedule``): ``linear`` and ``log`` from ``tvo.partitions``,
 ``sigmoid`` (Grosse et al. 2015, used by Wu et al. 2017): ``β_t = (σ(δ(2t/T − 1)) − σ(−δ)) /
 (σ(δ) − σ(−δ))`` with ``δ = 4``, or a partition (e.g. a trained TVO run's moments partition)
-whose shape is stretched to ``T`` steps.
+whose shape is stretched to ``T`` steps; ``adaptive`` (``schedule_for``) spaces the steps
+evenly in thermodynamic length ``∫ √Var_{π_β}[ℓ] dβ``, found by a pilot tempered SMC on the data
+(``tvo.evaluate.smc.thermodynamic_schedule``; docs/maths.md, "An AIS schedule evenly spaced in
+thermodynamic length").
 """
 
 from __future__ import annotations
@@ -34,13 +37,37 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from tvo.evaluate.kernels import Kernel, Point, Target, default_kernel
-from tvo.evaluate.paths import Path, check_qpath, log_scale
+from tvo.evaluate.kernels import Kernel, Point, Target, default_kernel, make_target
+from tvo.evaluate.paths import check_qpath
+from tvo.evaluate.smc import thermodynamic_schedule
 from tvo.models.check import check_data
 from tvo.ops import logmeanexp
 from tvo.partitions import partition, validate
 
 SCHEDULES = ("sigmoid", "linear", "log")
+ADAPTIVE = "adaptive"  # a schedule from a pilot run on the data: schedule_for
+PILOT_PARTICLES = 32
+
+
+def schedule_for(target: Target, kernel: Kernel, num_steps: int,
+                 schedule: str | Sequence[float] | Tensor, beta1: float,
+                 pilot_particles: int = PILOT_PARTICLES) -> Tensor:  # fmt: skip
+    """The schedule ``[T + 1]`` of AIS on ``target``: ``annealing_schedule``, or for
+    ``adaptive`` ``tvo.evaluate.smc.thermodynamic_schedule`` from a pilot of ``pilot_particles``
+    particles moved by ``kernel``.
+
+    Args:
+        target: the annealing path of the batch.
+        kernel: the Markov kernel of the walk (and of the pilot).
+        num_steps: ``T``.
+        schedule: a name of ``SCHEDULES``, ``adaptive``, or a partition used as a shape.
+        beta1: the first positive ``β`` of the ``log`` schedule.
+        pilot_particles: the pilot's particles per data point (``adaptive``).
+    """
+    if isinstance(schedule, str) and schedule == ADAPTIVE:
+        _check(num_steps=num_steps)
+        return thermodynamic_schedule(target, kernel, num_steps, pilot_particles)
+    return annealing_schedule(num_steps, schedule, beta1)
 
 
 def annealing_schedule(
@@ -82,7 +109,8 @@ def annealing_schedule(
         return beta
     if schedule not in SCHEDULES:
         raise ValueError(
-            f"unknown AIS schedule {schedule!r}: expected one of {', '.join(SCHEDULES)} or a "
+            f"unknown AIS schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}, "
+            f"{ADAPTIVE!r} (with ais or bdmc) or a "
             "partition (a sequence from 0 to 1)"
         )
     return partition(num_steps, schedule, beta1)
@@ -201,6 +229,7 @@ def ais(
     *,
     beta1: float = 1e-3,
     qpath: float = 1.0,
+    pilot_particles: int = PILOT_PARTICLES,
     callback: Callable[[int], None] | None = None,
     validate: bool = True,
 ) -> AISEstimate:
@@ -219,13 +248,17 @@ def ais(
         num_steps: the number ``T`` of annealing steps (an integer ≥ 1; 1 is importance sampling
             from ``q``).
         num_chains: chains per data point, ``C`` (an integer ≥ 1).
-        schedule: ``sigmoid``, ``linear``, ``log``, or a partition (an increasing sequence from 0 to
-            1) used as the schedule's shape (``annealing_schedule``).
+        schedule: ``sigmoid``, ``linear``, ``log``, ``adaptive`` (spaced evenly in thermodynamic
+            length by a pilot SMC: ``tvo.evaluate.smc.thermodynamic_schedule``), or a partition
+            (an increasing sequence from 0 to 1) used as the schedule's shape
+            (``annealing_schedule``).
         kernel: the Markov kernel that moves the chains (``tvo.evaluate.kernels``); ``None``:
             ``default_kernel`` of the model.
         beta1: the first positive ``β`` of the ``log`` schedule.
         qpath: the path's ``q`` in ``[0, 1]``: 1 for the geometric path, below 1 for a q-path
             (``paths``).
+        pilot_particles: the ``adaptive`` schedule's pilot particles per data point (its
+            ``log_joint`` evaluations count in the estimate's).
         callback: called with ``t`` after each step ``t``, e.g. to show progress; ``None``: none.
         validate: refuse ``x`` outside the model's observation support
             (``tvo.models.check.check_data``).
@@ -234,34 +267,12 @@ def ais(
     qpath = check_qpath(qpath)
     if validate:  # x in the model's observation support (tvo.models.check.check_data)
         check_data(model, x)
-    beta = annealing_schedule(num_steps, schedule, beta1)
     kernel = default_kernel(model, qpath) if kernel is None else kernel
     target = make_target(model, x, kernel, qpath, num_chains)
+    beta = schedule_for(target, kernel, num_steps, schedule, beta1, pilot_particles)
     z, log_q = target.sample_guide(num_chains)
     point = target.evaluate(z, log_q)
     return _estimate(target, point, beta, kernel, callback, sign=1.0)
-
-
-def make_target(model, x: Tensor, kernel: Kernel, qpath: float, num_chains: int) -> Target:
-    """The ``Target`` of ``x`` on the geometric path (``qpath=1``) or on the q-path, whose
-    target is scaled by ``num_chains`` fresh draws of ``q``
-    (``log_scale``).
-
-    Args:
-        model (GenerativeModel): the model, any object with the protocol's ``sample_guide``,
-            ``log_guide`` and ``log_joint``.
-        x: the batch ``[B, D]``.
-        kernel: the kernel that will move the chains (its ``needs_grad`` says whether points carry
-            gradients).
-        qpath: the path's ``q`` in ``[0, 1]``: 1 for the geometric path, below 1 for a q-path
-            (``paths``).
-        num_chains: the number of fresh draws of ``q`` that set a q-path's scale (unused on the
-            geometric path).
-    """
-    target = Target(model, x, grad=kernel.needs_grad)
-    if qpath < 1:
-        target.path = Path(qpath, log_scale(target, num_chains))
-    return target
 
 
 def _estimate(target: Target, point: Point, beta: Tensor, kernel: Kernel, callback,
@@ -293,6 +304,7 @@ def bdmc(
     *,
     beta1: float = 1e-3,
     qpath: float = 1.0,
+    pilot_particles: int = PILOT_PARTICLES,
     callback: Callable[[int], None] | None = None,
 ) -> BDMCEstimate:
     """Bidirectional Monte Carlo on ``num_data`` points ``(z, x) ~ p`` simulated with
@@ -308,13 +320,17 @@ def bdmc(
         num_steps: the number ``T`` of annealing steps (an integer ≥ 1; 1 is importance sampling
             from ``q``).
         num_chains: chains per data point, ``C`` (an integer ≥ 1).
-        schedule: ``sigmoid``, ``linear``, ``log``, or a partition (an increasing sequence from 0 to
-            1) used as the schedule's shape (``annealing_schedule``).
+        schedule: ``sigmoid``, ``linear``, ``log``, ``adaptive`` (spaced evenly in thermodynamic
+            length by a pilot SMC: ``tvo.evaluate.smc.thermodynamic_schedule``), or a partition
+            (an increasing sequence from 0 to 1) used as the schedule's shape
+            (``annealing_schedule``).
         kernel: the Markov kernel that moves the chains (``tvo.evaluate.kernels``); ``None``:
             ``default_kernel`` of the model.
         beta1: the first positive ``β`` of the ``log`` schedule.
         qpath: the path's ``q`` in ``[0, 1]``: 1 for the geometric path, below 1 for a q-path
             (``paths``).
+        pilot_particles: the ``adaptive`` schedule's pilot particles per data point (its
+            ``log_joint`` evaluations count in the estimate's).
         callback: called with ``t`` after each step, ``t`` from 1 to ``2T`` over both directions;
             ``None``: none.
     """
@@ -322,8 +338,8 @@ def bdmc(
     qpath = check_qpath(qpath)
     kernel = default_kernel(model, qpath) if kernel is None else kernel
     z, x = model.sample(num_data)
-    beta = annealing_schedule(num_steps, schedule, beta1)
     target = make_target(model, x, kernel, qpath, num_chains)
+    beta = schedule_for(target, kernel, num_steps, schedule, beta1, pilot_particles)
     start, log_q = target.sample_guide(num_chains)
     forward = _estimate(target, target.evaluate(start, log_q), beta, kernel, callback, sign=1.0)
     backward_target = Target(model, x, grad=kernel.needs_grad, path=target.path)

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.distributions import constraints
 
-from tvo.evaluate.paths import GEOMETRIC, Path, per_point
+from tvo.evaluate.paths import GEOMETRIC, Path, log_scale, per_point
 from tvo.models.sbn import SBN
 
 
@@ -155,6 +155,28 @@ class Target:
         self.evaluations += log_p.shape[0]
         self.gradients += log_p.shape[0]
         return Point(z.detach(), log_q.detach(), log_p.detach(), grad_q, grad_p)
+
+
+def make_target(model, x: Tensor, kernel: Kernel, qpath: float, num_chains: int) -> Target:
+    """The ``Target`` of ``x`` on the geometric path (``qpath=1``) or on the q-path, whose
+    target is scaled by ``num_chains`` fresh draws of ``q``
+    (``log_scale``).
+
+    Args:
+        model (GenerativeModel): the model, any object with the protocol's ``sample_guide``,
+            ``log_guide`` and ``log_joint``.
+        x: the batch ``[B, D]``.
+        kernel: the kernel that will move the chains (its ``needs_grad`` says whether points carry
+            gradients).
+        qpath: the path's ``q`` in ``[0, 1]``: 1 for the geometric path, below 1 for a q-path
+            (``paths``).
+        num_chains: the number of fresh draws of ``q`` that set a q-path's scale (unused on the
+            geometric path).
+    """
+    target = Target(model, x, grad=kernel.needs_grad)
+    if qpath < 1:
+        target.path = Path(qpath, log_scale(target, num_chains))
+    return target
 
 
 class Kernel(Protocol):
@@ -1070,4 +1092,5 @@ __all__ = [
     "guide_scale",
     "kernel_for",
     "latent_kinds",
+    "make_target",
 ]

@@ -34,8 +34,15 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from tvo.evaluate.ais import make_target
-from tvo.evaluate.kernels import HMC, Kernel, Point, _leaves, _rebuild, default_kernel
+from tvo.evaluate.kernels import (
+    HMC,
+    Kernel,
+    Point,
+    _leaves,
+    _rebuild,
+    default_kernel,
+    make_target,
+)
 from tvo.evaluate.paths import check_qpath
 
 RESAMPLING = ("systematic", "multinomial")
@@ -231,6 +238,27 @@ def smc(
     qpath = check_qpath(qpath)
     kernel = default_smc_kernel(model, qpath) if kernel is None else kernel
     target = make_target(model, x, kernel, qpath, num_particles)
+    return temper(target, kernel, num_particles, target_cess, resample, resample_threshold,
+                  moves, max_temperatures, callback)  # fmt: skip
+
+
+def temper(target, kernel: Kernel, num_particles: int, target_cess: float = 0.9,
+           resample: str = "systematic", resample_threshold: float = 0.5, moves: int = 1,
+           max_temperatures: int = 10_000, callback=None) -> SMCEstimate:  # fmt: skip
+    """``smc`` on a ``Target`` made already (its evaluations count on it), with its arguments
+    checked: the algorithm of the module docstring.
+
+    Args:
+        target (Target): the annealing path of the batch (``tvo.evaluate.kernels.make_target``).
+        kernel: the Markov kernel that moves the particles.
+        num_particles: particles per data point, ``N``.
+        target_cess: the conditional ESS each new temperature keeps, as a fraction of ``N``.
+        resample: ``systematic`` or ``multinomial`` resampling.
+        resample_threshold: resample when the ESS falls below this fraction of ``N``.
+        moves: kernel steps after each reweighting.
+        max_temperatures: the most temperatures before a ``RuntimeError``.
+        callback (Callable[[int], None] | None): called with ``k`` after each iteration ``k``.
+    """
     z, log_q = target.sample_guide(num_particles)
     point = target.evaluate(z, log_q)
     N, B = point.log_p.shape
@@ -281,6 +309,49 @@ def smc(
                        target.gradients)  # fmt: skip
 
 
+def thermodynamic_schedule(target, kernel: Kernel, num_steps: int, num_particles: int = 32,
+                           target_cess: float = 0.9) -> Tensor:  # fmt: skip
+    """An AIS schedule of ``T = num_steps`` steps spaced evenly in thermodynamic length, from
+    a pilot tempered SMC (``temper``) on ``target`` with ``num_particles`` particles, ``[T + 1]``
+    float64.
+
+    With exact transitions AIS's log-weight has variance ``Σ_t (Δβ_t)² v(β_t)``, ``v(β) =
+    Var_{π_β}[ℓ]`` (geometric path); for ``T`` steps of density ``ρ(β)`` that is ``≈ (1/T) ∫ v / ρ
+    dβ``, least at ``ρ ∝ √v``: steps equally spaced in the thermodynamic length ``∫ √v dβ``
+    (the spacing of Grosse, Maddison & Salakhutdinov 2013 for AIS; Syed et al. 2021 for
+    parallel tempering), where the sigmoid schedule is a fixed guess. The pilot's temperatures
+    keep the conditional ESS ``≈ 1 / (1 + (Δβ)² v)`` at ``target_cess``, so each of its ``K``
+    intervals has the same length ``Δβ √v``: its ``β_k`` at ``u = k / K`` sample the
+    length-to-``β`` map of each data point. The schedule is their mean over the batch's points
+    at ``u = t / T`` (piecewise-linear in ``u``): one schedule for the batch, as ``anneal``
+    walks. The pilot's ``log_joint`` evaluations count on ``target``.
+
+    Args:
+        target (Target): the annealing path of the batch.
+        kernel: the Markov kernel of the pilot's moves (one per temperature).
+        num_steps: ``T``, an integer ≥ 1.
+        num_particles: the pilot's particles per data point (an integer ≥ 2).
+        target_cess: the pilot's conditional ESS per temperature, in ``(0, 1)``: its resolution
+            (higher: more temperatures), not the schedule's density.
+    """
+    if not isinstance(num_particles, int) or num_particles < 2:
+        raise ValueError(f"the pilot needs an integer ≥ 2 of particles, got {num_particles!r}")
+    pilot = temper(target, kernel, num_particles, target_cess)
+    u = torch.linspace(0, 1, num_steps + 1, dtype=torch.float64)
+    shapes = []
+    for b in range(pilot.beta.shape[1]):
+        k = int(pilot.num_temperatures[b])
+        betas = pilot.beta[: k + 1, b].double().cpu()
+        position = u * k
+        low = position.floor().long().clamp(max=max(k - 1, 0))
+        weight = position - low
+        high = (low + 1).clamp(max=k)
+        shapes.append(betas[low] + weight * (betas[high] - betas[low]))
+    beta = torch.stack(shapes).mean(0)
+    beta[0], beta[-1] = 0.0, 1.0
+    return beta
+
+
 def _stack(values: list[Tensor], B: int, device) -> Any:
     return torch.stack(values) if values else torch.zeros(0, B, device=device)
 
@@ -294,4 +365,6 @@ __all__ = [
     "resample_point",
     "smc",
     "systematic_resample",
+    "temper",
+    "thermodynamic_schedule",
 ]  # fmt: skip
