@@ -7,10 +7,19 @@ It reads the sweep file (its ``[report.bounds]``, ``[report.cost]`` and ``[repor
 tables), the runs (``benchmarks/results/laptop``), the claim-1 evaluation (``bounds.json``,
 computed here first if it is missing), the speed benchmark's JSON rows and, where it exists,
 the AIS and BDMC evaluation of ``benchmarks/ais_eval.py`` (``--ais``), the gradient SNR of
-``tvo variance`` (``benchmarks/results/variance/*/variance.jsonl``) and the estimators' step
-times (``benchmarks/results/variance/step_speed.jsonl``), and writes the document
-and its figures. Every number in it comes from those files, but for the issue-#19 measurement
-quoted in "What our defaults change from the paper's code".
+``tvo variance`` (``benchmarks/results/variance/*/variance.jsonl``), the estimators' step
+times (``benchmarks/results/variance/step_speed.jsonl``), the annealing study
+(``benchmarks/annealing_report.py``: ``benchmarks/results/ais/{paths,hmc_study}.json`` and the
+hand-kept ``notes.md``) and, with ``--longer SWEEP``, that sweep's runs side by side with these
+(``benchmarks/two_budgets.py``) and the paper budget's estimate
+(``benchmarks/results/paper_budget.json``, ``benchmarks/paper_budget.py``), and writes the
+document and its figures.
+
+    python benchmarks/paper_report.py benchmarks/sweeps/laptop.toml \\
+        --longer benchmarks/sweeps/workstation.toml
+
+Every number in it comes from those files, but for the issue-#19 measurement quoted in "What our
+defaults change from the paper's code".
 
 Statistics: mean ± sample standard deviation over seeds; a difference between two settings is
 called clear when it exceeds twice its standard error ``sqrt(sd₁²/n₁ + sd₂²/n₂)``.
@@ -548,7 +557,19 @@ def two_budgets_section(sweep: Sweep, runs_dir: Path, longer: tuple[Sweep, Path]
 
     short = two_budgets.budget(runs_dir.name, sweep, runs_dir)
     long = two_budgets.budget(longer[1].name, *longer)
-    return two_budgets.section(short, long, out_md, figures)
+    lines = two_budgets.section(short, long, out_md, figures)
+    if BUDGET_FILE.is_file():
+        import paper_budget
+
+        lines += ["### What the paper's budget would take on this CPU", "",
+                  f"From `{BUDGET_FILE.as_posix()}` (`python benchmarks/paper_budget.py`): the "
+                  "time of `benchmarks/sweeps/paper.toml` from the measured step times, with and "
+                  "without groups. No GPU was lent to this project, so nothing here was measured "
+                  "on one.", "", *paper_budget.report_lines(BUDGET_FILE), ""]  # fmt: skip
+    return lines
+
+
+BUDGET_FILE = Path("benchmarks/results/paper_budget.json")
 
 
 def write(

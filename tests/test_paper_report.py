@@ -223,3 +223,24 @@ def test_the_hand_kept_notes_follow_the_tables(annealing_files):
     assert last_table < said
     assert lines[said + 1 :] == ["", "What these say. Hand-written.", "",
                                  "Second paragraph, by hand."]  # fmt: skip
+
+
+def test_two_budgets_side_by_side_from_the_runs(finished, tmp_path):
+    """``--longer`` with the tiny sweep as both budgets: each claim's TVO against its rivals at
+    both, paired over the two seeds; the same runs twice change nothing."""
+    loaded, out = finished
+    document = paper_report.write(loaded, out, tmp_path / "docs" / "RESULTS.md", None,
+                                  longer=(loaded, out))  # fmt: skip
+    text = document.read_text()
+    assert "## Two budgets: runs and runs" in text
+    tvo = [json.loads((out / n / "final.json").read_text())["log_px"]
+           for n in loaded.experiments["sbn"] if "-tvo-" in n]  # fmt: skip
+    vimco = [json.loads((out / n / "final.json").read_text())["log_px"]
+             for n in loaded.experiments["sbn"] if "-vimco-" in n]  # fmt: skip
+    d = [a - b for a, b in zip(tvo, vimco)]
+    lead = f"{statistics.fmean(d):+.2f} ± {statistics.stdev(d) / 2**0.5:.2f}"
+    row = next(line for line in text.splitlines() if line.startswith("| discrete_toy S=10 vimco |")
+               and "with training" not in line and lead in line)  # fmt: skip
+    assert row.endswith("| +0.00 ± 0.00 [+0.00, +0.00] | no clear change |")
+    for png in ("budgets_sbn", "budgets_continuous"):
+        assert (tmp_path / "docs" / "images" / "results" / f"{png}.png").stat().st_size > 1000
