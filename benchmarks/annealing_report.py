@@ -129,6 +129,9 @@ def paths_lines(file: Path, a: dict) -> list[str]:
     return lines
 
 
+WITHIN = 0.1  # nats: issue #27's "within 0.1 nats of the closed form on every one of 8 points"
+
+
 def study_lines(file: Path, a: dict) -> list[str]:
     """Each kernel's largest error and mean standard error per seed, from ``--hmc-study``'s
     JSON: one row per (model, kernel), seeds in the order they were run."""
@@ -151,14 +154,18 @@ def study_lines(file: Path, a: dict) -> list[str]:
              "benchmarks/ais_eval.py --hmc-study`): AIS on " + "; and on ".join(described)
              + f". \"max error\" is the largest `|log p̂ − log p|` over {over}, the mean SE the "
              f"mean standard error over chains. Written {a['date']}, {_load_words(a)}.", "",
-             "| model | kernel | evaluations | max error (each seed) | mean SE (each seed) |",
-             "|---|---|---|---|---|"]  # fmt: skip
+             "| model | kernel | evaluations | max error (each seed) | mean SE (each seed) | "
+             f"seeds with every point within {WITHIN} | mean of the mean SEs |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
     for model, kernel in dict.fromkeys((r["model"], r["kernel"]) for r in rows):
         group = [r for r in rows if r["model"] == model and r["kernel"] == kernel]
         evaluations = ", ".join(map(str, dict.fromkeys(r["evaluations"] for r in group)))
         errors = ", ".join(f"{r['max_abs_error']:.3f}" for r in group)
         stderrs = ", ".join(f"{r['mean_stderr']:.3f}" for r in group)
-        lines.append(f"| {model} | {kernel} | {evaluations} | {errors} | {stderrs} |")
+        within = sum(r["max_abs_error"] <= WITHIN for r in group)
+        mean = sum(r["mean_stderr"] for r in group) / len(group)
+        lines.append(f"| {model} | {kernel} | {evaluations} | {errors} | {stderrs} | "
+                     f"{within} of {len(group)} | {mean:.4f} |")  # fmt: skip
     lines.append("")
     return lines
 
