@@ -20,12 +20,13 @@ unpaired seeds). Learning curves put both budgets on one log-step axis.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from tvo import comparison, plots
-from tvo.report import Group, groups, setting
+from tvo.report import Group, groups, labels, setting
 from tvo.sweep import Sweep
 
 METHOD = (__doc__ or "").split("\n\n", 1)[1].strip().replace("``", "`")  # for the document
@@ -122,13 +123,6 @@ def trend(d: comparison.Difference | None) -> str:
             "too few seeds": "too few seeds"}[clear(d)]  # fmt: skip
 
 
-def best_of(found: dict[str, Group], objective: str, model: str) -> Group | None:
-    """The group of ``objective`` at ``model`` with the highest mean log p̂(x)."""
-    candidates = [g for g in found.values()
-                  if (g.config.objective, g.config.model) == (objective, model)]  # fmt: skip
-    return max(candidates, key=lambda g: g.mean("log_px"), default=None)
-
-
 def settings_table(short: Budget, long: Budget, labels: list[str]) -> list[str]:
     """Each setting's results at both budgets, and the change (long − short, paired)."""
     lines = [f"| setting | {short.name}: length | log p̂(x) | KL̂ | {long.name}: length | "
@@ -145,67 +139,95 @@ def settings_table(short: Budget, long: Budget, labels: list[str]) -> list[str]:
     return lines
 
 
+NOT_FINISHED = "not finished"
+
+
+def leads(short: Budget, long: Budget, tvo: str, rival: str, key: str):
+    """The TVO's lead over ``rival`` at each budget and its change, each a ``Difference``, or
+    ``None`` with why: ``(gaps, gap words, change, change word)``."""
+    pairs = [(b.found.get(tvo), b.found.get(rival)) for b in (short, long)]
+    gaps = [gap(t, r, key) if t and r else None for t, r in pairs]
+    words = [verdict(d) if t and r else NOT_FINISHED for d, (t, r) in zip(gaps, pairs)]
+    complete = all(t and r for t, r in pairs)
+    change = gap_change(*pairs, key) if complete else None
+    return gaps, words, change, trend(change) if complete else NOT_FINISHED
+
+
 def gap_table(short: Budget, long: Budget, tvo: str, rivals: list[str], key: str) -> list[str]:
     """The TVO's lead over each rival at both budgets, and its change."""
     what = "log p̂(x)" if key == "log_px" else "KL̂ (rival − TVO)"
     lines = [f"| {what}: TVO against | {short.name} | verdict | {long.name} | verdict | "
              "change of the lead | with training |", "|---" * 7 + "|"]  # fmt: skip
     for rival in rivals:
-        pairs = [(b.found.get(tvo), b.found.get(rival)) for b in (short, long)]
-        gaps = [gap(t, r, key) if t and r else None for t, r in pairs]
-        change = gap_change(*pairs, key) if all(t and r for t, r in pairs) else None
-        lines.append(f"| {rival} | {cell(gaps[0])} | {verdict(gaps[0])} | {cell(gaps[1])} | "
-                     f"{verdict(gaps[1])} | {cell(change)} | {trend(change)} |")  # fmt: skip
+        gaps, words, change, word = leads(short, long, tvo, rival, key)
+        lines.append(f"| {rival} | {cell(gaps[0])} | {words[0]} | {cell(gaps[1])} | "
+                     f"{words[1]} | {cell(change)} | {word} |")  # fmt: skip
     return lines
+
+
+JOINS = {"TVO clearly better": "than", "TVO clearly worse": "than", "no clear difference": "from",
+         "too few seeds": "for", NOT_FINISHED: "for", "the TVO's lead grew": "over",
+         "the TVO's lead shrank": "over", "no clear change": "over"}  # fmt: skip
 
 
 def summary(short: Budget, long: Budget, tvo: str, rivals: list[str]) -> list[str]:
     """One sentence per budget: whom the TVO beats, ties and loses to on log p̂(x), and one on
     what training longer did to its leads."""
+    if not rivals:
+        return []
+    found = [leads(short, long, tvo, rival, "log_px") for rival in rivals]
     lines = []
-    for b in (short, long):
+    for title, words in ((short.name, [f[1][0] for f in found]),
+                         (long.name, [f[1][1] for f in found]),
+                         ("with training", [f[3] for f in found])):  # fmt: skip
         by: dict[str, list[str]] = {}
-        for rival in rivals:
-            t, r = b.found.get(tvo), b.found.get(rival)
-            by.setdefault(verdict(gap(t, r, "log_px") if t and r else None), []).append(rival)
-        joins = {"TVO clearly better": "than", "TVO clearly worse": "than",
-                 "no clear difference": "from", "too few seeds": "for"}  # fmt: skip
-        parts = [f"{word} {joins[word]} {', '.join(names)}" for word, names in by.items()]
-        lines.append(f"- **{b.name}** (log p̂(x)): " + "; ".join(parts) + ".")
-    trends: dict[str, list[str]] = {}
-    for rival in rivals:
-        pairs = [(b.found.get(tvo), b.found.get(rival)) for b in (short, long)]
-        change = gap_change(*pairs, "log_px") if all(t and r for t, r in pairs) else None
-        trends.setdefault(trend(change), []).append(rival)
-    lines.append(
-        "- **with training** (log p̂(x)): "
-        + "; ".join(f"{word} over {', '.join(names)}" for word, names in trends.items())
-        + "."
-    )
+        for word, rival in zip(words, rivals):
+            by.setdefault(word, []).append(rival)
+        parts = [f"{word} {JOINS[word]} {', '.join(names)}" for word, names in by.items()]
+        lines.append(f"- **{title}** (log p̂(x)): " + "; ".join(parts) + ".")
     return lines
 
 
+def planned(sweep: Sweep, experiment: str) -> dict[str, object]:
+    """Every setting of ``experiment`` in the sweep file, finished or not: label → config (the
+    labels ``groups`` gives them)."""
+    configs: dict[str, object] = {}
+    for name in sweep.experiments.get(experiment, []):
+        key = json.dumps(setting(sweep.runs[name]), sort_keys=True, default=str)
+        configs.setdefault(key, sweep.runs[name])
+    return dict(zip(labels(list(configs.values())), configs.values()))
+
+
 def claim(short: Budget, long: Budget, experiment: str, out_md: Path, figures: Path) -> list[str]:
-    """A claim's section: both budgets' tables, the TVO's leads, the curves."""
+    """A claim's section: both budgets' tables (every setting of the longer sweep, finished or
+    not), the TVO's leads, the curves."""
     title, tvo, objectives = CLAIMS[experiment]
-    labels = list(groups(long.sweep, long.runs_dir, experiment))
-    if tvo not in labels:  # another sweep than the paper's: its best TVO setting
-        found = {k: long.found[k] for k in labels}
-        best = max((g for g in found.values() if g.config.objective == "tvo"),
+    settings = planned(long.sweep, experiment)
+    if tvo not in settings:  # another sweep than the paper's: its best finished TVO setting
+        best = max((long.found[k] for k in settings if k in long.found
+                    and long.found[k].config.objective == "tvo"),
                    key=lambda g: g.mean("log_px"), default=None)  # fmt: skip
         if best is None:
             return [f"### {title}", "", f"(no finished TVO runs at {long.name})", ""]
         tvo = best.label
     why = " (the paper's choice at S = 10)" if tvo == CLAIMS[experiment][1] else " (its best)"
-    model = long.found[tvo].config.model
-    rivals = [g.label for o in objectives if (g := best_of({k: long.found[k] for k in labels},
-                                                           o, model))]  # fmt: skip
-    shared = [label for label in labels if label in short.found]
-    lines = [f"### {title}", "", *settings_table(short, long, labels), "",
-             f"The TVO here is `{tvo}`{why}, at both budgets; each "
-             "rival is its setting in the longer sweep. Δ ± SE [95% interval], paired over "
-             "seeds; positive favours the TVO.", "",
-             *gap_table(short, long, tvo, rivals, "log_px"), "",
+    model = settings[tvo].model
+
+    def rank(label: str) -> float:  # the better mean where finished, longer budget first
+        g = long.found.get(label) or short.found.get(label)
+        return g.mean("log_px") if g else -math.inf
+
+    rivals = [max(candidates, key=rank) for o in objectives
+              if (candidates := [k for k, c in settings.items()
+                                 if (c.objective, c.model) == (o, model)])]  # fmt: skip
+    names = list(settings)
+    shared = [label for label in names if label in short.found]
+    missing = [k for k in names if k not in long.found]
+    lines = [f"### {title}", "", *settings_table(short, long, names), "",
+             f"The TVO here is `{tvo}`{why}, at both budgets; each rival is its setting in the "
+             "longer sweep. Δ ± SE [95% interval], paired over seeds; positive favours the TVO."
+             + (f" Not finished at {long.name} yet: {', '.join(missing)}." if missing else ""),
+             "", *gap_table(short, long, tvo, rivals, "log_px"), "",
              *gap_table(short, long, tvo, rivals, "kl"), "",
              *summary(short, long, tvo, rivals), ""]  # fmt: skip
     chart = plots.budget_curves(
