@@ -285,6 +285,14 @@ def test_version_and_threads(capsys, tiny_data, tmp_path):
         torch.set_num_threads(before)
 
 
+def test_python_m_tvo_is_the_command():
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "tvo", "--version"], capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    assert done.stdout.strip() == f"tvo {tvo.__version__}"
+
+
 def test_eval_by_ais_and_bdmc(tiny_data, tmp_path, capsys, one_thread):
     """``tvo eval --method ais|bdmc`` on a discrete run (the flip kernel) and a continuous one
     (HMC): the IS keys, plus method, steps, chains and stderr; BDMC adds its upper bound."""
