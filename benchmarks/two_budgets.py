@@ -255,12 +255,14 @@ def ais_lines(long: Budget, experiment: str = "sbn") -> list[str]:
         return []
     a = rows[0][2]
     lines = ["#### AIS on the best seed of each setting", "",
-             f"The run with the highest test log p̂(x) of each setting, the first 100 test "
-             f"images: IWAE with 5000 particles, and AIS ({a.get('kernel')} kernel, T = "
-             f"{a['steps']}, {a['chains']} chains, {a.get('schedule', 'sigmoid')} schedule) by "
-             f"`tvo eval RUN --method ais --limit 100 --ais-steps {a['steps']} --chains "
-             f"{a['chains']} --kernel {a.get('kernel')}` and `tvo eval RUN --limit 100`. Both are "
-             "stochastic lower bounds of log p(x); ± is AIS's standard error over the images.",
+             "The run with the highest test log p̂(x) of each setting, the first 100 test "
+             f"images: AIS with the kernel `{a.get('kernel')}`, T = {a['steps']}, "
+             f"{a['chains']} chains and the {a.get('schedule', 'sigmoid')} schedule, and IWAE "
+             "with 5000 particles, by `python benchmarks/two_budgets.py "
+             f"{long.sweep.path.as_posix()}`, which runs `tvo eval RUN {' '.join(AIS_ARGS)}` and "
+             f"`tvo eval RUN {' '.join(IWAE_ARGS)}` on each. Both are stochastic lower bounds of "
+             "log p(x); ± is the Monte Carlo standard error of AIS's mean over the images; the "
+             "seconds are those of a machine shared with the sweep.",
              "", "| setting | run | IWAE-5000 | AIS | AIS − IWAE | seconds (AIS) |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     for label, name, a, i in rows:
