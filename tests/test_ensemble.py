@@ -428,3 +428,27 @@ def test_a_member_sees_its_single_runs_batches_and_a_group_repeats_itself(tiny_d
     for a, b in zip(first, again):
         for name, tensor in a["model"].items():
             assert torch.equal(tensor, b["model"][name]), name
+
+
+@pytest.mark.parametrize("objective", [tvo.VAE(), tvo.IWAE(), tvo.DReG(), tvo.TVOReparam(K=3)],
+                         ids=lambda o: o.name)  # fmt: skip
+def test_reparameterised_objectives_draw_each_members_own_particles(objective):
+    """The built-in Gaussian VAE's reparameterised draws under ``vmap`` (``Normal.rsample`` fills
+    a tensor in place, which ``vmap`` refused, so these objectives could not train as a group):
+    two members with the same parameters and data draw different particles, hence different
+    losses, and the same generator state draws the same ones again."""
+    torch.manual_seed(0)
+    models = [GaussianVAE(latents=3, pixels=4, hidden=(5,)) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    x = (torch.rand(1, B, 4) < 0.5).float().expand(2, B, 4)
+    partitions = None
+    if objective.schedule is not None:
+        partitions = torch.stack([tvo.partition(3, "log", 0.1)] * 2)
+    group = GroupStep(models[0], objective, S, [1e-3] * 2)
+    state = group.init(models)
+    torch.manual_seed(1)
+    loss, _, _ = group.losses(state.params, state.buffers, x, partitions)
+    assert torch.isfinite(loss).all() and loss[0] != loss[1]
+    torch.manual_seed(1)
+    again, _, _ = group.losses(state.params, state.buffers, x, partitions)
+    torch.testing.assert_close(again, loss, rtol=0, atol=0)

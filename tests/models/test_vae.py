@@ -87,3 +87,27 @@ def test_it_follows_the_protocol_and_refuses_bad_sizes():
         GaussianVAE(0, 5)
     with pytest.raises(ValueError, match="hidden"):
         GaussianVAE(3, 5, hidden=(4, -1))
+
+
+def test_reparameterised_draws_are_normal_rsamples_drawn_out_of_place():
+    """``tvo.models.base.rsample`` gives ``Normal.rsample``'s numbers from the same generator
+    state, bit for bit, for a ``Normal``, an ``Independent`` of one (float32 and float64, small
+    and large, where torch vectorises the draw), so a single run's particles did not change;
+    another distribution keeps its own ``rsample``."""
+    from torch.distributions import Independent, LogNormal, Normal
+
+    from tvo.models.base import rsample
+
+    for shape, dtype in (((5, 3), torch.float32), ((100, 20), torch.float64)):
+        loc, scale = torch.randn(shape, dtype=dtype), torch.rand(shape, dtype=dtype) + 0.1
+        for q in (Normal(loc, scale), Independent(Normal(loc, scale), 1), LogNormal(loc, scale)):
+            torch.manual_seed(3)
+            expected = q.rsample((7,))
+            torch.manual_seed(3)
+            assert torch.equal(rsample(q, (7,)), expected)
+    model = GaussianVAE(latents=3, pixels=4, hidden=(5,))
+    x = (torch.rand(2, 4) < 0.5).float()
+    torch.manual_seed(5)
+    z, _ = model.sample_guide(x, 6, reparameterize=True)
+    torch.manual_seed(5)
+    assert torch.equal(z, model.guide(x).rsample((6,)))

@@ -26,7 +26,26 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Distribution
+from torch.distributions import Distribution, Independent, Normal
+
+
+def rsample(q: Distribution, sample_shape: tuple[int, ...]) -> Tensor:
+    """``q.rsample(sample_shape)``, drawn out of place where ``q`` is a ``Normal`` (or an
+    ``Independent`` of one): ``μ + ε σ`` with ``ε = torch.randn(…)``, the same numbers from the
+    same generator as ``Normal.rsample``, which fills a new tensor in place with ``normal_``, a
+    draw that ``torch.func.vmap(randomness="different")`` refuses (a group of runs,
+    ``tvo.ensemble``); any other distribution's own ``rsample``.
+
+    Args:
+        q: the distribution.
+        sample_shape: the leading dims of the draw, ``(S,)`` for ``S`` particles.
+    """
+    base = q.base_dist if isinstance(q, Independent) else q
+    if type(base) is not Normal:
+        return q.rsample(sample_shape)
+    shape = base._extended_shape(torch.Size(sample_shape))
+    eps = torch.randn(shape, dtype=base.loc.dtype, device=base.loc.device)
+    return base.loc + eps * base.scale
 
 
 def check_sizes(model: str, **sizes) -> None:
@@ -133,7 +152,7 @@ class Model(nn.Module):
                 raise ValueError(
                     f"{type(self).__name__} has no reparameterisable latents (has_rsample=False)"
                 )
-            z = q.rsample((num_particles,))
+            z = rsample(q, (num_particles,))
         else:
             z = q.sample((num_particles,))
         return z, q.log_prob(z)
