@@ -25,7 +25,7 @@ from tvo.models import ModelError
 from tvo.models import create as create_model
 from tvo.models.check import check_model, observation_support
 from tvo.models.user import import_class_module
-from tvo.objectives import Objective, objective_class
+from tvo.objectives import Objective, make_objective
 from tvo.partitions import Schedule, partition
 from tvo.runs import Run, RunError
 from tvo.runtime import check_memory
@@ -38,14 +38,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was asked for, but torch sees no CUDA device")
     return torch.device(name)
-
-
-def make_objective(config: TrainConfig) -> Objective:
-    """The objective of ``config``, with the settings of it that apply (the TVO's adaptive
-    schedules are seeded by the run's seed)."""
-    cls = objective_class(config.objective)
-    settings = {name: getattr(config, name) for name in cls.applicable(config.to_dict())}
-    return cls.from_settings(seed=config.seed, **settings)
 
 
 def make_optimiser(parameters, lr: float) -> torch.optim.Optimizer:

@@ -159,9 +159,8 @@ def run_objectives(trained, names: list[str], particles: list[int]) -> list[tupl
     its checkpoint, every other one with its defaults. A ``ConfigError``
     names an unknown objective, one the model cannot take (pathwise on discrete latents) and a
     particle count below an objective's minimum, before any work."""
-    from tvo.build import make_objective
     from tvo.config import ConfigError
-    from tvo.objectives import OBJECTIVES, objective_class
+    from tvo.objectives import OBJECTIVES, make_objective, objective_class
 
     chosen = []
     for name in names:

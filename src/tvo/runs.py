@@ -54,6 +54,7 @@ from tvo.config import load as load_config
 from tvo.config import save as save_config
 from tvo.config import validate as validate_config
 from tvo.files import write_atomic
+from tvo.objectives import make_objective
 
 METRICS = ("step", "seconds", "train_objective", "skipped", "split", "log_px", "kl", "elbo",
            "partition")  # fmt: skip
@@ -656,8 +657,6 @@ def migrate_checkpoint(state: dict, config: TrainConfig) -> dict:
     state.setdefault("skipped", 0)
     if state.get("partition") is None or (state.get("schedule") is None
                                           and config.schedule == "moments"):  # fmt: skip
-        from tvo.build import make_objective
-
         schedule = make_objective(config).schedule
         if schedule is not None and state.get("partition") is None:
             state["partition"] = schedule.init().partition

@@ -2,7 +2,7 @@
 class that declares its sampling mode and settings (``Objective``).
 
 ``OBJECTIVES`` is the registry by name; ``objective_class`` looks one up with a clear
-error.
+error; ``make_objective`` builds a run's objective from its config.
 """
 
 from tvo.objectives.base import Objective, Output, Terms
@@ -32,6 +32,18 @@ def objective_class(name: str) -> type[Objective]:
     return OBJECTIVES[name]
 
 
+def make_objective(config) -> Objective:
+    """The objective of ``config``, with the settings of it that apply (the TVO's adaptive
+    schedules are seeded by the run's seed).
+
+    Args:
+        config (tvo.config.TrainConfig): a run's settings.
+    """
+    cls = objective_class(config.objective)
+    settings = {name: getattr(config, name) for name in cls.applicable(config.to_dict())}
+    return cls.from_settings(seed=config.seed, **settings)
+
+
 __all__ = [
     "ELBO",
     "IWAE",
@@ -56,6 +68,7 @@ __all__ = [
     "elbo",
     "inference_compilation",
     "iwae",
+    "make_objective",
     "objective_class",
     "ovis_asymptotic",
     "ovis_mc",
