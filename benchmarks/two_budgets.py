@@ -61,10 +61,10 @@ def budget(name: str, sweep: Sweep, runs_dir: Path) -> Budget:
 
 def length(group: Group) -> str:
     """``10,000 steps`` or ``20 epochs (10,000 steps)``."""
-    steps = group.summaries[0].get("step") if group.summaries else None
-    steps = steps or group.config.steps
+    steps = (group.summaries[0].get("total_steps") if group.summaries else None) \
+        or group.config.steps  # fmt: skip
     if group.config.epochs is not None:
-        return f"{group.config.epochs:g} epochs ({steps:,} steps)"
+        return f"{group.config.epochs:g} epochs" + (f" ({steps:,} steps)" if steps else "")
     return f"{steps:,} steps"
 
 

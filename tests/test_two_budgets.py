@@ -26,7 +26,7 @@ def group(label: str, objective: str, log_px: dict, kl: dict, steps: int) -> Gro
     seeds = sorted(log_px)
     return Group(label, config, [f"{objective}-seed{s}" for s in seeds],
                  [{"log_px": log_px[s], "kl": kl[s]} for s in seeds],
-                 [{"step": steps} for _ in seeds],
+                 [{"steps": steps, "total_steps": steps} for _ in seeds],
                  [[{"step": steps // 2, "log_px": log_px[s] - 5, "kl": kl[s] + 1},
                    {"step": steps, "log_px": log_px[s], "kl": kl[s]}] for s in seeds],
                  seeds)  # fmt: skip
@@ -116,3 +116,10 @@ def test_budget_curves_keep_a_setting_s_colour_on_a_log_step_axis(budgets, tmp_p
     mean = statistics.fmean(short.found[TVO].values("log_px"))
     np.testing.assert_allclose(laptop.get_xydata(), [[5000, mean - 5], [10_000, mean]])
     assert (tmp_path / "b.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_length_in_epochs_names_its_steps():
+    g = group(TVO, "tvo", {0: -1.0}, {0: 1.0}, 10_000)
+    assert two_budgets.length(g) == "10,000 steps"
+    g.config.epochs, g.config.steps = 20, None
+    assert two_budgets.length(g) == "20 epochs (10,000 steps)"
