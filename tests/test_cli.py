@@ -1,6 +1,7 @@
 """The ``tvo`` command end to end on a tiny dataset, resume equivalence, and bad input."""
 
 import json
+import math
 import sys
 
 import matplotlib.image
@@ -311,12 +312,20 @@ def test_eval_by_ais_and_bdmc(tiny_data, tmp_path, capsys, one_thread):
         assert (result["steps"], result["chains"], result["num_images"]) == (15, 3, 6)
         assert result["stderr"] > 0 and 0 < result["acceptance"] <= 1
         assert ("HMC" in result["kernel"]) == (model == "linear_gaussian")
+        sigmoid = result
         assert main([*args, "--method", "bdmc", "--schedule", "run"]) == 0
         result = json.loads(capsys.readouterr().out)
         assert set(result) >= {*keys, "upper", "upper_stderr", "gap", "gap_stderr"}
         assert result["split"] == "simulated" and result["schedule"] == "run"
         assert result["gap"] == pytest.approx(result["upper"] - result["log_px"])
         assert result["gap_stderr"] > 0
+        # the adaptive schedule: its pilot's evaluations count, and it names the eval's file
+        assert main([*args, "--method", "ais", "--leapfrog", "2", "--schedule", "adaptive"]) == 0
+        adaptive = json.loads(capsys.readouterr().out)
+        assert adaptive["schedule"] == "adaptive" and math.isfinite(adaptive["log_px"])
+        assert adaptive["evaluations"] > sigmoid["evaluations"]
+        files = sorted((run / "evaluations").glob("test-ais-T15-C3-first6-*.json"))
+        assert len(files) == 2  # one per schedule: neither replaced the other
     assert main(["eval", str(runs["discrete_toy"]), "--method", "ais", "--ais-steps", "5",
                  "--chains", "2", "--limit", "4"]) == 0  # fmt: skip
     out = capsys.readouterr().out
