@@ -49,7 +49,7 @@ from tvo.objectives import (
 from tvo.partitions import partition
 from tvo.step import Step, StepInfo, TrainState
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "ELBO",
