@@ -29,6 +29,7 @@ from tvo import comparison, plots
 from tvo.report import Group, groups, labels, setting
 from tvo.sweep import Sweep
 
+FAR = 20  # nats: a setting this far below the best is left out of the curves (REINFORCE)
 METHOD = (__doc__ or "").split("\n\n", 1)[1].strip().replace("``", "`")  # for the document
 CLAIMS = {  # experiment → (title, the TVO setting compared, the rivals' objectives)
     "sbn": ("Claim 2 at two budgets: sigmoid belief networks",
@@ -230,11 +231,18 @@ def claim(short: Budget, long: Budget, experiment: str, out_md: Path, figures: P
              "", *gap_table(short, long, tvo, rivals, "log_px"), "",
              *gap_table(short, long, tvo, rivals, "kl"), "",
              *summary(short, long, tvo, rivals), ""]  # fmt: skip
+    top = max(short.found[label].mean("log_px") for label in shared) if shared else 0.0
+    far = [label for label in shared if short.found[label].mean("log_px") < top - FAR]
+    drawn = [label for label in shared if label not in far]
     chart = plots.budget_curves(
-        {b.name: {label: b.found[label].metrics for label in shared if label in b.found}
+        {b.name: {label: b.found[label].metrics for label in drawn if label in b.found}
          for b in (short, long)},
         figures / f"budgets_{experiment}.png", title=experiment)  # fmt: skip
-    return [*lines, f"![budgets_{experiment}]({chart.relative_to(out_md.parent).as_posix()})", ""]
+    left_out = (f"Left out of the curves, more than {FAR} nats below the best at "
+                f"{short.name}, so that the others can be told apart: {', '.join(far)}."
+                if far else "")  # fmt: skip
+    return [*lines, f"![budgets_{experiment}]({chart.relative_to(out_md.parent).as_posix()})", "",
+            *([left_out, ""] if far else [])]  # fmt: skip
 
 
 def ais_lines(long: Budget, experiment: str = "sbn") -> list[str]:
