@@ -107,7 +107,7 @@ def clear(d: comparison.Difference | None) -> str:
 def cell(d: comparison.Difference | None) -> str:
     if d is None:
         return "–"
-    return f"{d.mean:+.2f} ± {d.se:.2f} [{d.low:+.2f}, {d.high:+.2f}]"
+    return f"{d.mean:+.2f} ± {d.se:.2f} [{d.low:+.2f}, {d.high:+.2f}], {d.count}"
 
 
 def verdict(d: comparison.Difference | None) -> str:
@@ -226,7 +226,9 @@ def claim(short: Budget, long: Budget, experiment: str, out_md: Path, figures: P
     missing = [k for k in names if k not in long.found]
     lines = [f"### {title}", "", *settings_table(short, long, names), "",
              f"The TVO here is `{tvo}`{why}, at both budgets; each rival is its setting in the "
-             "longer sweep. Δ ± SE [95% interval], paired over seeds; positive favours the TVO."
+             "longer sweep. Δ ± SE [95% interval], paired over the seeds counted; positive "
+             "favours the TVO. With two pairs the standard error has one degree of freedom: "
+             "read such a verdict as provisional."
              + (f" Not finished at {long.name} yet: {', '.join(missing)}." if missing else ""),
              "", *gap_table(short, long, tvo, rivals, "log_px"), "",
              *gap_table(short, long, tvo, rivals, "kl"), "",

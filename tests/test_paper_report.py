@@ -242,6 +242,6 @@ def test_two_budgets_side_by_side_from_the_runs(finished, tmp_path):
     lead = f"{statistics.fmean(d):+.2f} ± {statistics.stdev(d) / 2**0.5:.2f}"
     row = next(line for line in text.splitlines() if line.startswith("| discrete_toy S=10 vimco |")
                and "with training" not in line and lead in line)  # fmt: skip
-    assert row.endswith("| +0.00 ± 0.00 [+0.00, +0.00] | no clear change |")
+    assert row.endswith("| +0.00 ± 0.00 [+0.00, +0.00], 2 pairs | no clear change |")
     for png in ("budgets_sbn", "budgets_continuous"):
         assert (tmp_path / "docs" / "images" / "results" / f"{png}.png").stat().st_size > 1000
