@@ -96,6 +96,16 @@ def test_units_are_longest_first_and_groups_hold_only_compatible_runs(loaded, tm
     assert len(grouped) == 4  # tvo K=2, tvo K=3, vimco (3 seeds each) and rws
 
 
+def test_a_run_given_in_epochs_is_ranked_by_the_steps_its_epochs_make():
+    """20 epochs of MNIST's 50,000 training images at batch 100 are 10,000 steps: 10⁷
+    particle-images, between 1,000 and 100,000 SBN steps at batch 24 (before, an epoch run
+    counted as one step and was always started last)."""
+    vae = resolve(model="gaussian", data="mnist", objective="vae", epochs=20.0, batch_size=100)
+    short, long = (resolve(objective="vimco", steps=n, batch_size=24) for n in (1000, 100_000))
+    assert plan._cost(vae) == 10 * 100 * 10_000
+    assert plan._cost(short) < plan._cost(vae) < plan._cost(long)
+
+
 def test_prepare_refuses_a_folder_holding_other_settings(loaded, tmp_path):
     out = tmp_path / "runs"
     plan.prepare(loaded, out)

@@ -280,7 +280,17 @@ def stale_evaluation(final: dict, evaluation: dict) -> str | None:
 
 
 def _cost(config: TrainConfig) -> float:
-    return config.particles * config.batch_size * (config.steps or 1)
+    """Particle-images a run draws, ``S × batch × steps``: the order in which ``units`` starts
+    runs. A run given in epochs has ``epochs × N_train / batch`` steps, with the training set's
+    size known by name (``tvo.data.datasets.TRAIN_IMAGES``) or, for a user's arrays, taken as
+    MNIST's 50,000 (the plan does not load data)."""
+    from tvo.data.datasets import TRAIN_IMAGES
+
+    steps = config.steps
+    if steps is None:
+        images = TRAIN_IMAGES.get(config.data, TRAIN_IMAGES["mnist"])
+        steps = config.epochs * images / config.batch_size
+    return config.particles * config.batch_size * steps
 
 
 def units(sweep: Sweep, out: Path, names: list[str], group: int = 1) -> list[list[str]]:
