@@ -189,8 +189,9 @@ def wall(rows: list[dict], order: list, jobs: int) -> float:
 
 
 def longest_first(rows: list[dict], order: list) -> list:
-    """``order``'s units, the longest first (``tvo.sweep.plan`` sorts by ``S · B · steps``,
-    and a run given in epochs counts as one step there, so its units come last)."""
+    """``order``'s units, the longest first by their measured seconds (``tvo.sweep.plan``
+    sorts by ``S · B · steps``, which does not see that a Gaussian step costs more than an SBN
+    step of the same size)."""
     return sorted(order, key=lambda unit: -unit_seconds(rows[unit[0]], unit[1]))
 
 
@@ -366,9 +367,8 @@ def report_lines(path: str | Path) -> list[str]:
         f"Every run alone: {t['hours_alone']:,.0f} CPU-hours, {_h(t['wall_alone'])} of wall "
         f"clock at {jobs} jobs × 1 thread; in groups of up to {g}: {t['hours_grouped']:,.0f} "
         f"CPU-hours, {_h(t['wall_grouped'])} (each job on a core of its own; the units in the "
-        f"order `tvo sweep` starts them, each to the first free job). That order puts runs "
-        "given in epochs last (`tvo.sweep.plan` sorts by S · B · steps, and counts a run in "
-        "epochs as one step); started longest first, the same units would take "
+        f"order `tvo sweep` starts them, the largest S · B · steps first, each to the first "
+        "free job). Started longest first by their measured times, the same units would take "
         f"{_h(t['wall_alone_longest_first'])} alone and {_h(t['wall_grouped_longest_first'])} "
         "grouped. Grouping only the kinds where groups pay (each kind alone or grouped, "
         f"whichever is less): {t['hours_best']:,.0f} CPU-hours.",
@@ -426,9 +426,26 @@ def print_table(rows: list[dict], data: dict) -> None:
           f"{_h(t['wall_grouped_longest_first'])})")  # fmt: skip
 
 
+def replan(data: dict) -> None:
+    """The units of ``data``'s sweep in the order ``tvo sweep`` now starts them
+    (``order_alone``, ``order_grouped``), for times measured under an earlier plan: the kinds
+    must be the JSON's, in its order. The training sets' sizes are the registry's
+    (``tvo.data.datasets.TRAIN_IMAGES``), so no data is loaded."""
+    from tvo.data.datasets import TRAIN_IMAGES
+
+    sweep = load(ROOT / data["sweep"])
+    rows, alone, grouped = kinds(sweep, TRAIN_IMAGES, data["group"])
+    labels = [r["kind"] for r in rows]
+    if labels != [r["kind"] for r in data["kinds"]]:
+        raise ValueError(f"{data['sweep']} no longer has the kinds that were measured")
+    data["order_alone"], data["order_grouped"] = alone, grouped
+
+
 def recompute(path: Path) -> int:
-    """``--recompute``: the totals of a measured JSON, summed again."""
+    """``--recompute``: the totals of a measured JSON, summed again over the units as
+    ``tvo sweep`` now plans them."""
     data = json.loads(path.read_text())
+    replan(data)
     rows = data["kinds"]
     data["totals"] = summarise(rows, data["order_alone"], data["order_grouped"], data["jobs"])
     data["experiments"] = by_experiment(rows)
@@ -474,7 +491,8 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--recompute", action="store_true",
                         help="measure nothing: redo the sums of the JSON at --json (its kinds' "
-                        "times and units as measured) and write it back")  # fmt: skip
+                        "times as measured, its units as tvo sweep now plans them) and write "
+                        "it back")  # fmt: skip
     args = parser.parse_args(argv)
     if args.recompute:
         return recompute(Path(args.json))

@@ -50,6 +50,23 @@ def test_the_kinds_cover_every_run_of_the_paper_sweep_once(paper):
     # the grid's 18 runs of linear_1 S10 K=2 (6 β1 × 3 seeds) form one group of 16 and one of 2
     k2 = next(r for r in rows if r["kind"] == "linear_1 tvo S=10 K=2 B=24")
     assert sorted(k2["group_sizes"]) == [2, 16]
+    # tvo sweep starts the largest S · B · steps first: a Gaussian run at S = 50 (250,000
+    # steps at batch 1000: 1.25e10 particle-images), not an SBN one (at most 4.8e9)
+    first = rows[alone[0][0]]["settings"]
+    assert (first["model"], first["particles"]) == ("gaussian", 50)
+
+
+def test_recompute_replans_the_units_of_the_measured_kinds(paper):
+    """A JSON measured under an earlier plan gets the units of today's, without loading data;
+    a sweep whose kinds changed since is refused."""
+    _, rows, alone, grouped = paper
+    data = {"sweep": "benchmarks/sweeps/paper.toml", "group": 16, "kinds": rows,
+            "order_alone": alone[::-1], "order_grouped": grouped[::-1]}  # fmt: skip
+    paper_budget.replan(data)
+    assert (data["order_alone"], data["order_grouped"]) == (alone, grouped)
+    data["kinds"] = rows[1:]
+    with pytest.raises(ValueError, match="no longer has the kinds"):
+        paper_budget.replan(data)
 
 
 def test_lengths_and_evaluations_are_tvos_own(paper):
@@ -125,7 +142,10 @@ def test_the_document_shows_the_jsons_numbers(tmp_path):
     assert "Every run alone: 200 CPU-hours, 4.2 d of wall clock at 2 jobs" in text
     assert "in groups of up to 16: 240 CPU-hours, 10.0 d" in text  # 864,000 s
     assert "2.00 ms, against 2.25 ms per step" in text
-    assert "would take 4.2 d alone and 10.0 d grouped" in text
+    assert (
+        "longest first by their measured times, the same units would take 4.2 d alone and "
+        "10.0 d grouped" in text
+    )
     assert "whichever is less): 200 CPU-hours" in text
     assert "1 kind cannot be grouped (b)" in text
     assert "benchmarks/gpu_check.sh" in text and "(sizes 2, 3)" in text
