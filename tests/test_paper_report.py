@@ -245,3 +245,43 @@ def test_two_budgets_side_by_side_from_the_runs(finished, tmp_path):
     assert row.endswith("| +0.00 ± 0.00 [+0.00, +0.00], 2 pairs | no clear change |")
     for png in ("budgets_sbn", "budgets_continuous"):
         assert (tmp_path / "docs" / "images" / "results" / f"{png}.png").stat().st_size > 1000
+
+
+def test_a_difference_between_settings_is_paired_over_seeds():
+    """Seeds that move together: the paired interval (d = 0.2, 0.1, 0.15: SE 0.029) excludes 0
+    where the unpaired 2-SE rule of before (SE 0.8) saw noise; KL̂ is signed so that positive
+    favours the first setting (lower is better)."""
+    from types import SimpleNamespace
+
+    from tvo.report import Group
+
+    def group(log_px, kl):
+        return Group("g", SimpleNamespace(), ["a", "b", "c"],
+                     [{"log_px": v, "kl": k} for v, k in zip(log_px, kl)], [], [],
+                     [0, 1, 2])  # fmt: skip
+
+    a, b = group([1.0, 2.0, 3.0], [5.0, 6.0, 7.0]), group([0.8, 1.9, 2.85], [5.0, 6.0, 7.5])
+    d = paper_report.compare(a, b, "log_px")
+    assert d.mean == pytest.approx(0.15) and d.se == pytest.approx(0.05 / 3**0.5)
+    assert paper_report.describe(d).endswith("3 pairs, clearly better")
+    kl = paper_report.compare(a, b, "kl", higher_is_better=False)
+    assert kl.mean == pytest.approx(0.5 / 3)
+    assert paper_report.clear_word(kl) == "within noise"
+
+
+def test_the_regrouping_note_computes_the_speedups_from_the_json(tmp_path):
+    """``M · single / group`` of the grouped Gaussian kinds: 9 · 100 / 1500 = 0.60 and
+    4 · 200 / 400 = 2.00; no note when every kind could be grouped."""
+    kinds = [
+        {"settings": {"model": "gaussian"}, "single_ms": 100.0, "group_ms": {"9": 1500.0}},
+        {"settings": {"model": "gaussian"}, "single_ms": 200.0, "group_ms": {"4": 400.0}},
+        {"settings": {"model": "linear_1"}, "single_ms": 1.0, "group_ms": {"9": 1.0}},
+        {"settings": {"model": "gaussian"}, "group_error": "vmap", "single_ms": 1.0,
+         "group_ms": {"9": 1.0}},
+    ]  # fmt: skip
+    path = tmp_path / "budget.json"
+    path.write_text(json.dumps({"kinds": kinds}))
+    (text,) = paper_report.regrouped(path)
+    assert "were 0.60 to 2.00 times as fast" in text
+    path.write_text(json.dumps({"kinds": kinds[:3]}))
+    assert paper_report.regrouped(path) == []
