@@ -123,3 +123,58 @@ def test_a_length_in_epochs_names_its_steps():
     assert two_budgets.length(g) == "10,000 steps"
     g.config.epochs, g.config.steps = 20, None
     assert two_budgets.length(g) == "20 epochs (10,000 steps)"
+
+
+def test_the_trend_is_worded_by_where_the_tvo_stood():
+    """A change in the TVO's favour is a lead that grew only when it led: behind at both
+    budgets its deficit shrank, and a gap that changed sign says so."""
+    from tvo.comparison import paired
+
+    gained = paired({0: 1.0, 1: 1.1, 2: 0.9}, {0: 0.0, 1: 0.0, 2: 0.0})
+    lost = paired({0: 0.0, 1: 0.0, 2: 0.0}, {0: 1.0, 1: 1.1, 2: 0.9})
+    assert two_budgets.trend(gained, 0.5, 1.5) == "the TVO's lead grew"
+    assert two_budgets.trend(gained, -1.5, -0.5) == "the TVO's deficit shrank"
+    assert two_budgets.trend(gained, -0.5, 0.5) == "the TVO went from behind to ahead"
+    assert two_budgets.trend(lost, 1.5, 0.5) == "the TVO's lead shrank"
+    assert two_budgets.trend(lost, -0.5, -1.5) == "the TVO's deficit grew"
+    assert two_budgets.trend(lost, 0.5, -0.5) == "the TVO went from ahead to behind"
+
+
+def test_a_setting_whose_seeds_all_diverged_is_named_not_dropped(budgets):
+    short, long = budgets
+    del long.found[VIMCO]
+    long.diverged.add(VIMCO)
+    gaps, words, change, word = two_budgets.leads(short, long, TVO, VIMCO, "log_px")
+    assert words == ["TVO clearly better", "every seed diverged"]
+    assert gaps[1] is None and change is None and word == "every seed diverged"
+
+
+def test_a_claim_is_decided_by_its_rule_on_the_rivals_it_names():
+    beats = two_budgets.CLAIMS["sbn"]
+    better = "TVO clearly better"
+    assert two_budgets.decide(beats, {"vimco": better, "ws": better}).startswith("**reproduced")
+    partly = two_budgets.decide(beats, {"vimco": better, "ws": "no clear difference"})
+    assert partly.startswith("**partly reproduced** (clearly better than vimco;")
+    assert "no clear difference from ws" in partly
+    assert two_budgets.decide(beats, {"vimco": "not finished"}).startswith("not decided")
+    competitive = two_budgets.CLAIMS["continuous"]
+    assert two_budgets.decide(competitive, {"vae": "no clear difference"}).startswith(
+        "**reproduced"
+    )
+    assert "clearly worse than vae" in two_budgets.decide(competitive, {"vae": "TVO clearly worse"})
+
+
+def test_a_label_matched_across_budgets_must_differ_only_in_length(budgets):
+    from tvo.config import resolve
+
+    short, _ = budgets
+    laptop = resolve(objective="vimco", steps=10_000, eval_every=1000)
+    short.found[VIMCO].config = laptop
+    two_budgets.check_same(short, {VIMCO: resolve(objective="vimco", steps=100_000)})
+    with pytest.raises(ValueError, match=r"differ from the longer sweep's in lr"):
+        two_budgets.check_same(short, {VIMCO: resolve(objective="vimco", lr=1e-3)})
+
+
+def test_only_the_ais_runs_of_the_documented_settings_are_read():
+    assert two_budgets.AIS_GLOB == "test-ais-T500-C2-first100-*.json"
+    assert two_budgets.IWAE_GLOB == "test-is-S5000-first100-*.json"
