@@ -375,10 +375,10 @@ def report_lines(path: str | Path) -> list[str]:
     ]
     failed = [r["kind"] for r in data["kinds"] if r.get("group_error")]
     if failed:
-        lines.append(f"{len(failed)} kind{'s' if len(failed) > 1 else ''} cannot be grouped "
-                     f"({', '.join(failed)}): the group step fails under `torch.func.vmap` "
-                     "(`tvo.ensemble.GroupError`), and `tvo sweep`'s worker then trains the "
-                     "group's runs one at a time, as counted here.")  # fmt: skip
+        lines.append(f"When this was measured, {len(failed)} kind{'s' if len(failed) > 1 else ''} "
+                     f"could not be grouped ({', '.join(failed)}): the group step failed under "
+                     "`torch.func.vmap` (`tvo.ensemble.GroupError`), and `tvo sweep`'s worker "
+                     "then trains the group's runs one at a time, as counted here.")  # fmt: skip
     if data.get("running"):
         r = data["running"]
         lines.append(f"The step of `{r['kind']}` measured here, {r['measured_ms']:.2f} ms, "

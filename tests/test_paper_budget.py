@@ -147,5 +147,5 @@ def test_the_document_shows_the_jsons_numbers(tmp_path):
         "10.0 d grouped" in text
     )
     assert "whichever is less): 200 CPU-hours" in text
-    assert "1 kind cannot be grouped (b)" in text
+    assert "When this was measured, 1 kind could not be grouped (b)" in text
     assert "benchmarks/gpu_check.sh" in text and "(sizes 2, 3)" in text
