@@ -69,8 +69,8 @@ CLAIMS = {
                  ("vimco", "rws", "ws", "reinforce"), "beats"),
     "continuous": Claim("Claim 3 at two budgets: the continuous model",
                         "gaussian S=10 tvo K=5 log β1=0.02", ("vae", "iwae", "dreg"),
-                        "the TVO is competitive with the VAE, not clearly worse than it (in the "
-                        "paper it sits between the VAE and the IWAE)", ("vae",), "competitive"),
+                        "the TVO is competitive with the VAE: not clearly worse than it; in the "
+                        "paper it sits between the VAE and the IWAE", ("vae",), "competitive"),
 }  # fmt: skip
 
 
@@ -416,7 +416,7 @@ def ais_lines(long: Budget, experiment: str = "sbn") -> list[str]:
                      f"{a['stderr']:.2f} | {a['log_px'] - i['log_px']:+.2f} | {versus} | "
                      f"{a.get('seconds', float('nan')):.0f} |")  # fmt: skip
     if waiting:
-        lines += ["", f"Not evaluated yet (not every seed has finished): {', '.join(waiting)}."]
+        lines += ["", f"Not evaluated yet: {', '.join(waiting)}."]
     return [*lines, ""]
 
 
@@ -426,8 +426,8 @@ def section(short: Budget, long: Budget, out_md: Path, figures: Path) -> list[st
     invocations = json.loads(record.read_text())["invocations"] if record.is_file() else []
     minutes = sum(i["seconds"] for i in invocations) / 60
     lines = [f"## Two budgets: {short.name} and {long.name}", "",
-             f"`{long.sweep.path.as_posix()}` trains the same settings as "
-             f"`{short.sweep.path.as_posix()}` for longer; its runs are in "
+             f"`{long.sweep.path.as_posix()}` trains the settings of "
+             f"`{short.sweep.path.as_posix()}` that the claims compare for longer; its runs are in "
              f"`{long.runs_dir.as_posix()}` ({len(long.sweep.runs)} runs, "
              f"{sum(len(g.finals) for g in long.found.values())} finished, "
              f"{minutes:.0f} minutes of wall-clock time over {len(invocations)} "
