@@ -19,6 +19,23 @@ def test_the_report_of_a_sweep_is_its_runs_own_numbers(finished, capsys):
     expected = f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
     assert f"| discrete_toy S=10 vimco | 2 | {expected} |" in text
     assert "| discrete_toy S=10 tvo K=2 log β1=0.1 | 2 |" in text
+    # the TVO bounds of each run's own partition, after the ELBO: TVO_L ≤ log p̂ ≤ TVO_U
+    tvo = [json.loads((out / n / "final.json").read_text())
+           for n in loaded.experiments["sbn"]
+           if (loaded.runs[n].objective, loaded.runs[n].partitions, loaded.runs[n].beta1)
+           == ("tvo", 2, 0.1)]  # fmt: skip
+    assert len(tvo) == 2
+    bounds = [
+        f"{statistics.fmean(f[k] for f in tvo):.2f} ± {statistics.stdev(f[k] for f in tvo):.2f}"
+        for k in ("elbo", "tvo_lower", "tvo_upper")
+    ]
+    row = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("| discrete_toy S=10 tvo K=2 log β1=0.1 |")
+    )
+    assert " | ".join(bounds) in row
+    assert all(f["elbo"] <= f["tvo_lower"] <= f["log_px"] <= f["tvo_upper"] for f in tvo)
 
 
 def test_the_report_is_written_only_where_asked_and_never_over_a_file(finished, tmp_path, capsys):

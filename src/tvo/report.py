@@ -62,6 +62,10 @@ class Group:
         return self.sd(key) / len(self.finals) ** 0.5
 
     def cell(self, key: str) -> str:
+        """``mean ± sd`` of ``key`` over the seeds; ``-`` where a result lacks it (a
+        ``final.json`` written before it was kept)."""
+        if any(f.get(key) is None for f in self.finals):
+            return "-"
         return f"{self.mean(key):.2f} ± {self.sd(key):.2f}"
 
 
@@ -197,23 +201,26 @@ def difference_table(found: dict[str, Group], against: str) -> list[str]:
 
 def table(found: dict[str, Group], standard_errors: bool = False) -> list[str]:
     """A Markdown table: one row per group, mean ± sd over its seeds (and, with
-    ``standard_errors``, a column of the standard error of the mean log p̂(x))."""
+    ``standard_errors``, a column of the standard error of the mean log p̂(x)). ``TVO_L`` and
+    ``TVO_U`` are the left and right Riemann sums over each run's own partition (the ELBO and
+    the EUBO for an objective without one), from the same particles as log p̂(x)."""
     split = next((g.finals[0].get("split", "test") for g in found.values() if g.finals), "test")
     se = " SE of log p̂(x) |" if standard_errors else ""
-    rule = "|---|---|---|" + ("---|" if se else "") + "---|---|---|---|"
-    lines = [f"| setting | seeds | {split} log p̂(x) |{se} {split} KL̂(q‖p) | ELBO | train time "
-             "(s) | steps |", rule]  # fmt: skip
+    rule = "|---|---|---|" + ("---|" if se else "") + "---|---|---|---|---|---|"
+    lines = [f"| setting | seeds | {split} log p̂(x) |{se} {split} KL̂(q‖p) | ELBO | TVO_L | TVO_U "
+             "| train time (s) | steps |", rule]  # fmt: skip
     for g in found.values():
         seeds = f"{len(g.finals)}" + (f" ({len(g.diverged)} diverged)" if g.diverged else "")
         if not g.finals:
             lines.append(f"| {g.label} | {seeds} | diverged |" + (" - |" if se else "")
-                         + " - | - | - | - |")  # fmt: skip
+                         + " - | - | - | - | - | - |")  # fmt: skip
             continue
         seconds = statistics.fmean(s.get("seconds", float("nan")) for s in g.summaries)
         steps = g.summaries[0].get("steps", "-")
         error = f" {g.se('log_px'):.2f} |" if standard_errors else ""
         lines.append(f"| {g.label} | {seeds} | {g.cell('log_px')} |{error} "
-                     f"{g.cell('kl')} | {g.cell('elbo')} | {seconds:.0f} | {steps} |")  # fmt: skip
+                     f"{g.cell('kl')} | {g.cell('elbo')} | {g.cell('tvo_lower')} | "
+                     f"{g.cell('tvo_upper')} | {seconds:.0f} | {steps} |")  # fmt: skip
     return lines
 
 
