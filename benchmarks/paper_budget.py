@@ -21,7 +21,7 @@ batch size); seeds and ``β1`` do not. For each kind, at one torch thread on the
   ``tvo.evaluate.run.evaluate_model`` and scaled by the image count. A group evaluates each
   member alone, so these are the same with and without groups.
 
-The budget (``budget``), from a run's steps ``N`` (``tvo.train.total_steps``: ``steps``, or
+The budget (``budget``), from a run's steps ``N`` (``tvo.config.run_steps``: ``steps``, or
 ``⌈epochs · N_train / B⌉``) and evaluations ``E = ⌊N / eval_every⌋ + [N mod eval_every ≠ 0]``::
 
     hours alone   = Σ_kinds runs · (N · single_ms / 1000 + E · valid_s + test_s) / 3600
@@ -58,33 +58,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import paired_median_ms
 
 from tvo.build import build
-from tvo.config import TrainConfig
+from tvo.config import TrainConfig, run_steps
 from tvo.data import load as load_data
 from tvo.ensemble import GroupError
 from tvo.evaluate.run import evaluate_model
 from tvo.step import Generators, init_state
 from tvo.sweep import load
 from tvo.sweep.plan import units
-from tvo.train import Group, Single, total_steps
+from tvo.train import Group, Single
 
 ROOT = Path(__file__).resolve().parents[1]
 # The settings that set the cost of a step (seed, lr and β1 do not).
 KIND = ("model", "data", "objective", "particles", "partitions", "schedule", "adapt_every",
         "auxiliary_particles", "batch_size")  # fmt: skip
 CPU = torch.device("cpu")
-
-
-class _Sized:
-    """A stand-in dataset for ``tvo.train.total_steps``, which reads only ``len(train)``."""
-
-    def __init__(self, train_images: int):
-        self.train = range(train_images)
-
-
-def run_steps(config: TrainConfig, train_images: int) -> int:
-    """The run's training steps, as ``tvo.train.total_steps`` counts them for a dataset of
-    ``train_images`` training images."""
-    return total_steps(config, _Sized(train_images))
 
 
 def evaluations(config: TrainConfig, steps: int) -> int:

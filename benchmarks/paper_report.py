@@ -137,7 +137,7 @@ def compare(a: Group, b: Group, key: str, higher_is_better: bool = True) -> Diff
 
 def clear_word(d: Difference) -> str:
     """``clearly better`` / ``clearly worse`` when the 95% interval excludes 0."""
-    return "clearly better" if d.low > 0 else "clearly worse" if d.high < 0 else "within noise"
+    return {1: "clearly better", -1: "clearly worse", 0: "within noise"}[d.sign]
 
 
 def describe(d: Difference) -> str:

@@ -137,11 +137,7 @@ def clear(d: comparison.Difference | None) -> str:
     """``clearly positive`` / ``clearly negative`` / ``within noise`` by the 95% interval."""
     if d is None:
         return "too few seeds"
-    if d.low > 0:
-        return "clearly positive"
-    if d.high < 0:
-        return "clearly negative"
-    return "within noise"
+    return {1: "clearly positive", -1: "clearly negative", 0: "within noise"}[d.sign]
 
 
 def cell(d: comparison.Difference | None) -> str:

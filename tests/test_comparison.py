@@ -69,3 +69,14 @@ def test_the_wrong_tests_would_not_pass_these_checks():
     welch = comparison.difference(A, C)
     pooled = stats.ttest_ind(list(A.values()), list(C.values()), equal_var=True)
     assert abs(pooled.pvalue - welch.p) > 1e-3
+
+
+def test_a_difference_is_clear_when_its_interval_excludes_zero():
+    """d = 1.0, 1.1, 0.9: mean 1, SE 0.058, 95% half-width 4.30 · 0.058 = 0.25, so [0.75,
+    1.25] is clear; the same differences around 0 (0.1, −0.1, 0.05) are not."""
+    from tvo.comparison import paired
+
+    zeros = {0: 0.0, 1: 0.0, 2: 0.0}
+    assert paired({0: 1.0, 1: 1.1, 2: 0.9}, zeros).sign == 1
+    assert paired(zeros, {0: 1.0, 1: 1.1, 2: 0.9}).sign == -1
+    assert paired({0: 0.1, 1: -0.1, 2: 0.05}, zeros).sign == 0

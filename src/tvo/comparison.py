@@ -62,6 +62,12 @@ class Difference:
     p: float
 
     @property
+    def sign(self) -> int:
+        """``+1`` or ``-1`` where the interval excludes 0 (the difference is *clear*), ``0``
+        where it holds 0."""
+        return 1 if self.low > 0 else -1 if self.high < 0 else 0
+
+    @property
     def count(self) -> str:
         """``5 pairs`` or ``3 + 4 seeds``."""
         if self.test == PAIRED:

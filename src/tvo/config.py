@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 import sys
@@ -201,6 +202,14 @@ def absolute_paths(settings: dict) -> dict:
     if isinstance(settings.get("data_root"), str) and settings["data_root"]:
         paths["data_root"] = os.path.abspath(settings["data_root"])
     return paths
+
+
+def run_steps(config: TrainConfig, train_images: int) -> int:
+    """A run's training steps: ``steps``, or ``⌈epochs · N_train / batch⌉`` for a training set
+    of ``train_images`` images (at least 1)."""
+    if config.steps is not None:
+        return config.steps
+    return max(1, math.ceil(config.epochs * train_images / config.batch_size))
 
 
 def differences(existing: TrainConfig, config: TrainConfig, keep=()) -> list[str]:

@@ -32,7 +32,6 @@ Where it sits: docs/architecture.md, "How data flows" and "One run and a group".
 from __future__ import annotations
 
 import dataclasses
-import math
 import shlex
 import signal
 import sys
@@ -47,7 +46,7 @@ from tqdm import tqdm
 
 from tvo import inputs
 from tvo.build import Setup, build_run
-from tvo.config import ConfigError, TrainConfig
+from tvo.config import ConfigError, TrainConfig, run_steps
 from tvo.data import Dataset
 from tvo.evaluate.run import evaluate_model
 from tvo.runs import Run, RunError
@@ -62,9 +61,7 @@ class NonFiniteError(RuntimeError):
 
 
 def total_steps(config: TrainConfig, dataset: Dataset) -> int:
-    if config.steps is not None:
-        return config.steps
-    return max(1, math.ceil(config.epochs * len(dataset.train) / config.batch_size))
+    return run_steps(config, len(dataset.train))
 
 
 @dataclass

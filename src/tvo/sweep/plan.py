@@ -286,10 +286,7 @@ def _cost(config: TrainConfig) -> float:
     MNIST's 50,000 (the plan does not load data)."""
     from tvo.data.datasets import TRAIN_IMAGES
 
-    steps = config.steps
-    if steps is None:
-        images = TRAIN_IMAGES.get(config.data, TRAIN_IMAGES["mnist"])
-        steps = config.epochs * images / config.batch_size
+    steps = config_module.run_steps(config, TRAIN_IMAGES.get(config.data, TRAIN_IMAGES["mnist"]))
     return config.particles * config.batch_size * steps
 
 
